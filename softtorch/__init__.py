@@ -1,0 +1,13 @@
+"""softtorch: soft, differentiable drop-in replacements for PyTorch's discrete operations.
+
+Every operator is a function here (``softtorch.sort``) and a layer in :mod:`softtorch.nn`
+(``softtorch.nn.SoftSort``).
+"""
+
+from . import functional, nn  # noqa: F401
+from ._core.straight_through import st
+from .functional import *  # noqa: F401,F403
+
+__version__ = "0.1.0"
+
+__all__ = ["st", *functional.__all__]

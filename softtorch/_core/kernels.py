@@ -1,0 +1,73 @@
+r"""The elementwise mode kernels.
+
+Every soft operator is built on one sigmoidal kernel :math:`\sigma_{mode}(z)` of the scaled
+argument :math:`z = x / \text{softness}` and on its antiderivative (the soft ReLU). The
+polynomial modes are exactly 0 or 1 outside :math:`|z| \le 5` and continuous (c0), once (c1)
+or twice (c2) continuously differentiable.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["WINDOW", "sigmoidal_kernel", "relu_kernel", "hard_step"]
+
+#: Half-width of the transition of the polynomial modes, in units of softness.
+WINDOW = 5.0
+
+
+def _window(z: torch.Tensor) -> torch.Tensor:
+    return (z / WINDOW).clamp(-1.0, 1.0)
+
+
+def sigmoidal_kernel(z: torch.Tensor, mode: str) -> torch.Tensor:
+    r"""The sigmoidal kernel :math:`\sigma_{mode}(z)` for a soft ``mode`` (``z`` already scaled).
+
+    .. math::
+        \sigma_{smooth}(z) = \frac{1}{1 + e^{-z}}, \quad
+        \sigma_{c0} = \tfrac12 + \tfrac12 u, \quad
+        \sigma_{c1} = -\tfrac14 u^3 + \tfrac34 u + \tfrac12, \quad
+        \sigma_{c2} = \tfrac{3}{16} u^5 - \tfrac58 u^3 + \tfrac{15}{16} u + \tfrac12,
+
+    with :math:`u = \operatorname{clamp}(z / 5, -1, 1)`.
+    """
+    if mode == "smooth":
+        return torch.sigmoid(z)
+    u = _window(z)
+    if mode == "c0":
+        return 0.5 + 0.5 * u
+    u2 = u * u
+    if mode == "c1":
+        return 0.5 + u * (0.75 - 0.25 * u2)
+    if mode == "c2":
+        return 0.5 + u * (15.0 / 16.0 + u2 * (-5.0 / 8.0 + u2 * (3.0 / 16.0)))
+    raise ValueError(f"mode must be one of 'smooth', 'c0', 'c1', 'c2' here, got {mode!r}")
+
+
+def relu_kernel(z: torch.Tensor, mode: str) -> torch.Tensor:
+    r"""Antiderivative of :func:`sigmoidal_kernel` in ``z``, zero at :math:`z \to -\infty`.
+
+    Multiplied by the softness it is the non-gated soft ReLU. The polynomial modes equal 0 for
+    :math:`z \le -5` and :math:`z` for :math:`z \ge 5`.
+    """
+    if mode == "smooth":
+        return F.softplus(z)
+    u = _window(z)
+    if mode == "c0":
+        inner = 0.25 * (u + 1.0) ** 2
+    elif mode == "c1":
+        u2 = u * u
+        inner = u2 * (3.0 / 8.0 - u2 / 16.0) + 0.5 * u + 3.0 / 16.0
+    elif mode == "c2":
+        u2 = u * u
+        inner = u2 * (15.0 / 32.0 + u2 * (-5.0 / 32.0 + u2 / 32.0)) + 0.5 * u + 5.0 / 32.0
+    else:
+        raise ValueError(f"mode must be one of 'smooth', 'c0', 'c1', 'c2' here, got {mode!r}")
+    # Above the window the antiderivative continues as z itself (u is clamped at 1 there).
+    return torch.where(z >= WINDOW, z, WINDOW * inner)
+
+
+def hard_step(z: torch.Tensor) -> torch.Tensor:
+    """Heaviside step with value 1/2 at 0 and a zero (not missing) gradient."""
+    return (torch.sign(z) + 1.0) * 0.5

@@ -1,0 +1,27 @@
+"""Validating and arranging the common arguments of an elementwise operator in one call."""
+
+from __future__ import annotations
+
+import torch
+
+from .checks import check_float_tensor, check_mode, check_softness
+
+__all__ = ["prepare_elementwise", "as_float_like"]
+
+
+def prepare_elementwise(name: str, x, softness, mode):
+    """Check ``mode`` and ``softness`` and promote ``x`` to float. Returns ``(x, softness, mode)``."""
+    mode = check_mode(mode)
+    softness = check_softness(softness)
+    x = check_float_tensor(name, x)
+    return x, softness, mode
+
+
+def as_float_like(value, like: torch.Tensor, name: str) -> torch.Tensor:
+    """Turn a number or tensor into a floating tensor on ``like``'s device (for bounds, second operands)."""
+    if isinstance(value, torch.Tensor):
+        value = check_float_tensor(name, value)
+        return value.to(device=like.device)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number or a tensor, got {type(value).__name__} {value!r}")
+    return torch.as_tensor(value, dtype=like.dtype, device=like.device)

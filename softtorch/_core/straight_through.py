@@ -1,0 +1,64 @@
+"""The straight-through combinator: hard values forward, soft gradients backward."""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+__all__ = ["straight_through", "st"]
+
+
+def _combine(hard, soft):
+    if isinstance(hard, torch.Tensor):
+        return (hard - soft).detach() + soft
+    if hard is None:
+        return None
+    if isinstance(hard, tuple):
+        parts = [_combine(h, s) for h, s in zip(hard, soft)]
+        # namedtuples take fields positionally; torch.return_types take one sequence
+        return type(hard)(*parts) if hasattr(hard, "_fields") else type(hard)(parts)
+    raise TypeError(f"straight-through expects tensors or tuples of tensors, got {type(hard).__name__}")
+
+
+def straight_through(fn, *args, mode: str = "smooth", **kwargs):
+    """Call ``fn`` in hard and in ``mode`` and return ``(hard - soft).detach() + soft``.
+
+    The result has the hard values and the gradient of the soft result.
+    """
+    if mode == "hard":
+        return fn(*args, mode="hard", **kwargs)
+    hard = fn(*args, mode="hard", **kwargs)
+    soft = fn(*args, mode=mode, **kwargs)
+    return _combine(hard, soft)
+
+
+def st(fn):
+    """Turn a softtorch function with a ``mode`` argument into its straight-through twin.
+
+    The twin computes the hard result in the forward pass and backpropagates the gradient of the
+    soft result in the requested ``mode``: ``(hard - soft).detach() + soft``, applied to every
+    tensor of the output.
+
+    Example:
+        >>> import torch, softtorch
+        >>> relu_st = softtorch.st(softtorch.relu)
+        >>> x = torch.tensor([-0.2, 0.3], requires_grad=True)
+        >>> y = relu_st(x)
+        >>> y
+        tensor([0.0000, 0.3000], grad_fn=<AddBackward0>)
+        >>> y.sum().backward(); x.grad
+        tensor([0.1192, 0.9526])
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, mode: str = "smooth", **kwargs):
+        return straight_through(fn, *args, mode=mode, **kwargs)
+
+    wrapper.__doc__ = (
+        f"Straight-through :func:`~softtorch.{fn.__name__}`: the hard result forward, the gradient of the "
+        f"soft result (in ``mode``) backward. Takes the same arguments as :func:`~softtorch.{fn.__name__}`."
+    )
+    wrapper.__name__ = f"{fn.__name__}_st"
+    wrapper.__qualname__ = wrapper.__name__
+    return wrapper

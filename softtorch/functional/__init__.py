@@ -1,0 +1,18 @@
+"""The functional core: one module per operator family."""
+
+from . import comparison, elementwise, logic, reduction, selection, sorting
+from .comparison import *  # noqa: F401,F403
+from .elementwise import *  # noqa: F401,F403
+from .logic import *  # noqa: F401,F403
+from .reduction import *  # noqa: F401,F403
+from .selection import *  # noqa: F401,F403
+from .sorting import *  # noqa: F401,F403
+
+__all__ = [
+    *elementwise.__all__,
+    *comparison.__all__,
+    *logic.__all__,
+    *selection.__all__,
+    *reduction.__all__,
+    *sorting.__all__,
+]

@@ -1,0 +1,251 @@
+r"""Soft comparison operators: greater, greater_equal, less, less_equal, eq, not_equal, isclose.
+
+Each one is the sigmoidal kernel of a difference (:func:`softtorch.sigmoidal`); the results are
+soft booleans in :math:`[0, 1]` that the logic operators combine.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .._core.checks import check_float_tensor, check_mode, check_softness
+from .._core.kernels import sigmoidal_kernel
+from .._core.straight_through import st
+
+__all__ = [
+    "greater",
+    "greater_equal",
+    "less",
+    "less_equal",
+    "eq",
+    "not_equal",
+    "isclose",
+    "greater_st",
+    "greater_equal_st",
+    "less_st",
+    "less_equal_st",
+    "eq_st",
+    "not_equal_st",
+    "isclose_st",
+]
+
+
+def _prepare(x, y, softness, mode):
+    mode = check_mode(mode)
+    softness = check_softness(softness)
+    x = check_float_tensor("x", x)
+    y = check_float_tensor("y", y)
+    return x, y, softness, mode
+
+
+def _soft_abs(d, softness, mode):
+    return d * (2.0 * sigmoidal_kernel(d / softness, mode) - 1.0)
+
+
+def _greater(d, softness, mode, epsilon, strict):
+    """Soft ``d > 0`` (``strict``) or ``d >= 0``; hard mode via the sign so the gradient is zero."""
+    if mode == "hard":
+        s = torch.sign(d)
+        return s.clamp(min=0.0) if strict else (s + 1.0).clamp(max=1.0)
+    shift = -epsilon if strict else epsilon
+    return sigmoidal_kernel((d + shift) / softness, mode)
+
+
+def _close(d, tolerance, softness, mode, epsilon):
+    """Soft ``|d| <= tolerance``: ``2 (1 - sigma((|d|_soft - tolerance - eps) / softness))`` in [0, 1]."""
+    if mode == "hard":
+        return (torch.sign(tolerance - torch.abs(d)) + 1.0).clamp(max=1.0)
+    gap = _soft_abs(d, softness, mode) - tolerance - epsilon
+    return (2.0 * (1.0 - sigmoidal_kernel(gap / softness, mode))).clamp(0.0, 1.0)
+
+
+_SHARED_ARGS = r"""
+    Args:
+        x (Tensor): first operand.
+        y (Tensor): second operand, broadcasting with ``x``.
+        softness (float or Tensor): temperature, positive. Default: ``0.1``.
+        mode (str): one of ``"hard"``, ``"smooth"``, ``"c0"``, ``"c1"``, ``"c2"``. Default: ``"smooth"``.
+        epsilon (float): tie-breaking shift that makes strict and non-strict comparisons differ
+            at exact ties. Default: ``1e-10``.
+
+    Shape:
+        Output has the broadcast shape of ``x`` and ``y``.
+
+    Returns:
+        Tensor: a soft boolean in :math:`[0, 1]` of the floating dtype of the inputs.
+"""
+
+
+def greater(x, y, *, softness=0.1, mode="smooth", epsilon=1e-10):
+    x, y, softness, mode = _prepare(x, y, softness, mode)
+    return _greater(x - y, softness, mode, epsilon, strict=True)
+
+
+def greater_equal(x, y, *, softness=0.1, mode="smooth", epsilon=1e-10):
+    x, y, softness, mode = _prepare(x, y, softness, mode)
+    return _greater(x - y, softness, mode, epsilon, strict=False)
+
+
+def less(x, y, *, softness=0.1, mode="smooth", epsilon=1e-10):
+    x, y, softness, mode = _prepare(x, y, softness, mode)
+    if mode == "hard":
+        return _greater(y - x, softness, mode, epsilon, strict=True)
+    return 1.0 - _greater(x - y, softness, mode, epsilon, strict=False)
+
+
+def less_equal(x, y, *, softness=0.1, mode="smooth", epsilon=1e-10):
+    x, y, softness, mode = _prepare(x, y, softness, mode)
+    if mode == "hard":
+        return _greater(y - x, softness, mode, epsilon, strict=False)
+    return 1.0 - _greater(x - y, softness, mode, epsilon, strict=True)
+
+
+def eq(x, y, *, softness=0.1, mode="smooth", epsilon=1e-10):
+    x, y, softness, mode = _prepare(x, y, softness, mode)
+    return _close(x - y, 0.0, softness, mode, epsilon)
+
+
+def not_equal(x, y, *, softness=0.1, mode="smooth", epsilon=1e-10):
+    return 1.0 - eq(x, y, softness=softness, mode=mode, epsilon=epsilon)
+
+
+def isclose(x, y, rtol=1e-5, atol=1e-8, *, softness=0.1, mode="smooth", epsilon=1e-10):
+    x, y, softness, mode = _prepare(x, y, softness, mode)
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise ValueError(f"{name} must be a nonnegative number, got {value!r}")
+    if mode == "hard":
+        close = _close(x - y, atol + rtol * torch.abs(y), softness, mode, epsilon)
+        return torch.where(x == y, torch.ones_like(close), close)
+    tolerance = atol + rtol * _soft_abs(y, softness, mode)
+    return _close(x - y, tolerance, softness, mode, epsilon)
+
+
+greater.__doc__ = (
+    r"""Soft ``x > y``, a relaxation of :func:`torch.greater`.
+
+    .. math::
+        \operatorname{greater}_{soft}(x, y) = \sigma_{mode}\!\left(\frac{x - y - \epsilon}{\text{softness}}\right)
+"""
+    + _SHARED_ARGS
+    + r"""
+    .. seealso:: :class:`softtorch.nn.SoftGreater`, :func:`greater_st`.
+
+    Example:
+        >>> import torch, softtorch
+        >>> softtorch.greater(torch.tensor([-0.2, 1.0]), torch.tensor([0.2, -1.0]))
+        tensor([0.0180, 1.0000])
+"""
+)
+greater_equal.__doc__ = (
+    r"""Soft ``x >= y``, a relaxation of :func:`torch.greater_equal`.
+
+    .. math::
+        \operatorname{greater\_equal}_{soft}(x, y)
+        = \sigma_{mode}\!\left(\frac{x - y + \epsilon}{\text{softness}}\right)
+"""
+    + _SHARED_ARGS
+    + r"""
+    .. seealso:: :class:`softtorch.nn.SoftGreaterEqual`, :func:`greater_equal_st`.
+
+    Example:
+        >>> import torch, softtorch
+        >>> softtorch.greater_equal(torch.tensor([0.3, 0.5]), torch.tensor([0.5, 0.5]))
+        tensor([0.1192, 0.5000])
+"""
+)
+less.__doc__ = (
+    r"""Soft ``x < y``, a relaxation of :func:`torch.less`.
+
+    .. math::
+        \operatorname{less}_{soft}(x, y) = 1 - \operatorname{greater\_equal}_{soft}(x, y)
+"""
+    + _SHARED_ARGS
+    + r"""
+    .. seealso:: :class:`softtorch.nn.SoftLess`, :func:`less_st`.
+
+    Example:
+        >>> import torch, softtorch
+        >>> softtorch.less(torch.tensor([-0.2, 1.0]), torch.tensor([0.2, -1.0]))
+        tensor([0.9820, 0.0000])
+"""
+)
+less_equal.__doc__ = (
+    r"""Soft ``x <= y``, a relaxation of :func:`torch.less_equal`.
+
+    .. math::
+        \operatorname{less\_equal}_{soft}(x, y) = 1 - \operatorname{greater}_{soft}(x, y)
+"""
+    + _SHARED_ARGS
+    + r"""
+    .. seealso:: :class:`softtorch.nn.SoftLessEqual`, :func:`less_equal_st`.
+
+    Example:
+        >>> import torch, softtorch
+        >>> softtorch.less_equal(torch.tensor([0.3, 0.5]), torch.tensor([0.5, 0.5]))
+        tensor([0.8808, 0.5000])
+"""
+)
+eq.__doc__ = (
+    r"""Soft ``x == y``, a relaxation of :func:`torch.eq`.
+
+    .. math::
+        \operatorname{eq}_{soft}(x, y) = 2\left(1 - \sigma_{mode}\!\left(
+        \frac{|x - y|_{soft} - \epsilon}{\text{softness}}\right)\right)
+
+    where :math:`|\cdot|_{soft}` is :func:`softtorch.abs` with the same mode and softness.
+"""
+    + _SHARED_ARGS
+    + r"""
+    .. seealso:: :class:`softtorch.nn.SoftEqual`, :func:`eq_st`.
+
+    Example:
+        >>> import torch, softtorch
+        >>> softtorch.eq(torch.tensor([0.3, 0.5]), torch.tensor([0.5, 0.5]))
+        tensor([0.3580, 1.0000])
+"""
+)
+not_equal.__doc__ = (
+    r"""Soft ``x != y``, a relaxation of :func:`torch.not_equal`.
+
+    .. math::
+        \operatorname{not\_equal}_{soft}(x, y) = 1 - \operatorname{eq}_{soft}(x, y)
+"""
+    + _SHARED_ARGS
+    + r"""
+    .. seealso:: :class:`softtorch.nn.SoftNotEqual`, :func:`not_equal_st`.
+
+    Example:
+        >>> import torch, softtorch
+        >>> softtorch.not_equal(torch.tensor([0.3, 0.5]), torch.tensor([0.5, 0.5]))
+        tensor([0.6420, 0.0000])
+"""
+)
+isclose.__doc__ = (
+    r"""Soft :func:`torch.isclose`: soft ``|x - y| <= atol + rtol * |y|``.
+
+    .. math::
+        \operatorname{isclose}_{soft}(x, y) = \operatorname{clip}_{[0, 1]}\, 2\left(1 - \sigma_{mode}\!\left(
+        \frac{|x - y|_{soft} - \text{atol} - \text{rtol}\,|y|_{soft} - \epsilon}{\text{softness}}\right)\right)
+
+    ``rtol`` (float, default ``1e-5``) and ``atol`` (float, default ``1e-8``) come before the soft
+    arguments, as in torch.
+"""
+    + _SHARED_ARGS
+    + r"""
+    .. seealso:: :class:`softtorch.nn.SoftIsClose`, :func:`isclose_st`.
+
+    Example:
+        >>> import torch, softtorch
+        >>> softtorch.isclose(torch.tensor([0.3, 0.5]), torch.tensor([0.5, 0.5]))
+        tensor([0.3580, 1.0000])
+"""
+)
+
+greater_st = st(greater)
+greater_equal_st = st(greater_equal)
+less_st = st(less)
+less_equal_st = st(less_equal)
+eq_st = st(eq)
+not_equal_st = st(not_equal)
+isclose_st = st(isclose)

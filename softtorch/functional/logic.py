@@ -1,0 +1,201 @@
+r"""Fuzzy logic on soft booleans in :math:`[0, 1]`: not, and, or, xor, all, any.
+
+These operators have no softness and no mode: they are exact on hard booleans (0/1) and
+multilinear in between (product t-norm), so they compose with the soft comparisons.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .._core.checks import check_dim, check_float_tensor
+
+__all__ = ["logical_not", "logical_and", "logical_or", "logical_xor", "all", "any"]
+
+#: Floor applied before logarithms in the geometric-mean variants.
+_LOG_FLOOR = 1e-12
+
+
+def _geometric_mean(x: torch.Tensor, dim) -> torch.Tensor:
+    floor = max(_LOG_FLOOR, torch.finfo(x.dtype).tiny)
+    return torch.exp(torch.log(x.clamp(min=floor)).mean(dim))
+
+
+def _and(x, y, use_geometric_mean):
+    if use_geometric_mean:
+        return _geometric_mean(torch.stack(torch.broadcast_tensors(x, y)), 0)
+    return x * y
+
+
+def _pair(x, y):
+    return check_float_tensor("x", x), check_float_tensor("y", y)
+
+
+def logical_not(x):
+    r"""Soft :func:`torch.logical_not`: :math:`\neg x = 1 - x`.
+
+    Args:
+        x (Tensor): soft booleans in :math:`[0, 1]` (bool and integer tensors are promoted).
+
+    Shape:
+        Output has the shape of ``x``.
+
+    Returns:
+        Tensor: :math:`1 - x`.
+
+    Example:
+        >>> import torch, softtorch
+        >>> softtorch.logical_not(torch.tensor([0.1, 0.8, 1.0]))
+        tensor([0.9000, 0.2000, 0.0000])
+    """
+    return 1.0 - check_float_tensor("x", x)
+
+
+def logical_and(x, y, *, use_geometric_mean=False):
+    r"""Soft :func:`torch.logical_and`: the product t-norm.
+
+    .. math::
+        x \wedge y = x\,y \qquad\text{or, with } \texttt{use\_geometric\_mean},\quad \sqrt{x\,y}
+
+    Args:
+        x (Tensor): soft booleans in :math:`[0, 1]`.
+        y (Tensor): soft booleans broadcasting with ``x``.
+        use_geometric_mean (bool): replace the product by the geometric mean (inputs clamped away
+            from 0), which keeps the result from shrinking with many operands. Default: ``False``.
+
+    Shape:
+        Output has the broadcast shape of ``x`` and ``y``.
+
+    Returns:
+        Tensor: soft booleans.
+
+    Example:
+        >>> import torch, softtorch
+        >>> softtorch.logical_and(torch.tensor([0.1, 0.8, 1.0]), torch.tensor([0.7, 0.1, 0.9]))
+        tensor([0.0700, 0.0800, 0.9000])
+    """
+    x, y = _pair(x, y)
+    return _and(x, y, use_geometric_mean)
+
+
+def logical_or(x, y, *, use_geometric_mean=False):
+    r"""Soft :func:`torch.logical_or`, by De Morgan from :func:`logical_and`.
+
+    .. math::
+        x \vee y = 1 - (1 - x)(1 - y)
+
+    Args:
+        x (Tensor): soft booleans in :math:`[0, 1]`.
+        y (Tensor): soft booleans broadcasting with ``x``.
+        use_geometric_mean (bool): geometric mean instead of product. Default: ``False``.
+
+    Shape:
+        Output has the broadcast shape of ``x`` and ``y``.
+
+    Returns:
+        Tensor: soft booleans.
+
+    Example:
+        >>> import torch, softtorch
+        >>> softtorch.logical_or(torch.tensor([0.1, 0.8, 1.0]), torch.tensor([0.7, 0.1, 0.9]))
+        tensor([0.7300, 0.8200, 1.0000])
+    """
+    x, y = _pair(x, y)
+    return 1.0 - _and(1.0 - x, 1.0 - y, use_geometric_mean)
+
+
+def logical_xor(x, y, *, use_geometric_mean=False):
+    r"""Soft :func:`torch.logical_xor`.
+
+    .. math::
+        x \oplus y = (x \wedge \neg y) \vee (\neg x \wedge y)
+
+    Args:
+        x (Tensor): soft booleans in :math:`[0, 1]`.
+        y (Tensor): soft booleans broadcasting with ``x``.
+        use_geometric_mean (bool): geometric mean instead of product. Default: ``False``.
+
+    Shape:
+        Output has the broadcast shape of ``x`` and ``y``.
+
+    Returns:
+        Tensor: soft booleans.
+
+    Example:
+        >>> import torch, softtorch
+        >>> softtorch.logical_xor(torch.tensor([0.1, 0.8, 1.0]), torch.tensor([0.7, 0.1, 0.9]))
+        tensor([0.6411, 0.7256, 0.1000])
+    """
+    x, y = _pair(x, y)
+    left = _and(x, 1.0 - y, use_geometric_mean)
+    right = _and(1.0 - x, y, use_geometric_mean)
+    return 1.0 - _and(1.0 - left, 1.0 - right, use_geometric_mean)
+
+
+def _reduce_dim(x, dim):
+    if dim is None:
+        return None
+    return check_dim(dim, x.dim())
+
+
+def all(x, dim=-1, keepdim=False, *, use_geometric_mean=False):
+    r"""Soft :func:`torch.all`: the product (or geometric mean) along ``dim``.
+
+    .. math::
+        \operatorname{all}(x) = \prod_i x_i
+
+    Args:
+        x (Tensor): soft booleans in :math:`[0, 1]`.
+        dim (int, optional): dimension to reduce; ``None`` reduces every element. Default: ``-1``.
+        keepdim (bool): keep the reduced dimension with size 1. Default: ``False``.
+        use_geometric_mean (bool): geometric mean instead of product. Default: ``False``.
+
+    Shape:
+        ``x`` with ``dim`` removed (kept with size 1 if ``keepdim``); a 0-d tensor for ``dim=None``.
+
+    Returns:
+        Tensor: soft booleans.
+
+    Example:
+        >>> import torch, softtorch
+        >>> softtorch.all(torch.tensor([0.1, 0.2, 0.8, 1.0]))
+        tensor(0.0160)
+    """
+    x = check_float_tensor("x", x)
+    dim = _reduce_dim(x, dim)
+    if x.dim() == 0:
+        return x.clone()
+    if dim is None:
+        out = _geometric_mean(x.reshape(-1), 0) if use_geometric_mean else x.prod()
+        return out.reshape([1] * x.dim()) if keepdim else out
+    if use_geometric_mean:
+        out = _geometric_mean(x, dim)
+        return out.unsqueeze(dim) if keepdim else out
+    return x.prod(dim, keepdim=keepdim)
+
+
+def any(x, dim=-1, keepdim=False, *, use_geometric_mean=False):
+    r"""Soft :func:`torch.any`, by De Morgan from :func:`all`.
+
+    .. math::
+        \operatorname{any}(x) = 1 - \prod_i (1 - x_i)
+
+    Args:
+        x (Tensor): soft booleans in :math:`[0, 1]`.
+        dim (int, optional): dimension to reduce; ``None`` reduces every element. Default: ``-1``.
+        keepdim (bool): keep the reduced dimension with size 1. Default: ``False``.
+        use_geometric_mean (bool): geometric mean instead of product. Default: ``False``.
+
+    Shape:
+        ``x`` with ``dim`` removed (kept with size 1 if ``keepdim``); a 0-d tensor for ``dim=None``.
+
+    Returns:
+        Tensor: soft booleans.
+
+    Example:
+        >>> import torch, softtorch
+        >>> softtorch.any(torch.tensor([0.1, 0.2, 0.8]))
+        tensor(0.8560)
+    """
+    x = check_float_tensor("x", x)
+    return 1.0 - all(1.0 - x, dim, keepdim, use_geometric_mean=use_geometric_mean)

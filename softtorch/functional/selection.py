@@ -1,0 +1,215 @@
+r"""Selection with soft indices: where, take_along_dim, take, index_select, narrow.
+
+A *soft index* is a probability vector over the ``n`` positions of the indexed dimension, stored
+on a new LAST axis of length ``n`` (this is what :func:`softtorch.argmax`, :func:`softtorch.argsort`
+and the other index-returning operators produce). Each function returns the expectation of the
+hard torch op under that distribution, so a one-hot index reproduces the torch op exactly.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .._core.checks import check_dim, check_float_tensor, check_positive_int
+
+__all__ = ["where", "take_along_dim", "take", "index_select", "narrow"]
+
+
+def _check_index_length(soft_index: torch.Tensor, n: int, what: str) -> torch.Tensor:
+    soft_index = check_float_tensor("soft_index", soft_index)
+    if soft_index.dim() == 0 or soft_index.shape[-1] != n:
+        got = "a 0-d tensor" if soft_index.dim() == 0 else f"last axis of size {soft_index.shape[-1]}"
+        raise ValueError(
+            f"soft_index must have a last axis of size n = {n} ({what}), got {got} (shape {tuple(soft_index.shape)})"
+        )
+    return soft_index
+
+
+def _expect(soft_index: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """``sum_j soft_index[..., j] * values[..., j]`` with broadcasting, as one matmul."""
+    soft_index, values = (
+        soft_index.to(torch.result_type(soft_index, values)),
+        values.to(torch.result_type(soft_index, values)),
+    )
+    return torch.matmul(soft_index.unsqueeze(-2), values.unsqueeze(-1)).squeeze(-1).squeeze(-1)
+
+
+def where(condition, x, y):
+    r"""Soft :func:`torch.where`: a convex combination of ``x`` and ``y``.
+
+    .. math::
+        \operatorname{where}(c, x, y) = c\,x + (1 - c)\,y
+
+    Args:
+        condition (Tensor): soft booleans in :math:`[0, 1]` (bool tensors are promoted).
+        x (Tensor): values where the condition holds.
+        y (Tensor): values where it does not; all three broadcast together.
+
+    Shape:
+        Output has the broadcast shape of the three inputs.
+
+    Returns:
+        Tensor: the mixed values.
+
+    Example:
+        >>> import torch, softtorch
+        >>> softtorch.where(torch.tensor([0.1, 0.8]), torch.tensor([-0.2, 0.3]), torch.tensor([0.2, 0.5]))
+        tensor([0.1600, 0.3400])
+    """
+    c = check_float_tensor("condition", condition)
+    x = check_float_tensor("x", x)
+    y = check_float_tensor("y", y)
+    return c * x + (1.0 - c) * y
+
+
+def take_along_dim(x, soft_index, dim=None):
+    r"""Soft :func:`torch.take_along_dim` with a soft index.
+
+    .. math::
+        \text{out}[\dots, i, \dots] = \sum_{j} P[\dots, i, \dots, j]\; x[\dots, j, \dots]
+
+    Args:
+        x (Tensor): input; ``n = x.shape[dim]``.
+        soft_index (Tensor): soft index of shape ``indices_shape + (n,)``, where ``indices_shape``
+            has ``x``'s number of dimensions and broadcasts with ``x`` except along ``dim``.
+        dim (int, optional): dimension to select along; ``None`` treats ``x`` as flattened
+            (``soft_index`` then has shape ``(k, x.numel())``). Default: ``None``.
+
+    Shape:
+        Output has shape ``indices_shape`` (broadcast with ``x`` outside ``dim``).
+
+    Returns:
+        Tensor: expected values of ``torch.take_along_dim`` under the soft index.
+
+    Example:
+        >>> import torch, softtorch
+        >>> x = torch.tensor([[1.0, 2.0, 3.0]])
+        >>> softtorch.take_along_dim(x, torch.tensor([[[0.0, 0.5, 0.5]]]), dim=1)
+        tensor([[2.5000]])
+    """
+    x = check_float_tensor("x", x)
+    if dim is None:
+        flat = x.reshape(-1)
+        soft_index = _check_index_length(soft_index, flat.numel(), "the number of elements of x, dim=None")
+        return _expect(soft_index, flat)
+    dim = check_dim(dim, x.dim())
+    n = x.shape[dim] if x.dim() else 1
+    soft_index = _check_index_length(soft_index, n, f"x.shape[{dim}]")
+    if soft_index.dim() - 1 != max(x.dim(), 1):
+        raise ValueError(
+            f"soft_index must have x.dim() + 1 = {max(x.dim(), 1) + 1} dimensions, got shape {tuple(soft_index.shape)}"
+        )
+    xm = x.reshape(1) if x.dim() == 0 else x.movedim(dim, -1)  # (..., n)
+    index = soft_index.movedim(dim, -2)  # (..., k, n)
+    out = torch.matmul(index.to(xm.dtype), xm.unsqueeze(-1)).squeeze(-1)  # (..., k)
+    return out.reshape(()) if x.dim() == 0 else out.movedim(-1, dim)
+
+
+def take(x, soft_index):
+    r"""Soft :func:`torch.take`: select from the flattened input with a soft index.
+
+    .. math::
+        \text{out}[\dots] = \sum_j P[\dots, j]\; \operatorname{flatten}(x)_j
+
+    Args:
+        x (Tensor): input of any shape, treated as flattened.
+        soft_index (Tensor): soft index of shape ``index_shape + (x.numel(),)``.
+
+    Shape:
+        Output has shape ``index_shape``.
+
+    Returns:
+        Tensor: expected values of ``torch.take``.
+
+    Example:
+        >>> import torch, softtorch
+        >>> softtorch.take(torch.tensor([[1.0, 2.0], [3.0, 4.0]]), torch.tensor([0.0, 0.0, 0.25, 0.75]))
+        tensor(3.7500)
+    """
+    x = check_float_tensor("x", x)
+    flat = x.reshape(-1)
+    soft_index = _check_index_length(soft_index, flat.numel(), "x.numel()")
+    return _expect(soft_index, flat)
+
+
+def index_select(x, soft_index, dim, keepdim=True):
+    r"""Soft :func:`torch.index_select` along ``dim``.
+
+    .. math::
+        \text{out}[\dots, i, \dots] = \sum_j P[i, j]\; x[\dots, j, \dots]
+
+    Args:
+        x (Tensor): input; ``n = x.shape[dim]``.
+        soft_index (Tensor): one soft index of shape ``(n,)`` or ``k`` of them, shape ``(k, n)``.
+        dim (int): dimension to select along.
+        keepdim (bool): for a single soft index of shape ``(n,)``, keep ``dim`` with size 1
+            (as ``torch.index_select`` with one index does); ``False`` removes it. Default: ``True``.
+
+    Shape:
+        ``x`` with ``dim`` replaced by ``k`` (or by 1 / removed for a single index).
+
+    Returns:
+        Tensor: expected values of ``torch.index_select``.
+
+    Example:
+        >>> import torch, softtorch
+        >>> x = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+        >>> softtorch.index_select(x, torch.tensor([0.25, 0.75]), dim=0)
+        tensor([[2.5000, 3.5000]])
+    """
+    x = check_float_tensor("x", x)
+    dim = check_dim(dim, x.dim())
+    n = x.shape[dim] if x.dim() else 1
+    soft_index = _check_index_length(soft_index, n, f"x.shape[{dim}]")
+    if soft_index.dim() > 2:
+        raise ValueError(f"soft_index must have shape (n,) or (k, n), got {tuple(soft_index.shape)}")
+    single = soft_index.dim() == 1
+    xm = x.reshape(1) if x.dim() == 0 else x.movedim(dim, -1)
+    out = torch.matmul(xm, soft_index.reshape(-1, n).to(xm.dtype).transpose(0, 1))  # (..., k)
+    if x.dim() == 0:
+        return out.reshape(1) if keepdim or not single else out.reshape(())
+    out = out.movedim(-1, dim)
+    return out.squeeze(dim) if single and not keepdim else out
+
+
+def narrow(x, soft_start, length, dim=0):
+    r"""Soft :func:`torch.narrow` with a distribution over the start position.
+
+    Start positions past ``n - length`` put their mass on start ``n - length`` (no wrap-around).
+
+    .. math::
+        \text{out} = \sum_{s=0}^{n - L} \tilde p_s\; x.\operatorname{narrow}(\text{dim}, s, L),
+        \qquad \tilde p_s = p_s \ (s < n - L), \quad \tilde p_{n-L} = \sum_{s \ge n - L} p_s
+
+    Args:
+        x (Tensor): input; ``n = x.shape[dim]``.
+        soft_start (Tensor): distribution over start positions, shape ``(n,)`` or any shape that
+            broadcasts with ``x`` moved to ``(..., n)`` (one distribution per slice).
+        length (int): length of the window, ``0 <= length <= n``.
+        dim (int): dimension to narrow. Default: ``0``.
+
+    Shape:
+        ``x`` with ``dim`` of size ``length``.
+
+    Returns:
+        Tensor: the expected window.
+
+    Example:
+        >>> import torch, softtorch
+        >>> softtorch.narrow(torch.tensor([1.0, 2.0, 3.0, 4.0]), torch.tensor([0.5, 0.5, 0.0, 0.0]), 2)
+        tensor([1.5000, 2.5000])
+    """
+    x = check_float_tensor("x", x)
+    dim = check_dim(dim, x.dim())
+    if x.dim() == 0:
+        raise ValueError("x must have at least one dimension for narrow, got a 0-d tensor")
+    n = x.shape[dim]
+    length = check_positive_int("length", length, low=0, high=n)
+    soft_start = _check_index_length(soft_start, n, f"x.shape[{dim}]")
+    xm = x.movedim(dim, -1)
+    last = n - length
+    # Fold the mass of starts past n - length onto start n - length.
+    starts = torch.cat([soft_start[..., :last], soft_start[..., last:].sum(-1, keepdim=True)], dim=-1)
+    windows = xm.unfold(-1, length, 1) if length > 0 else xm[..., : last + 1].unsqueeze(-1)[..., :0]
+    out = torch.einsum("...s,...sl->...l", starts.to(xm.dtype), windows)
+    return out.movedim(-1, dim)

@@ -1,0 +1,624 @@
+r"""Soft sort, argsort, top-k, rank, quantile and median.
+
+All of them read rows of one soft permutation matrix :math:`P` of the standardized input
+:math:`\tilde x` (see :func:`sort`): :math:`P_{ij}` is the probability that sorted slot
+:math:`i` holds element :math:`j`. Values are expectations :math:`P x`; soft indices are rows of
+:math:`P`; ranks are expected slot numbers. The ``method`` chooses how :math:`P` is built, the
+``mode`` which simplex projection turns scores into rows, and ``softness`` how far from the hard
+permutation it is.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import NamedTuple
+
+import torch
+
+from .._core.checks import check_choice, check_positive_int
+from .._core.straight_through import st
+from ._family import (
+    Family,
+    gather,
+    one_hot,
+    prepare,
+    scores_sorted_back,
+    soft_rows,
+    values_from_rows,
+)
+
+__all__ = [
+    "sort",
+    "argsort",
+    "topk",
+    "rank",
+    "quantile",
+    "argquantile",
+    "median",
+    "argmedian",
+    "sort_st",
+    "argsort_st",
+    "topk_st",
+    "rank_st",
+    "quantile_st",
+    "argquantile_st",
+    "median_st",
+    "argmedian_st",
+    "QuantileResult",
+]
+
+INTERPOLATIONS = ("linear", "lower", "higher", "nearest", "midpoint")
+
+
+class QuantileResult(NamedTuple):
+    """``quantile(..., return_argquantile=True)``: the values and their soft indices."""
+
+    values: torch.Tensor
+    indices: torch.Tensor
+
+
+def _log(p: torch.Tensor, log: bool) -> torch.Tensor:
+    return torch.log(p) if log else p
+
+
+def _sorted_rows(fam: Family, descending: bool, rows, *, with_indices, gated_grad, log):
+    """Values ``(..., r)`` and (optionally) soft index rows ``(..., r, n)`` for sorted slots ``rows``."""
+    if fam.mode == "hard":
+        hard = torch.sort(fam.flat, dim=-1, descending=descending)
+        values, index = hard.values, hard.indices
+        if rows is not None:
+            values, index = values.index_select(-1, rows), index.index_select(-1, rows)
+        return values, (_log(one_hot(index, fam.n, fam.flat), log) if with_indices else None)
+    if fam.method.values_from_scores:
+        values = scores_sorted_back(fam, descending)
+        values = values if rows is None else values.index_select(-1, rows)
+        return values, (soft_rows(fam, descending, rows, log) if with_indices else None)
+    if not with_indices and rows is None:
+        scores = fam.scaled.scores if gated_grad else fam.scaled.scores.detach()
+        softness = fam.softness.detach() if isinstance(fam.softness, torch.Tensor) and not gated_grad else fam.softness
+        return fam.method.module.sort_values(fam.flat, scores, softness, fam.mode, descending=descending), None
+    p = soft_rows(fam, descending, rows, log)
+    return values_from_rows(fam, p, log, gated_grad), (p if with_indices else None)
+
+
+_SORT_ARGS = r"""
+        softness (float or Tensor): temperature, positive and finite; a tensor broadcasts against
+            ``x`` with ``dim`` set to 1 (one temperature per channel). Default: ``0.1``.
+        mode (str): ``"hard"`` (exact torch result), ``"smooth"`` (softmax rows), ``"c0"``
+            (sparsemax), ``"c1"`` (1.5-entmax), ``"c2"`` (4/3-entmax). Default: ``"smooth"``.
+        method (str): ``"neuralsort"``, ``"softsort"`` or ``"sorting_network"``. Default: ``"neuralsort"``.
+        standardize (bool): squash ``x`` along ``dim`` to
+            :math:`\operatorname{sigmoid}((x - \mu) / \sqrt{\sigma^2 + 10^{-6}})` before relaxing,
+            which makes the result invariant to :math:`a x + b`, :math:`a > 0`. Default: ``True``.
+        gated_grad (bool): ``False`` detaches the soft index before values are gathered, so
+            gradients reach ``x`` only through the gathered values. Default: ``True``.
+        return_log_probs (bool): return soft indices as log-probabilities (``-inf`` at the exact
+            zeros of the polynomial modes). Default: ``False``."""
+
+
+def sort(
+    x,
+    dim=-1,
+    descending=False,
+    *,
+    softness=0.1,
+    mode="smooth",
+    method="neuralsort",
+    standardize=True,
+    gated_grad=True,
+    return_indices=True,
+    return_log_probs=False,
+):
+    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=return_indices)
+    values, p = _sorted_rows(
+        fam, descending, None, with_indices=return_indices, gated_grad=gated_grad, log=return_log_probs
+    )
+    return torch.return_types.sort((fam.values_back(values), None if p is None else fam.index_back(p)))
+
+
+sort.__doc__ = (
+    r"""Soft sort, a relaxation of :func:`torch.sort`.
+
+    With the standardized input :math:`\tilde x` and the simplex projection :math:`\Pi_{mode}`,
+    the default method (NeuralSort) builds row :math:`i` (1-based, descending) of the soft
+    permutation as
+
+    .. math::
+        P_{i\cdot} = \Pi_{mode}\!\left(\frac{(n + 1 - 2i)\,\tilde x - \sum_k |\tilde x - \tilde x_k|_{soft}}
+        {\text{softness}}\right), \qquad \text{values} = P\,x.
+
+    Args:
+        x (Tensor): input of any shape.
+        dim (int): dimension to sort. Default: ``-1``.
+        descending (bool): sort in descending order. Default: ``False``."""
+    + _SORT_ARGS
+    + r"""
+        return_indices (bool): also return the soft permutation. ``False`` computes the values
+            without ever holding the ``n x n`` matrix (softsort, neuralsort). Default: ``True``.
+
+    Shape:
+        ``values`` has the shape of ``x``; ``indices`` has ``x``'s shape plus a last axis of size
+        ``n``: ``indices[..., i, ..., j]`` is the probability that sorted slot ``i`` holds ``j``.
+
+    Returns:
+        ``torch.return_types.sort(values, indices)``; ``indices`` is ``None`` when
+        ``return_indices=False``.
+
+    .. note::
+        ``mode="hard"`` returns :func:`torch.sort`'s values bit for bit and one-hot indices.
+
+    .. seealso:: :func:`argsort`, :class:`softtorch.nn.SoftSort`, :func:`sort_st`; Grover et al.,
+        *Stochastic Optimization of Sorting Networks via Continuous Relaxations* (ICLR 2019).
+
+    Example:
+        >>> import torch, softtorch
+        >>> x = torch.tensor([-0.2, -1.0, 0.3, 1.0])
+        >>> softtorch.sort(x).values
+        tensor([-0.8792, -0.1641,  0.2767,  0.8738])
+        >>> softtorch.sort(x, softness=0.5, mode="c0").values
+        tensor([-1.0000, -0.6313,  0.6525,  0.9824])
+"""
+)
+
+
+def argsort(
+    x,
+    dim=-1,
+    descending=False,
+    *,
+    softness=0.1,
+    mode="smooth",
+    method="neuralsort",
+    standardize=True,
+    return_log_probs=False,
+):
+    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=True)
+    if fam.mode == "hard":
+        index = torch.sort(fam.flat, dim=-1, descending=descending).indices
+        p = _log(one_hot(index, fam.n, fam.flat), return_log_probs)
+    else:
+        p = soft_rows(fam, descending, None, return_log_probs)
+    return fam.index_back(p)
+
+
+argsort.__doc__ = (
+    r"""Soft argsort, a relaxation of :func:`torch.argsort`: the soft permutation of :func:`sort`.
+
+    .. math::
+        \operatorname{argsort}_{soft}(x) = P, \qquad P_{ij} = \Pr[\text{slot } i \text{ holds element } j]
+
+    Args:
+        x (Tensor): input of any shape.
+        dim (int): dimension to sort. Default: ``-1``.
+        descending (bool): sort in descending order. Default: ``False``."""
+    + _SORT_ARGS.split("        gated_grad")[0]
+    + r"""        return_log_probs (bool): return log-probabilities. Default: ``False``.
+
+    Shape:
+        ``x``'s shape plus a last axis of size ``n``.
+
+    Returns:
+        Tensor: row-stochastic soft permutation (one-hot rows in hard mode).
+
+    .. seealso:: :func:`sort`, :class:`softtorch.nn.SoftArgsort`, :func:`argsort_st`.
+
+    Example:
+        >>> import torch, softtorch
+        >>> softtorch.argsort(torch.tensor([0.3, -1.0, 1.0]), mode="hard")
+        tensor([[0., 1., 0.],
+                [1., 0., 0.],
+                [0., 0., 1.]])
+"""
+)
+
+
+def topk(
+    x,
+    k,
+    dim=-1,
+    *,
+    largest=True,
+    sorted=True,
+    softness=0.1,
+    mode="smooth",
+    method="neuralsort",
+    standardize=True,
+    gated_grad=True,
+    return_log_probs=False,
+):
+    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=True)
+    k = check_positive_int("k", k, low=1, high=fam.n)
+    if fam.mode == "hard":
+        hard = torch.topk(fam.flat, k, dim=-1, largest=largest, sorted=sorted)
+        values, p = hard.values, _log(one_hot(hard.indices, fam.n, fam.flat), return_log_probs)
+    else:
+        rows = torch.arange(k, device=fam.flat.device)
+        values, p = _sorted_rows(fam, largest, rows, with_indices=True, gated_grad=gated_grad, log=return_log_probs)
+    return torch.return_types.topk((fam.values_back(values), fam.index_back(p)))
+
+
+topk.__doc__ = (
+    r"""Soft top-k, a relaxation of :func:`torch.topk`: the first ``k`` rows of the soft permutation.
+
+    .. math::
+        \text{values} = P_{1:k}\, x, \qquad \text{indices} = P_{1:k}
+
+    with :math:`P` the descending soft permutation of :func:`sort` (ascending for ``largest=False``).
+
+    Args:
+        x (Tensor): input of any shape.
+        k (int): number of elements, ``1 <= k <= n``.
+        dim (int): dimension along which to take the top k. Default: ``-1``.
+        largest (bool): the largest (``True``) or the smallest elements. Default: ``True``.
+        sorted (bool): accepted for compatibility; soft results are always in sorted order.
+            Default: ``True``."""
+    + _SORT_ARGS
+    + r"""
+
+    Shape:
+        ``values``: ``x`` with ``dim`` of size ``k``; ``indices``: that shape plus a last axis of size ``n``.
+
+    Returns:
+        ``torch.return_types.topk(values, indices)``.
+
+    .. seealso:: :class:`softtorch.nn.SoftTopK`, :func:`topk_st`.
+
+    Example:
+        >>> import torch, softtorch
+        >>> softtorch.topk(torch.tensor([-0.2, -1.0, 0.3, 1.0]), k=3).values
+        tensor([ 0.8738,  0.2767, -0.1641])
+"""
+)
+
+
+def rank(x, dim=None, descending=True, *, softness=0.1, mode="smooth", method="neuralsort", standardize=True):
+    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=True)
+    n = fam.n
+    order = torch.argsort(fam.flat, dim=-1, descending=descending, stable=True)
+    slots = torch.arange(1, n + 1, device=fam.flat.device, dtype=fam.flat.dtype)
+    hard = torch.empty_like(fam.flat).scatter(-1, order, slots.expand_as(order))
+    if fam.mode == "hard":
+        ranks = hard
+    else:
+        p = soft_rows(fam, descending)
+        mass = p.sum(-2)
+        expected = torch.matmul(slots.unsqueeze(0), p).squeeze(-2)
+        # An element no slot gives any weight (possible with the sparse modes) keeps its hard rank.
+        has_mass = mass > torch.finfo(mass.dtype).tiny
+        ranks = torch.where(has_mass, expected / torch.where(has_mass, mass, torch.ones_like(mass)), hard)
+    if fam.dim is None:
+        return ranks.reshape(fam.x.shape)
+    return fam.values_back(ranks)
+
+
+rank.__doc__ = (
+    r"""Soft rank: each element's expected 1-based position in the sorted order.
+
+    .. math::
+        r_j = \frac{\sum_i i\, P_{ij}}{\sum_i P_{ij}}
+
+    with :math:`P` the soft permutation of :func:`sort` (descending by default, so the largest
+    element has rank 1). The hard rank is ``argsort(argsort(x)) + 1``.
+
+    Args:
+        x (Tensor): input of any shape.
+        dim (int, optional): dimension to rank along; ``None`` ranks all elements together.
+            Default: ``None``.
+        descending (bool): rank 1 for the largest element. Default: ``True``."""
+    + _SORT_ARGS.split("        gated_grad")[0]
+    + r"""
+    Shape:
+        Same as ``x``.
+
+    Returns:
+        Tensor: float ranks in :math:`[1, n]`.
+
+    .. seealso:: :class:`softtorch.nn.SoftRank`, :func:`rank_st`.
+
+    Example:
+        >>> import torch, softtorch
+        >>> softtorch.rank(torch.tensor([-0.2, -1.0, 0.3, 1.0]), descending=False)
+        tensor([1.9950, 1.0548, 3.0239, 3.9228])
+"""
+)
+
+
+def _check_q(q, like):
+    """``q`` as a 1-D tensor (and whether it was a scalar), checked to lie in [0, 1]."""
+    if isinstance(q, torch.Tensor):
+        if q.dim() > 1:
+            raise ValueError(f"q must be a float or a 0-d/1-D tensor, got a tensor of shape {tuple(q.shape)}")
+        scalar = q.dim() == 0
+        qt = q.to(device=like.device, dtype=like.dtype).reshape(-1)
+        if not torch.compiler.is_compiling() and qt.numel() and not bool(((qt >= 0) & (qt <= 1)).all()):
+            raise ValueError(f"q must lie in [0, 1], got {q.tolist()}")
+        return qt, scalar
+    if isinstance(q, bool) or not isinstance(q, numbers.Real):
+        raise TypeError(f"q must be a float in [0, 1] or a tensor, got {type(q).__name__} {q!r}")
+    if not 0.0 <= float(q) <= 1.0:
+        raise ValueError(f"q must lie in [0, 1], got {q!r}")
+    return torch.tensor([float(q)], device=like.device, dtype=like.dtype), True
+
+
+def _order_statistics(q, n, interpolation):
+    """Lower/upper order statistics and the weight of the upper one, as torch.quantile chooses them."""
+    pos = q * (n - 1)
+    lower = pos.floor()
+    if interpolation == "linear":
+        weight = pos - lower
+    elif interpolation == "lower":
+        weight = torch.zeros_like(pos)
+    elif interpolation == "higher":
+        weight = (pos > lower).to(pos.dtype)
+    elif interpolation == "nearest":
+        weight = pos.round() - lower
+    else:  # midpoint
+        weight = torch.full_like(pos, 0.5)
+    lo = lower.long().clamp(0, n - 1)
+    hi = pos.ceil().long().clamp(0, n - 1)
+    return lo, hi, weight
+
+
+def _quantile(x, q, dim, keepdim, interpolation, softness, mode, method, standardize, gated_grad, log, values):
+    check_choice("interpolation", interpolation, INTERPOLATIONS)
+    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=True)
+    qt, scalar = _check_q(q, fam.flat)
+    lo, hi, weight = _order_statistics(qt, fam.n, interpolation)
+    rows = torch.cat([lo, hi])
+    k = qt.shape[0]
+    if fam.mode == "hard":
+        index = torch.sort(fam.flat, dim=-1, stable=True).indices.index_select(-1, rows)
+        p = one_hot(index, fam.n, fam.flat)
+    else:
+        p = soft_rows(fam, False, rows, False)
+    dist = (1.0 - weight).unsqueeze(-1) * p[..., :k, :] + weight.unsqueeze(-1) * p[..., k:, :]  # (..., K, n)
+    out_values = None
+    if values:
+        if fam.mode == "hard":
+            out_values = torch.quantile(
+                fam.x, qt[0] if scalar else qt, dim=dim, keepdim=keepdim, interpolation=interpolation
+            )
+        else:
+            if fam.method.values_from_scores:
+                ends = scores_sorted_back(fam, False).index_select(-1, rows)
+                v = (1.0 - weight) * ends[..., :k] + weight * ends[..., k:]
+            else:
+                v = gather(dist, fam.flat, gated_grad)
+            out_values = _quantile_layout(fam, v, keepdim, scalar, extra=0)
+    return out_values, _quantile_layout(fam, _log(dist, log), keepdim, scalar, extra=1)
+
+
+def _quantile_layout(fam: Family, t: torch.Tensor, keepdim: bool, scalar: bool, extra: int) -> torch.Tensor:
+    """``(..., K[, n])`` to torch.quantile's layout: ``(K, *reduced)``, q-axis dropped for a scalar q."""
+    t = t.movedim(-1 - extra, 0)  # (K, ..., [n])
+    if keepdim:
+        if fam.dim is None:
+            t = t.reshape(t.shape[:1] + (1,) * fam.x.dim() + t.shape[t.dim() - extra :])
+        elif fam.x.dim() > 0:
+            t = t.unsqueeze(fam.dim + 1)
+    return t.squeeze(0) if scalar else t
+
+
+def quantile(
+    x,
+    q,
+    dim=None,
+    keepdim=False,
+    *,
+    interpolation="linear",
+    return_argquantile=False,
+    softness=0.1,
+    mode="smooth",
+    method="neuralsort",
+    standardize=True,
+    gated_grad=True,
+    return_log_probs=False,
+):
+    values, dist = _quantile(
+        x, q, dim, keepdim, interpolation, softness, mode, method, standardize, gated_grad, return_log_probs, True
+    )
+    return QuantileResult(values, dist) if return_argquantile else values
+
+
+def argquantile(
+    x,
+    q,
+    dim=None,
+    keepdim=False,
+    *,
+    interpolation="linear",
+    softness=0.1,
+    mode="smooth",
+    method="neuralsort",
+    standardize=True,
+    return_log_probs=False,
+):
+    return _quantile(
+        x, q, dim, keepdim, interpolation, softness, mode, method, standardize, True, return_log_probs, False
+    )[1]
+
+
+_QUANTILE_DOC = r"""
+
+    With :math:`p = q (n - 1)`, the soft index mixes the soft permutation rows of the order
+    statistics :math:`\lfloor p \rfloor` and :math:`\lceil p \rceil` with the interpolation weight
+    :math:`w` (``linear``: :math:`p - \lfloor p \rfloor`):
+
+    .. math::
+        a_q = (1 - w)\, P_{\lfloor p \rfloor} + w\, P_{\lceil p \rceil}, \qquad
+        \operatorname{quantile}_{soft}(x, q) = \langle a_q, x \rangle
+
+    Args:
+        x (Tensor): input of any shape.
+        q (float or Tensor): quantile level(s) in :math:`[0, 1]`; a 1-D tensor of ``K`` levels adds
+            a leading axis of size ``K``.
+        dim (int, optional): dimension to reduce; ``None`` uses all elements. Default: ``None``.
+        keepdim (bool): keep the reduced dimension. Default: ``False``.
+        interpolation (str): ``"linear"``, ``"lower"``, ``"higher"``, ``"nearest"`` or
+            ``"midpoint"``, as in :func:`torch.quantile`. Default: ``"linear"``."""
+
+
+quantile.__doc__ = (
+    r"""Soft quantile, a relaxation of :func:`torch.quantile`."""
+    + _QUANTILE_DOC
+    + r"""
+        return_argquantile (bool): also return the soft index. Default: ``False``."""
+    + _SORT_ARGS
+    + r"""
+
+    Shape:
+        As :func:`torch.quantile`; the soft index adds a last axis of size ``n``.
+
+    Returns:
+        Tensor, or ``QuantileResult(values, indices)`` with ``return_argquantile=True``.
+
+    .. seealso:: :func:`argquantile`, :class:`softtorch.nn.SoftQuantile`, :func:`quantile_st`.
+
+    Example:
+        >>> import torch, softtorch
+        >>> x = torch.tensor([-0.2, -1.0, 0.3, 1.0])
+        >>> softtorch.quantile(x, q=0.2)
+        tensor(-0.4501)
+        >>> softtorch.quantile(x, q=0.2, mode="hard")
+        tensor(-0.5200)
+"""
+)
+argquantile.__doc__ = (
+    r"""Soft argquantile: the distribution over elements whose expectation is :func:`quantile`."""
+    + _QUANTILE_DOC
+    + _SORT_ARGS.split("        gated_grad")[0]
+    + r"""        return_log_probs (bool): return log-probabilities. Default: ``False``.
+
+    Shape:
+        :func:`torch.quantile`'s output shape plus a last axis of size ``n``.
+
+    Returns:
+        Tensor: probability vectors (a two-point mix of one-hots in hard mode).
+
+    .. seealso:: :func:`quantile`, :class:`softtorch.nn.SoftArgquantile`, :func:`argquantile_st`.
+
+    Example:
+        >>> import torch, softtorch
+        >>> softtorch.argquantile(torch.tensor([-0.2, -1.0, 0.3, 1.0]), q=0.2, mode="hard")
+        tensor([0.6000, 0.4000, 0.0000, 0.0000])
+"""
+)
+
+
+def _median(x, dim, keepdim, softness, mode, method, standardize, gated_grad, log, values):
+    if dim is None and keepdim:
+        raise ValueError("keepdim=True needs an integer dim for median (torch.median() with dim=None has no keepdim)")
+    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=dim is not None or not values)
+    middle = torch.tensor([(fam.n - 1) // 2], device=fam.flat.device)
+    if fam.mode == "hard":
+        hard = torch.median(fam.flat, dim=-1)
+        value = hard.values.unsqueeze(-1)
+        p = _log(one_hot(hard.indices, fam.n, fam.flat), log).unsqueeze(-2)
+    else:
+        with_indices = dim is not None or not values
+        value, p = _sorted_rows(fam, False, middle, with_indices=with_indices, gated_grad=gated_grad, log=log)
+    if fam.dim is None:
+        return value.reshape(()), (None if p is None else p.reshape(-1))
+    return fam.values_back(value, keepdim), (None if p is None else fam.index_back(p, keepdim))
+
+
+def median(
+    x,
+    dim=None,
+    keepdim=False,
+    *,
+    softness=0.1,
+    mode="smooth",
+    method="neuralsort",
+    standardize=True,
+    gated_grad=True,
+    return_log_probs=False,
+):
+    value, p = _median(x, dim, keepdim, softness, mode, method, standardize, gated_grad, return_log_probs, True)
+    return value if dim is None else torch.return_types.median((value, p))
+
+
+def argmedian(
+    x,
+    dim=None,
+    keepdim=False,
+    *,
+    softness=0.1,
+    mode="smooth",
+    method="neuralsort",
+    standardize=True,
+    return_log_probs=False,
+):
+    return _median(x, dim, keepdim, softness, mode, method, standardize, True, return_log_probs, False)[1]
+
+
+median.__doc__ = (
+    r"""Soft median, a relaxation of :func:`torch.median` (the lower median).
+
+    .. math::
+        \operatorname{median}_{soft}(x) = \langle P_{\lfloor (n - 1)/2 \rfloor}, x \rangle
+
+    with :math:`P` the ascending soft permutation of :func:`sort`.
+
+    Args:
+        x (Tensor): input of any shape.
+        dim (int, optional): dimension to reduce; ``None`` uses all elements. Default: ``None``.
+        keepdim (bool): keep the reduced dimension (needs an integer ``dim``). Default: ``False``."""
+    + _SORT_ARGS
+    + r"""
+
+    Shape:
+        ``dim=None``: 0-d. Otherwise ``values`` has ``x``'s shape without ``dim`` and ``indices``
+        adds a last axis of size ``n``.
+
+    Returns:
+        Tensor for ``dim=None``, else ``torch.return_types.median(values, indices)``.
+
+    .. seealso:: :func:`argmedian`, :class:`softtorch.nn.SoftMedian`, :func:`median_st`.
+
+    Example:
+        >>> import torch, softtorch
+        >>> x = torch.tensor([-0.2, -1.0, 0.3, 1.0])
+        >>> softtorch.median(x)
+        tensor(-0.1641)
+        >>> softtorch.median(x, dim=0).indices.round(decimals=4)
+        tensor([0.8009, 0.0491, 0.1498, 0.0002])
+"""
+)
+
+argmedian.__doc__ = (
+    r"""Soft argmedian: the soft index of the lower median.
+
+    .. math::
+        \operatorname{argmedian}_{soft}(x) = P_{\lfloor (n - 1)/2 \rfloor}
+
+    Args:
+        x (Tensor): input of any shape.
+        dim (int, optional): dimension to reduce; ``None`` uses all elements. Default: ``None``.
+        keepdim (bool): keep the reduced dimension. Default: ``False``."""
+    + _SORT_ARGS.split("        gated_grad")[0]
+    + r"""        return_log_probs (bool): return log-probabilities. Default: ``False``.
+
+    Shape:
+        ``x``'s shape without ``dim`` plus a last axis of size ``n``; ``dim=None``: ``(x.numel(),)``.
+
+    Returns:
+        Tensor: probability vectors.
+
+    .. seealso:: :func:`median`, :class:`softtorch.nn.SoftArgmedian`, :func:`argmedian_st`.
+
+    Example:
+        >>> import torch, softtorch
+        >>> softtorch.argmedian(torch.tensor([-0.2, -1.0, 0.3, 1.0]), mode="hard")
+        tensor([1., 0., 0., 0.])
+"""
+)
+
+sort_st = st(sort)
+argsort_st = st(argsort)
+topk_st = st(topk)
+rank_st = st(rank)
+quantile_st = st(quantile)
+argquantile_st = st(argquantile)
+median_st = st(median)
+argmedian_st = st(argmedian)

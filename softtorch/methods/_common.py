@@ -1,0 +1,23 @@
+"""Small pieces shared by the sorting methods."""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["row_softness", "select_rows"]
+
+
+def row_softness(softness):
+    """A softness of shape ``(..., 1)`` made to broadcast against ``(..., r, n)`` rows."""
+    if isinstance(softness, torch.Tensor) and softness.dim() > 0:
+        return softness.unsqueeze(-1)
+    return softness
+
+
+def select_rows(t: torch.Tensor, rows):
+    """``t[..., rows]`` for ``rows`` None (all), a slice, or a 1-D index tensor."""
+    if rows is None:
+        return t
+    if isinstance(rows, slice):
+        return t[..., rows]
+    return t.index_select(-1, rows)

@@ -1,0 +1,76 @@
+r"""NeuralSort (Grover et al., 2019): a unimodal row-stochastic relaxation of the permutation.
+
+For slot :math:`i` (1-based, descending order) the row is
+
+.. math::
+    P_{i\cdot} = \Pi_{mode}\!\left(\frac{(n + 1 - 2i)\,\tilde x_j - \sum_k |\tilde x_j - \tilde x_k|_{soft}}
+    {\text{softness}}\right)_j
+
+with :math:`|\cdot|_{soft}` the soft absolute value of the same mode and softness and
+:math:`\Pi_{mode}` the simplex projection; ascending order flips :math:`i`. Row 1 is the soft
+argmax. O(n^2) work per row.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .._core.chunking import map_row_chunks
+from .._core.kernels import sigmoidal_kernel
+from .._core.projections import log_project_simplex, project_simplex
+from ._common import row_softness, select_rows
+
+__all__ = ["permutation", "argmax", "sort_values"]
+
+
+def _pairwise_abs_sums(xt, softness, mode):
+    """``A_j = sum_k |xt_j - xt_k|_soft`` for every j, in row chunks of the n x n differences."""
+    n = xt.shape[-1]
+    s = row_softness(softness)
+
+    def chunk(start, stop, xt):
+        diff = xt[..., start:stop].unsqueeze(-1) - xt.unsqueeze(-2)
+        return (diff * (2.0 * sigmoidal_kernel(diff / s, mode) - 1.0)).sum(-1)
+
+    return map_row_chunks(chunk, n, xt.numel(), xt)
+
+
+def _slot_coefficients(n, descending, rows, like):
+    """``(n + 1 - 2i)`` for the requested 0-based slots of the descending order (negated for ascending)."""
+    slots = torch.arange(n, device=like.device, dtype=like.dtype)
+    coef = (n - 1.0) - 2.0 * slots
+    if not descending:
+        coef = -coef
+    return select_rows(coef, rows)
+
+
+def _row_scores(xt, sums, coef, softness):
+    return (coef.unsqueeze(-1) * xt.unsqueeze(-2) - sums.unsqueeze(-2)) / row_softness(softness)
+
+
+def permutation(xt, softness, mode, descending=False, rows=None, log=False):
+    """Soft permutation rows ``(..., r, n)`` of ``xt`` (slots ``rows`` of the sorted order)."""
+    n = xt.shape[-1]
+    sums = _pairwise_abs_sums(xt, softness, mode)
+    scores = _row_scores(xt, sums, _slot_coefficients(n, descending, rows, xt), softness)
+    return log_project_simplex(scores, mode) if log else project_simplex(scores, mode)
+
+
+def argmax(xt, softness, mode, log=False):
+    """Soft argmax ``(..., n)``: the first row of the descending permutation."""
+    n = xt.shape[-1]
+    scores = ((n - 1.0) * xt - _pairwise_abs_sums(xt, softness, mode)) / softness
+    return log_project_simplex(scores, mode) if log else project_simplex(scores, mode)
+
+
+def sort_values(x, xt, softness, mode, descending=False):
+    """Soft sorted values ``P @ x`` computed in row chunks, never holding the full ``P``."""
+    n = xt.shape[-1]
+    sums = _pairwise_abs_sums(xt, softness, mode)
+    coef = _slot_coefficients(n, descending, None, xt)
+
+    def chunk(start, stop, x, xt, sums, coef):
+        scores = _row_scores(xt, sums, coef[start:stop], softness)
+        return torch.matmul(project_simplex(scores, mode), x.unsqueeze(-1)).squeeze(-1)
+
+    return map_row_chunks(chunk, n, xt.numel(), x, xt, sums, coef)

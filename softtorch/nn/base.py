@@ -1,0 +1,199 @@
+"""The base class shared by every softtorch layer."""
+
+from __future__ import annotations
+
+import inspect
+import math
+
+import torch
+from torch import nn
+
+from .._core.checks import check_mode, check_softness
+from .._core.straight_through import straight_through as _straight_through
+
+__all__ = ["SoftModule"]
+
+#: Learnable softness lives in log space; its value is clamped to this range in the forward pass
+#: (straight-through, so the gradient still reaches the parameter beyond the clamp).
+_LOG_SOFTNESS_RANGE = (math.log(1e-6), math.log(1e6))
+
+_MISSING = inspect.Parameter.empty
+
+
+class SoftModule(nn.Module):
+    r"""Base class of every softtorch layer: configuration in, one functional call out.
+
+    A subclass names its functional and its tensor inputs; everything else is derived from the
+    function's signature: the constructor takes the function's remaining arguments (with the
+    same names and defaults, overridable through ``defaults``), validates them when the layer is
+    built, stores them, and ``forward`` calls the function with them. The base class also owns
+    the softness (a float, a per-channel buffer, or a learnable parameter), the
+    ``straight_through`` option and ``extra_repr``.
+
+    Constructor arguments every layer with a ``mode`` accepts besides the function's own:
+
+    Args:
+        straight_through (bool): run the hard operator forward and backpropagate the gradient of
+            the soft one (``(hard - soft).detach() + soft``). Default: ``False``.
+        learnable (bool): register the softness as an ``nn.Parameter`` (stored as its log, so any
+            optimizer step keeps it positive; clamped to ``[1e-6, 1e6]`` in the forward pass
+            with the gradient passed straight through). Do not apply weight decay to it.
+            Default: ``False``.
+        device, dtype: factory arguments for a tensor softness (buffer or parameter).
+
+    A tensor ``softness`` gives one temperature per channel: it broadcasts against the input
+    (for the sorting family, with the reduced dim set to 1).
+
+    Attributes:
+        softness: the positive temperature in use (a float or a tensor).
+    """
+
+    #: The functional this layer calls; set by subclasses.
+    function = None
+    #: Names of the tensor arguments ``forward`` takes, in order.
+    inputs: tuple = ("x",)
+    #: Layer defaults that differ from the function's.
+    defaults: dict = {}
+
+    #: Whether the function returns ``(values, indices)``; the layer then returns ``values``
+    #: unless built with ``return_indices=True``.
+    returns_pair: bool = False
+
+    _config_names: tuple = ()
+    _repr_names: tuple = ()
+    _uses_softness = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.function is None:
+            return
+        fn = cls.function
+        params = [p for name, p in inspect.signature(fn).parameters.items() if name not in cls.inputs]
+        cls._uses_softness = any(p.name == "softness" for p in params)
+        cls._config_names = tuple(p.name for p in params if p.name not in ("softness",))
+        cls._repr_names = tuple(p.name for p in params)
+        cls._returns_pair = cls.returns_pair or any(p.name == "return_indices" for p in params)
+        layer_params = []
+        for p in params:
+            default = cls.defaults.get(p.name, p.default)
+            kind = p.kind if p.kind != inspect.Parameter.POSITIONAL_ONLY else inspect.Parameter.POSITIONAL_OR_KEYWORD
+            layer_params.append(p.replace(default=default, kind=kind))
+        extra = []
+        if cls._uses_softness:
+            extra.append("straight_through")
+            extra.append("learnable")
+        if cls._returns_pair and "return_indices" not in cls._config_names:
+            extra.append("return_indices")
+        extras = {"straight_through": False, "learnable": False, "return_indices": False}
+        for name in extra:
+            layer_params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=extras[name]))
+        if cls._uses_softness:
+            for name in ("device", "dtype"):
+                layer_params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None))
+        # Required parameters must precede defaulted positional ones in a valid signature.
+        cls.__signature__ = inspect.Signature(
+            [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)] + layer_params
+        )
+        cls._layer_signature = inspect.Signature(layer_params)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+        if type(self).function is None:
+            raise TypeError("SoftModule is abstract: subclass it and set `function`")
+        bound = self._layer_signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        values = dict(bound.arguments)
+        for name, value in values.items():
+            if value is _MISSING:
+                raise TypeError(f"{type(self).__name__}() missing required argument: {name!r}")
+        device, dtype = values.pop("device", None), values.pop("dtype", None)
+        self.straight_through = bool(values.pop("straight_through", False))
+        self.learnable = bool(values.pop("learnable", False))
+        self.return_indices = bool(values.pop("return_indices", False)) if self._returns_pair else False
+        if "return_indices" in self._config_names:
+            values["return_indices"] = self.return_indices
+        if self._uses_softness:
+            self._init_softness(values.pop("softness"), device, dtype)
+        if "mode" in values:
+            check_mode(values["mode"])
+        self._validate(values)
+        self.config = values
+
+    # -- softness ---------------------------------------------------------------------------
+    def _init_softness(self, softness, device, dtype):
+        softness = check_softness(softness)
+        factory = {"device": device, "dtype": dtype or torch.get_default_dtype()}
+        if isinstance(softness, torch.Tensor):
+            initial = softness.detach().to(**{k: v for k, v in factory.items() if v is not None}).clone()
+        else:
+            initial = torch.tensor(softness, **factory) if (self.learnable or device or dtype) else softness
+        self._initial_softness = initial
+        if self.learnable:
+            self.log_softness = nn.Parameter(torch.log(initial.clone()))
+        elif isinstance(initial, torch.Tensor):
+            self.register_buffer("softness_value", initial.clone())
+        else:
+            self._softness_float = initial
+
+    def reset_parameters(self) -> None:
+        """Restore the softness to the value the layer was built with."""
+        if not self._uses_softness:
+            return
+        with torch.no_grad():
+            if self.learnable:
+                self.log_softness.copy_(torch.log(self._initial_softness.to(self.log_softness)))
+            elif hasattr(self, "softness_value"):
+                self.softness_value.copy_(self._initial_softness.to(self.softness_value))
+
+    @property
+    def softness(self):
+        """The positive temperature in use: a float, a buffer, or ``exp`` of the learnable log."""
+        if not self._uses_softness:
+            return None
+        if self.learnable:
+            raw = self.log_softness
+            clamped = raw.clamp(*_LOG_SOFTNESS_RANGE)
+            return torch.exp(raw + (clamped - raw).detach())
+        if hasattr(self, "softness_value"):
+            return self.softness_value
+        return self._softness_float
+
+    # -- config -----------------------------------------------------------------------------
+    def _validate(self, config: dict) -> None:
+        """Hook for subclasses: check configuration values that the function would check later."""
+
+    def forward(self, *inputs):
+        if len(inputs) != len(self.inputs):
+            names = ", ".join(self.inputs)
+            raise TypeError(f"{type(self).__name__}.forward takes ({names}), got {len(inputs)} tensors")
+        kwargs = dict(self.config)
+        fn = type(self).function
+        if self._uses_softness:
+            kwargs["softness"] = self.softness
+        if self.straight_through and kwargs.get("mode", "hard") != "hard":
+            mode = kwargs.pop("mode")
+            out = _straight_through(fn, *inputs, mode=mode, **kwargs)
+        else:
+            out = fn(*inputs, **kwargs)
+        if self._returns_pair and not self.return_indices and isinstance(out, tuple):
+            return out[0]
+        return out
+
+    def extra_repr(self) -> str:
+        parts = []
+        for name in self._repr_names:
+            if name == "softness":
+                softness = self.softness
+                if isinstance(softness, torch.Tensor):
+                    shown = f"{softness.item():.4g}" if softness.numel() == 1 else f"tensor{tuple(softness.shape)}"
+                else:
+                    shown = repr(softness)
+                parts.append(f"softness={shown}")
+            else:
+                parts.append(f"{name}={self.config[name]!r}")
+        if self._uses_softness:
+            parts.append(f"straight_through={self.straight_through}")
+            parts.append(f"learnable={self.learnable}")
+        if self._returns_pair and "return_indices" not in self.config:
+            parts.append(f"return_indices={self.return_indices}")
+        return ", ".join(parts)
