@@ -581,8 +581,8 @@ median.__doc__ = (
         >>> x = torch.tensor([-0.2, -1.0, 0.3, 1.0])
         >>> softtorch.median(x)
         tensor(-0.1641)
-        >>> print(softtorch.median(x, dim=0).indices.numpy().round(4))
-        [0.8009 0.0491 0.1498 0.0002]
+        >>> [round(p, 4) for p in softtorch.median(x, dim=0).indices.tolist()]
+        [0.8009, 0.0491, 0.1498, 0.0002]
 """
 )
 
