@@ -5,25 +5,30 @@ from __future__ import annotations
 import torch
 from torch.utils.checkpoint import checkpoint
 
-__all__ = ["map_row_chunks", "CHUNK_ELEMENTS"]
+__all__ = ["map_row_chunks", "CHUNK_ELEMENTS", "DENSE_ELEMENTS"]
 
-#: Upper bound on the elements of one chunk's intermediate ``(..., chunk, n)`` tensor.
-CHUNK_ELEMENTS = 1 << 23
+#: Work of at most this many elements (all rows at once) runs in one plain pass: recomputation
+#: would cost more time than the memory it saves (64M float32 elements, 256 MiB).
+DENSE_ELEMENTS = 1 << 26
+#: Above that, the elements of one chunk's intermediate ``(..., chunk, n)`` tensor. Chunks of
+#: 64 MiB (float32) keep peak memory well below 1 GiB while each allocation stays large enough
+#: for the C allocator to hand it back to the system when it is freed.
+CHUNK_ELEMENTS = 1 << 24
 
 
 def map_row_chunks(fn, n_rows: int, row_elements: int, *tensors: torch.Tensor) -> torch.Tensor:
     """Evaluate ``fn(start, stop, *tensors) -> (..., stop - start)`` over ``range(n_rows)`` in chunks.
 
     ``row_elements`` is the number of elements one row of work materializes (batch size times n).
-    When everything fits in one chunk, ``fn`` is called once, plainly. Otherwise each chunk runs
+    When the whole work is at most :data:`DENSE_ELEMENTS`, ``fn`` is called once, plainly. Otherwise each chunk runs
     under non-reentrant activation checkpointing: its intermediates are freed after the forward
     pass and recomputed, one chunk at a time, in the backward pass, so peak memory is
     O(chunk x row_elements) instead of O(n_rows x row_elements). Results are concatenated along
     the last axis.
     """
-    chunk = max(1, CHUNK_ELEMENTS // max(row_elements, 1))
-    if chunk >= n_rows:
+    if n_rows * row_elements <= DENSE_ELEMENTS:
         return fn(0, n_rows, *tensors)
+    chunk = max(1, CHUNK_ELEMENTS // max(row_elements, 1))
     pieces = []
     for start in range(0, n_rows, chunk):
         stop = min(start + chunk, n_rows)
