@@ -39,7 +39,7 @@ class SortingMethod(NamedTuple):
 _METHODS = {
     "softsort": SortingMethod("softsort", softsort, True, False),
     "neuralsort": SortingMethod("neuralsort", neuralsort, True, False),
-    "sorting_network": SortingMethod("sorting_network", sorting_network, True, False),
+    "sorting_network": SortingMethod("sorting_network", sorting_network, True, True),
 }
 
 #: Every method name the API accepts (some arrive in later releases).

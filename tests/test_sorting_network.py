@@ -1,0 +1,285 @@
+"""Tests of the differentiable bitonic sorting network (softtorch.methods.sorting_network)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as hst
+
+from softtorch.methods import sorting_network
+from softtorch.methods.sorting_network import permutation, sort_values
+
+MODES = ("smooth", "c0", "c1", "c2")
+SIZES = (1, 2, 3, 4, 5, 7, 8, 13, 16, 33)
+
+
+def distinct(shape, gap=1e-2, dtype=torch.float64, seed=0):
+    """Values with pairwise gaps of at least ``gap`` along the last dim, in random order."""
+    g = torch.Generator().manual_seed(seed)
+    *batch, n = shape
+    rows = [torch.randperm(3 * n, generator=g)[:n] for _ in range(max(1, int(torch.tensor(batch).prod())))]
+    return (torch.stack(rows).to(dtype) * gap).reshape(shape)
+
+
+def one_hot(indices, n):
+    return torch.nn.functional.one_hot(indices, n).to(torch.float64)
+
+
+# --- smoke and exceptions ------------------------------------------------------------------
+
+
+def test_public_names():
+    assert sorting_network.__all__ == ["permutation", "sort_values"]
+
+
+@pytest.mark.parametrize("fn", [permutation, sort_values])
+def test_bad_mode(fn):
+    with pytest.raises(ValueError, match="mode must be one of .*got 'hard'"):
+        fn(torch.rand(4), 0.1, "hard")
+    with pytest.raises(ValueError, match="mode"):
+        fn(torch.rand(1), 0.1, "nope")  # checked even when there is nothing to compare
+
+
+def test_zero_dim_refused():
+    with pytest.raises(ValueError, match="0-d"):
+        sort_values(torch.tensor(1.0), 0.1, "smooth")
+
+
+# --- hard limit ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("descending", [False, True])
+def test_hard_limit(mode, n, descending):
+    x = distinct((3, n), seed=n)
+    ref = torch.sort(x, dim=-1, descending=descending)
+    values = sort_values(x, 1e-4, mode, descending=descending)
+    perm = permutation(x, 1e-4, mode, descending=descending)
+    torch.testing.assert_close(values, ref.values, rtol=0, atol=1e-12)
+    torch.testing.assert_close(perm, one_hot(ref.indices, n), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["c0", "c1", "c2"])
+def test_polynomial_modes_exact_outside_window(mode):
+    # Gaps of 0.1 > 5 * softness: every unit saturates, the result is bit-exact.
+    x = distinct((4, 11), gap=0.1, dtype=torch.float32, seed=3)
+    ref = torch.sort(x, dim=-1)
+    assert torch.equal(sort_values(x, 0.01, mode), ref.values)
+    assert torch.equal(permutation(x, 0.01, mode), one_hot(ref.indices, 11).float())
+
+
+# --- properties ----------------------------------------------------------------------------
+
+shapes = hst.tuples(hst.lists(hst.integers(1, 3), min_size=0, max_size=2), hst.integers(1, 33))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    shape=shapes,
+    mode=hst.sampled_from(MODES),
+    softness=hst.floats(1e-3, 10.0),
+    descending=hst.booleans(),
+    seed=hst.integers(0, 2**31 - 1),
+)
+def test_doubly_stochastic_and_consistent(shape, mode, softness, descending, seed):
+    batch, n = shape
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(*batch, n, generator=g, dtype=torch.float64)
+    perm = permutation(x, softness, mode, descending=descending)
+    values = sort_values(x, softness, mode, descending=descending)
+    assert perm.shape == (*batch, n, n)
+    assert values.shape == (*batch, n)
+    assert (perm >= 0).all() and (perm <= 1).all()
+    torch.testing.assert_close(perm.sum(-1), torch.ones(*batch, n, dtype=torch.float64), rtol=0, atol=1e-10)
+    torch.testing.assert_close(perm.sum(-2), torch.ones(*batch, n, dtype=torch.float64), rtol=0, atol=1e-10)
+    # The values are the permutation applied to the input, without forming it.
+    torch.testing.assert_close(values, (perm @ x.unsqueeze(-1)).squeeze(-1), rtol=0, atol=1e-10)
+    # Mass is conserved and values stay in the input's range.
+    torch.testing.assert_close(values.sum(-1), x.sum(-1), rtol=0, atol=1e-10)
+    assert (values >= x.min(-1, keepdim=True).values - 1e-12).all()
+    assert (values <= x.max(-1, keepdim=True).values + 1e-12).all()
+    # Monotone where the last layer compared: slot 2i never exceeds slot 2i + 1.
+    asc = values.flip(-1) if descending else values
+    m = 2 * (n // 2)
+    assert (asc[..., 0:m:2] <= asc[..., 1:m:2] + 1e-12).all()
+
+
+def test_nearly_monotone_at_moderate_softness():
+    x = torch.rand(16, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    values = sort_values(x, 0.01, "smooth")
+    assert values.diff(dim=-1).min() > -1e-3
+    torch.testing.assert_close(values, torch.sort(x).values, rtol=0, atol=0.05)
+
+
+def test_descending_is_reversed_ascending():
+    x = torch.rand(2, 3, 6, dtype=torch.float64)
+    torch.testing.assert_close(sort_values(x, 0.2, "c1", descending=True), sort_values(x, 0.2, "c1").flip(-1))
+    torch.testing.assert_close(permutation(x, 0.2, "c1", descending=True), permutation(x, 0.2, "c1").flip(-2))
+
+
+def test_n_equals_one():
+    x = torch.tensor([[0.3], [-2.0]], requires_grad=True)
+    for mode in MODES:
+        assert torch.equal(sort_values(x, 0.1, mode), x.detach())
+        assert torch.equal(permutation(x, 0.1, mode), torch.ones(2, 1, 1))
+    sort_values(x, 0.1, "smooth").sum().backward()
+    assert torch.equal(x.grad, torch.ones(2, 1))
+
+
+@pytest.mark.parametrize("n", [3, 5, 6, 7, 9, 33])
+def test_padding_never_leaks(n):
+    # A huge softness averages every real pair, but the sentinels stay out of the real slots.
+    x = torch.rand(2, n, dtype=torch.float64)
+    perm = permutation(x, 1e6, "smooth")
+    assert perm.shape == (2, n, n)
+    torch.testing.assert_close(perm.sum(-1), torch.ones(2, n, dtype=torch.float64), rtol=0, atol=1e-12)
+    torch.testing.assert_close(perm.sum(-2), torch.ones(2, n, dtype=torch.float64), rtol=0, atol=1e-12)
+
+
+def test_power_of_two_fully_mixes_at_large_softness():
+    x = torch.rand(3, 8, dtype=torch.float64)
+    torch.testing.assert_close(permutation(x, 1e6, "c2"), torch.full((3, 8, 8), 1 / 8, dtype=torch.float64))
+    torch.testing.assert_close(sort_values(x, 1e6, "smooth"), x.mean(-1, keepdim=True).expand(3, 8), rtol=0, atol=1e-6)
+
+
+# --- gradients -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("n", [5, 8])
+def test_gradcheck(mode, n):
+    # Values in [0, 1] and softness 0.25 keep every |a - b| / softness inside the polynomial window.
+    x = (distinct((2, n), gap=1.0 / (3 * n), seed=n)).requires_grad_()
+    tau = torch.tensor([[0.25], [0.4]], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, t: sort_values(x, t, mode), (x, tau))
+    assert torch.autograd.gradcheck(lambda x, t: permutation(x, t, mode), (x, tau))
+    assert torch.autograd.gradcheck(lambda x: permutation(x, 0.3, mode, descending=True), (x,))
+
+
+@pytest.mark.parametrize("mode", ["smooth", "c2"])
+def test_gradgradcheck(mode):
+    x = distinct((1, 5), gap=0.07, seed=5).requires_grad_()
+    assert torch.autograd.gradgradcheck(lambda x: permutation(x, 0.3, mode), (x,))
+
+
+def test_tensor_softness_per_row():
+    x = torch.rand(3, 7, dtype=torch.float64)
+    tau = torch.tensor([[0.05], [0.5], [2.0]], dtype=torch.float64, requires_grad=True)
+    values = sort_values(x, tau, "smooth")
+    perm = permutation(x, tau, "smooth")
+    for b in range(3):
+        torch.testing.assert_close(values[b], sort_values(x[b], float(tau[b].detach()), "smooth"))
+        torch.testing.assert_close(perm[b], permutation(x[b], float(tau[b].detach()), "smooth"))
+    (values * torch.arange(7.0, dtype=torch.float64)).sum().backward()
+    assert tau.grad is not None and tau.grad.shape == (3, 1)
+    assert torch.isfinite(tau.grad).all() and (tau.grad != 0).all()
+    tau.grad = None
+    (perm * torch.rand(3, 7, 7, dtype=torch.float64)).sum().backward()
+    assert (tau.grad != 0).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("softness", [1e-6, 1e6])
+def test_finite_at_extreme_softness(dtype, mode, softness):
+    x = torch.randn(2, 6, dtype=dtype).mul(1e3).requires_grad_()
+    tau = torch.full((2, 1), softness, dtype=dtype, requires_grad=True)
+    values = sort_values(x, tau, mode)
+    perm = permutation(x, tau, mode)
+    (values.sum() + (perm * torch.randn_like(perm)).sum()).backward()
+    for t in (values, perm, x.grad, tau.grad):
+        assert torch.isfinite(t).all()
+
+
+# --- transforms ----------------------------------------------------------------------------
+
+
+def test_vmap():
+    x = torch.rand(4, 3, 6)
+    tau = torch.rand(4, 3, 1) + 0.05
+    perm = torch.func.vmap(lambda r, t: permutation(r, t, "c1"))(x, tau)
+    torch.testing.assert_close(perm, permutation(x, tau, "c1"))
+    values = torch.func.vmap(torch.func.vmap(lambda r: sort_values(r, 0.1, "smooth", descending=True)))(x)
+    torch.testing.assert_close(values, sort_values(x, 0.1, "smooth", descending=True))
+    grads = torch.func.vmap(torch.func.grad(lambda r: permutation(r, 0.2, "smooth").diagonal().sum()))(x[0])
+    x0 = x[0].clone().requires_grad_()
+    permutation(x0, 0.2, "smooth").diagonal(dim1=-2, dim2=-1).sum().backward()
+    torch.testing.assert_close(grads, x0.grad)
+
+
+def test_compile_fullgraph():
+    # One graph, no breaks (dynamo with the cheap aot_eager backend; inductor compiles it too).
+    def values_and_rows(x, t):
+        return permutation(x, t, "c2", descending=True) @ x.unsqueeze(-1)
+
+    compiled = torch.compile(values_and_rows, fullgraph=True, backend="aot_eager")
+    x = torch.rand(2, 5, requires_grad=True)
+    tau = torch.tensor([[0.1], [0.3]])
+    got = compiled(x, tau)
+    torch.testing.assert_close(got, values_and_rows(x, tau))
+    torch.testing.assert_close(got.squeeze(-1), sort_values(x, tau, "c2", descending=True))
+    got[:, 0].sum().backward()
+    assert torch.isfinite(x.grad).all() and (x.grad != 0).any()
+
+
+# --- the seed README figure ----------------------------------------------------------------
+
+
+def test_seed_readme_figure():
+    # st.sort(x, method="sorting_network", softness=0.1).values in the seed README: the network
+    # runs on the standardized scores and its soft values are mapped back with logit * std + mean.
+    x = torch.tensor([-0.2, -1.0, 0.3, 1.0])
+    mean = x.mean(-1, keepdim=True)
+    std = torch.sqrt(x.var(-1, unbiased=False, keepdim=True) + 1e-6)
+    xt = torch.sigmoid((x - mean) / std)
+    values = torch.logit(sort_values(xt, 0.1, "smooth"), eps=1e-6) * std + mean
+    expected = torch.tensor([-0.7999, -0.2672, 0.3847, 0.7863])
+    torch.testing.assert_close(values, expected, rtol=0, atol=5e-5)
+    # Gathering the original values with the network's permutation gives other numbers.
+    gathered = permutation(xt, 0.1, "smooth") @ x
+    assert (gathered - expected).abs().max() > 1e-2
+
+
+def test_rows_and_log_options():
+    # The extras of the methods protocol (softtorch.methods): a subset of slots, and log P.
+    x = torch.rand(2, 6, dtype=torch.float64, requires_grad=True)
+    full = permutation(x, 0.2, "c1")
+    torch.testing.assert_close(permutation(x, 0.2, "c1", rows=slice(1, 3)), full[..., 1:3, :])
+    torch.testing.assert_close(permutation(x, 0.2, "c1", rows=torch.tensor([4, 0])), full[..., [4, 0], :])
+    logp = permutation(x, 0.01, "c1", log=True)
+    hard = permutation(x, 0.01, "c1")
+    torch.testing.assert_close(logp.exp(), hard)
+    assert (logp[hard == 0] == float("-inf")).all()
+    logp.masked_fill(hard == 0, 0.0).sum().backward()
+    assert torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("n", [1, 2, 6, 8, 13])
+@pytest.mark.parametrize("descending", [False, True])
+def test_rows_pulled_back_match_full(n, descending):
+    x = torch.rand(2, 3, n, dtype=torch.float64)
+    full = permutation(x, 0.15, "smooth", descending=descending)
+    for rows in (slice(0, 1), slice(n - 1, n), slice(None, None, 2), torch.tensor([n - 1, 0]), torch.arange(n)):
+        got = permutation(x, 0.15, "smooth", descending=descending, rows=rows)
+        ref = full[..., rows, :] if isinstance(rows, slice) else full.index_select(-2, rows)
+        torch.testing.assert_close(got, ref, rtol=0, atol=1e-12)
+
+
+def test_rows_gradcheck_and_empty_batch():
+    x = distinct((2, 7), gap=0.05, seed=7).requires_grad_()
+    tau = torch.tensor([[0.3], [0.2]], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, t: permutation(x, t, "c1", descending=True, rows=slice(0, 2)), (x, tau))
+    empty = torch.rand(0, 5)
+    assert permutation(empty, 0.1, "smooth").shape == (0, 5, 5)
+    assert permutation(empty, 0.1, "smooth", rows=slice(0, 1)).shape == (0, 1, 5)
+    assert sort_values(empty, 0.1, "smooth").shape == (0, 5)
+
+
+def test_nan_stays_in_its_row():
+    x = torch.rand(3, 6)
+    x[1, 2] = float("nan")
+    for out in (sort_values(x, 0.1, "smooth"), permutation(x, 0.1, "c1")):
+        assert torch.isnan(out[1]).any()
+        assert torch.isfinite(out[0]).all() and torch.isfinite(out[2]).all()
