@@ -14,11 +14,15 @@ import torch
 __all__ = [
     "MODES",
     "SOFT_MODES",
+    "check_broadcast",
     "check_choice",
     "check_dim",
     "check_float_tensor",
+    "check_int",
     "check_mode",
+    "check_nonnegative",
     "check_positive_int",
+    "check_quantile_level",
     "check_softness",
 ]
 
@@ -86,8 +90,7 @@ def check_float_tensor(name: str, x) -> torch.Tensor:
 
 def check_dim(dim, ndim: int, name: str = "dim") -> int:
     """Normalize ``dim`` for a tensor with ``ndim`` dimensions (a 0-d tensor accepts 0 and -1)."""
-    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(dim).__name__} {dim!r}")
+    check_int(name, dim)
     size = max(ndim, 1)
     if not -size <= dim < size:
         raise ValueError(f"{name} must be in [{-size}, {size - 1}] for a tensor with {ndim} dimensions, got {dim}")
@@ -96,10 +99,53 @@ def check_dim(dim, ndim: int, name: str = "dim") -> int:
 
 def check_positive_int(name: str, value, low: int = 1, high: int | None = None) -> int:
     """Return ``value`` if it is an int in ``[low, high]``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    check_int(name, value)
     if value < low or (high is not None and value > high):
         upper = "" if high is None else f", {high}"
         bracket = "]" if high is not None else ", inf)"
         raise ValueError(f"{name} must be in [{low}{upper}{bracket}, got {value}")
     return int(value)
+
+
+def check_broadcast(**tensors: torch.Tensor) -> None:
+    """Raise a ``ValueError`` naming every argument and its shape if the tensors do not broadcast."""
+    try:
+        torch.broadcast_shapes(*(t.shape for t in tensors.values()))
+    except RuntimeError:
+        shapes = ", ".join(f"{name} of shape {tuple(t.shape)}" for name, t in tensors.items())
+        raise ValueError(f"arguments must broadcast together, got {shapes}") from None
+
+
+def check_int(name: str, value) -> int:
+    """Return ``value`` if it is an int (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    return int(value)
+
+
+def check_nonnegative(name: str, value) -> float:
+    """Return ``value`` as a float if it is a finite number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a nonnegative number, got {type(value).__name__} {value!r}")
+    if not (math.isfinite(float(value)) and value >= 0):
+        raise ValueError(f"{name} must be a nonnegative finite number, got {value!r}")
+    return float(value)
+
+
+def check_quantile_level(q) -> None:
+    """``q`` must be a number or a 0-d/1-D floating tensor with values in [0, 1].
+
+    Tensor values are checked eagerly (as :func:`torch.quantile` does), except while compiling.
+    """
+    if isinstance(q, torch.Tensor):
+        if q.dim() > 1:
+            raise ValueError(f"q must be a float or a 0-d/1-D tensor, got a tensor of shape {tuple(q.shape)}")
+        if q.is_complex():
+            raise TypeError(f"q must be real, got dtype {q.dtype}")
+        if not _is_compiling() and q.numel() and not bool(((q >= 0) & (q <= 1)).all()):
+            raise ValueError(f"q must lie in [0, 1], got {q.tolist()}")
+        return
+    if isinstance(q, bool) or not isinstance(q, numbers.Real):
+        raise TypeError(f"q must be a float in [0, 1] or a tensor, got {type(q).__name__} {q!r}")
+    if not 0.0 <= float(q) <= 1.0:
+        raise ValueError(f"q must lie in [0, 1], got {q!r}")

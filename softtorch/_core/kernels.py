@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["WINDOW", "sigmoidal_kernel", "relu_kernel", "hard_step"]
+__all__ = ["WINDOW", "sigmoidal_kernel", "relu_kernel"]
 
 #: Half-width of the transition of the polynomial modes, in units of softness.
 WINDOW = 5.0
@@ -66,8 +66,3 @@ def relu_kernel(z: torch.Tensor, mode: str) -> torch.Tensor:
         raise ValueError(f"mode must be one of 'smooth', 'c0', 'c1', 'c2' here, got {mode!r}")
     # Above the window the antiderivative continues as z itself (u is clamped at 1 there).
     return torch.where(z >= WINDOW, z, WINDOW * inner)
-
-
-def hard_step(z: torch.Tensor) -> torch.Tensor:
-    """Heaviside step with value 1/2 at 0 and a zero (not missing) gradient."""
-    return (torch.sign(z) + 1.0) * 0.5

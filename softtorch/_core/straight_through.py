@@ -6,12 +6,16 @@ import functools
 
 import torch
 
+from .checks import check_mode
+
 __all__ = ["straight_through", "st"]
 
 
 def _combine(hard, soft):
     if isinstance(hard, torch.Tensor):
-        return (hard - soft).detach() + soft
+        # hard - (soft - soft) rather than (hard - soft) + soft: the forward value is the hard
+        # result bit for bit (signed zeros included); the gradient is the soft one.
+        return hard.detach() - (soft.detach() - soft)
     if hard is None:
         return None
     if isinstance(hard, tuple):
@@ -26,6 +30,7 @@ def straight_through(fn, *args, mode: str = "smooth", **kwargs):
 
     The result has the hard values and the gradient of the soft result.
     """
+    check_mode(mode)
     if mode == "hard":
         return fn(*args, mode="hard", **kwargs)
     hard = fn(*args, mode="hard", **kwargs)

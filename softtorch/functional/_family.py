@@ -50,8 +50,12 @@ class Family:
         return out if keepdim else out.squeeze(self.dim)
 
 
-def prepare(x, dim, softness, mode, method, standardize_scores, *, needs_indices, default_dim_none=False) -> Family:
-    """Validate the common sorting-family arguments and lay the input out as ``(..., n)``."""
+def prepare(x, dim, softness, mode, method, standardize_scores, *, needs_indices, check_n=None) -> Family:
+    """Validate the common sorting-family arguments and lay the input out as ``(..., n)``.
+
+    ``check_n(n)`` validates arguments that depend on the size of the operated dim; it runs
+    before any computation.
+    """
     x = check_float_tensor("x", x)
     mode = check_mode(mode)
     softness = check_softness(softness)
@@ -64,6 +68,8 @@ def prepare(x, dim, softness, mode, method, standardize_scores, *, needs_indices
         flat = x.reshape(1) if x.dim() == 0 else x.movedim(norm_dim, -1)
     if flat.shape[-1] == 0:
         raise ValueError(f"x must have at least one element along the operated dim, got shape {tuple(x.shape)}")
+    if check_n is not None:
+        check_n(flat.shape[-1])
     softness = broadcast_softness(softness, x.shape, norm_dim)
     scaled = None if mode == "hard" else standardize(flat, bool(standardize_scores))
     return Family(x, flat, norm_dim, softness, mode, sorting_method, scaled)

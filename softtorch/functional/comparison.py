@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import torch
 
-from .._core.checks import check_float_tensor, check_mode, check_softness
+from .._core.checks import check_broadcast, check_float_tensor, check_mode, check_nonnegative, check_softness
 from .._core.kernels import sigmoidal_kernel
 from .._core.straight_through import st
+from .._core.zero_grad import with_zero_grad
 
 __all__ = [
     "greater",
@@ -35,7 +36,14 @@ def _prepare(x, y, softness, mode):
     softness = check_softness(softness)
     x = check_float_tensor("x", x)
     y = check_float_tensor("y", y)
+    check_broadcast(x=x, y=y)
     return x, y, softness, mode
+
+
+def _hard(op, x, y, **kwargs):
+    """The torch comparison as floats of the inputs' dtype, with a zero gradient attached."""
+    dtype = torch.result_type(x, y)
+    return with_zero_grad(op(x.to(dtype), y.to(dtype), **kwargs).to(dtype), x, y)
 
 
 def _soft_abs(d, softness, mode):
@@ -43,18 +51,13 @@ def _soft_abs(d, softness, mode):
 
 
 def _greater(d, softness, mode, epsilon, strict):
-    """Soft ``d > 0`` (``strict``) or ``d >= 0``; hard mode via the sign so the gradient is zero."""
-    if mode == "hard":
-        s = torch.sign(d)
-        return s.clamp(min=0.0) if strict else (s + 1.0).clamp(max=1.0)
+    """Soft ``d > 0`` (``strict``) or ``d >= 0``."""
     shift = -epsilon if strict else epsilon
     return sigmoidal_kernel((d + shift) / softness, mode)
 
 
 def _close(d, tolerance, softness, mode, epsilon):
     """Soft ``|d| <= tolerance``: ``2 (1 - sigma((|d|_soft - tolerance - eps) / softness))`` in [0, 1]."""
-    if mode == "hard":
-        return (torch.sign(tolerance - torch.abs(d)) + 1.0).clamp(max=1.0)
     gap = _soft_abs(d, softness, mode) - tolerance - epsilon
     return (2.0 * (1.0 - sigmoidal_kernel(gap / softness, mode))).clamp(0.0, 1.0)
 
@@ -78,45 +81,51 @@ _SHARED_ARGS = r"""
 
 def greater(x, y, *, softness=0.1, mode="smooth", epsilon=1e-10):
     x, y, softness, mode = _prepare(x, y, softness, mode)
+    if mode == "hard":
+        return _hard(torch.greater, x, y)
     return _greater(x - y, softness, mode, epsilon, strict=True)
 
 
 def greater_equal(x, y, *, softness=0.1, mode="smooth", epsilon=1e-10):
     x, y, softness, mode = _prepare(x, y, softness, mode)
+    if mode == "hard":
+        return _hard(torch.greater_equal, x, y)
     return _greater(x - y, softness, mode, epsilon, strict=False)
 
 
 def less(x, y, *, softness=0.1, mode="smooth", epsilon=1e-10):
     x, y, softness, mode = _prepare(x, y, softness, mode)
     if mode == "hard":
-        return _greater(y - x, softness, mode, epsilon, strict=True)
+        return _hard(torch.less, x, y)
     return 1.0 - _greater(x - y, softness, mode, epsilon, strict=False)
 
 
 def less_equal(x, y, *, softness=0.1, mode="smooth", epsilon=1e-10):
     x, y, softness, mode = _prepare(x, y, softness, mode)
     if mode == "hard":
-        return _greater(y - x, softness, mode, epsilon, strict=False)
+        return _hard(torch.less_equal, x, y)
     return 1.0 - _greater(x - y, softness, mode, epsilon, strict=True)
 
 
 def eq(x, y, *, softness=0.1, mode="smooth", epsilon=1e-10):
     x, y, softness, mode = _prepare(x, y, softness, mode)
+    if mode == "hard":
+        return _hard(torch.eq, x, y)
     return _close(x - y, 0.0, softness, mode, epsilon)
 
 
 def not_equal(x, y, *, softness=0.1, mode="smooth", epsilon=1e-10):
-    return 1.0 - eq(x, y, softness=softness, mode=mode, epsilon=epsilon)
+    x, y, softness, mode = _prepare(x, y, softness, mode)
+    if mode == "hard":
+        return _hard(torch.not_equal, x, y)
+    return 1.0 - _close(x - y, 0.0, softness, mode, epsilon)
 
 
 def isclose(x, y, rtol=1e-5, atol=1e-8, *, softness=0.1, mode="smooth", epsilon=1e-10):
     x, y, softness, mode = _prepare(x, y, softness, mode)
-    for name, value in (("rtol", rtol), ("atol", atol)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-            raise ValueError(f"{name} must be a nonnegative number, got {value!r}")
+    rtol, atol = check_nonnegative("rtol", rtol), check_nonnegative("atol", atol)
     if mode == "hard":
-        close = _close(x - y, atol + rtol * torch.abs(y), softness, mode, epsilon)
-        return torch.where(x == y, torch.ones_like(close), close)
+        return _hard(torch.isclose, x, y, rtol=rtol, atol=atol)
     tolerance = atol + rtol * _soft_abs(y, softness, mode)
     return _close(x - y, tolerance, softness, mode, epsilon)
 

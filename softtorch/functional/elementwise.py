@@ -9,9 +9,10 @@ from __future__ import annotations
 import torch
 
 from .._core.checks import check_positive_int
-from .._core.kernels import hard_step, relu_kernel, sigmoidal_kernel
+from .._core.kernels import WINDOW, relu_kernel, sigmoidal_kernel
 from .._core.prepare import as_float_like, prepare_elementwise
 from .._core.straight_through import st
+from .._core.zero_grad import with_zero_grad
 
 __all__ = [
     "sigmoidal",
@@ -65,8 +66,18 @@ def sigmoidal(x, softness=0.1, mode="smooth"):
     """
     x, softness, mode = prepare_elementwise("x", x, softness, mode)
     if mode == "hard":
-        return hard_step(x)
+        return with_zero_grad(torch.heaviside(x.detach(), x.new_tensor(0.5)), x)
     return sigmoidal_kernel(x / softness, mode)
+
+
+def _finite_only(x, soft_fn, hard_value):
+    """``soft_fn`` on the finite entries of ``x``; ``hard_value`` (the limit) at +-inf.
+
+    Keeps ``inf - inf`` and ``0 * inf`` out of both the forward and the backward pass.
+    """
+    finite = torch.isfinite(x) | torch.isnan(x)
+    safe = torch.where(finite, x, torch.zeros_like(x))
+    return torch.where(finite, soft_fn(safe), hard_value)
 
 
 def softrelu(x, softness=0.1, mode="smooth", gated=False):
@@ -102,8 +113,12 @@ def softrelu(x, softness=0.1, mode="smooth", gated=False):
     if mode == "hard":
         return torch.relu(x)
     if gated:
-        return x * sigmoidal_kernel(x / softness, mode)
-    return softness * relu_kernel(x / softness, mode)
+        return _finite_only(x, lambda t: t * sigmoidal_kernel(t / softness, mode), torch.relu(x))
+    z = x / softness
+    if mode == "smooth":
+        return softness * relu_kernel(z, mode)
+    # Above the window the polynomial relu is x itself: return x, not softness * (x / softness).
+    return torch.where(z >= WINDOW, x, softness * relu_kernel(z, mode))
 
 
 def heaviside(x, *, softness=0.1, mode="smooth"):
@@ -263,10 +278,16 @@ def clamp(x, min=None, max=None, *, softness=0.1, mode="smooth", gated=False):
     hi = None if max is None else as_float_like(max, x, "max")
     if mode == "hard":
         return torch.clamp(x, lo, hi)
-    out = x if lo is None else lo + softrelu(x - lo, softness, mode, gated)
-    if hi is not None:
-        out = out - softrelu(x - hi, softness, mode, gated)
-    return out
+    if lo is None:
+        return hi - softrelu(hi - x, softness, mode, gated)
+    if hi is None:
+        return lo + softrelu(x - lo, softness, mode, gated)
+    # relu(t) - relu(-t) = t for every mode, so both forms are the same function; each is
+    # evaluated on the side where its leading bound is near x, so a huge x neither cancels
+    # catastrophically nor makes inf - inf.
+    from_below = lo + softrelu(x - lo, softness, mode, gated) - softrelu(x - hi, softness, mode, gated)
+    from_above = hi - softrelu(hi - x, softness, mode, gated) + softrelu(lo - x, softness, mode, gated)
+    return torch.where(x > 0.5 * (lo + hi), from_above, from_below)
 
 
 def round(x, *, softness=0.1, mode="smooth", neighbor_radius=5):
@@ -305,11 +326,15 @@ def round(x, *, softness=0.1, mode="smooth", neighbor_radius=5):
     if mode == "hard":
         return torch.round(x)
     offsets = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
-    centre = torch.floor(x).detach()
-    dist = (x - centre).unsqueeze(-1) - offsets  # x - m for each neighbour m = centre + offset
     s = softness.unsqueeze(-1) if isinstance(softness, torch.Tensor) and softness.dim() > 0 else softness
-    mass = sigmoidal_kernel((dist + 0.5) / s, mode) - sigmoidal_kernel((dist - 0.5) / s, mode)
-    return centre * mass.sum(-1) + (mass * offsets).sum(-1)
+
+    def staircase(t):
+        centre = torch.floor(t).detach()
+        dist = (t - centre).unsqueeze(-1) - offsets  # t - m for each neighbour m = centre + offset
+        mass = sigmoidal_kernel((dist + 0.5) / s, mode) - sigmoidal_kernel((dist - 0.5) / s, mode)
+        return centre * mass.sum(-1) + (mass * offsets).sum(-1)
+
+    return _finite_only(x, staircase, x)
 
 
 heaviside_st = st(heaviside)

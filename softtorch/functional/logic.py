@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .._core.checks import check_dim, check_float_tensor
+from .._core.checks import check_broadcast, check_dim, check_float_tensor
 
 __all__ = ["logical_not", "logical_and", "logical_or", "logical_xor", "all", "any"]
 
@@ -28,7 +28,9 @@ def _and(x, y, use_geometric_mean):
 
 
 def _pair(x, y):
-    return check_float_tensor("x", x), check_float_tensor("y", y)
+    x, y = check_float_tensor("x", x), check_float_tensor("y", y)
+    check_broadcast(x=x, y=y)
+    return x, y
 
 
 def logical_not(x):
@@ -132,10 +134,22 @@ def logical_xor(x, y, *, use_geometric_mean=False):
     return 1.0 - _and(1.0 - left, 1.0 - right, use_geometric_mean)
 
 
-def _reduce_dim(x, dim):
+def _product(x, dim, keepdim, use_geometric_mean):
+    """Product (or geometric mean) of checked ``x`` along normalized ``dim`` (None: everything)."""
+    if x.dim() == 0:
+        return x.clone()
     if dim is None:
-        return None
-    return check_dim(dim, x.dim())
+        out = _geometric_mean(x.reshape(-1), 0) if use_geometric_mean else x.prod()
+        return out.reshape([1] * x.dim()) if keepdim else out
+    if use_geometric_mean:
+        out = _geometric_mean(x, dim)
+        return out.unsqueeze(dim) if keepdim else out
+    return x.prod(dim, keepdim=keepdim)
+
+
+def _reduction_args(x, dim):
+    x = check_float_tensor("x", x)
+    return x, (None if dim is None else check_dim(dim, x.dim()))
 
 
 def all(x, dim=-1, keepdim=False, *, use_geometric_mean=False):
@@ -161,17 +175,8 @@ def all(x, dim=-1, keepdim=False, *, use_geometric_mean=False):
         >>> softtorch.all(torch.tensor([0.1, 0.2, 0.8, 1.0]))
         tensor(0.0160)
     """
-    x = check_float_tensor("x", x)
-    dim = _reduce_dim(x, dim)
-    if x.dim() == 0:
-        return x.clone()
-    if dim is None:
-        out = _geometric_mean(x.reshape(-1), 0) if use_geometric_mean else x.prod()
-        return out.reshape([1] * x.dim()) if keepdim else out
-    if use_geometric_mean:
-        out = _geometric_mean(x, dim)
-        return out.unsqueeze(dim) if keepdim else out
-    return x.prod(dim, keepdim=keepdim)
+    x, dim = _reduction_args(x, dim)
+    return _product(x, dim, keepdim, use_geometric_mean)
 
 
 def any(x, dim=-1, keepdim=False, *, use_geometric_mean=False):
@@ -197,5 +202,5 @@ def any(x, dim=-1, keepdim=False, *, use_geometric_mean=False):
         >>> softtorch.any(torch.tensor([0.1, 0.2, 0.8]))
         tensor(0.8560)
     """
-    x = check_float_tensor("x", x)
-    return 1.0 - all(1.0 - x, dim, keepdim, use_geometric_mean=use_geometric_mean)
+    x, dim = _reduction_args(x, dim)
+    return 1.0 - _product(1.0 - x, dim, keepdim, use_geometric_mean)

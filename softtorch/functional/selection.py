@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .._core.checks import check_dim, check_float_tensor, check_positive_int
+from .._core.checks import check_broadcast, check_dim, check_float_tensor, check_positive_int
 
 __all__ = ["where", "take_along_dim", "take", "index_select", "narrow"]
 
@@ -59,6 +59,7 @@ def where(condition, x, y):
     c = check_float_tensor("condition", condition)
     x = check_float_tensor("x", x)
     y = check_float_tensor("y", y)
+    check_broadcast(condition=c, x=x, y=y)
     return c * x + (1.0 - c) * y
 
 
@@ -206,10 +207,12 @@ def narrow(x, soft_start, length, dim=0):
     n = x.shape[dim]
     length = check_positive_int("length", length, low=0, high=n)
     soft_start = _check_index_length(soft_start, n, f"x.shape[{dim}]")
+    if length == 0:
+        return x.narrow(dim, 0, 0).clone()
     xm = x.movedim(dim, -1)
     last = n - length
     # Fold the mass of starts past n - length onto start n - length.
     starts = torch.cat([soft_start[..., :last], soft_start[..., last:].sum(-1, keepdim=True)], dim=-1)
-    windows = xm.unfold(-1, length, 1) if length > 0 else xm[..., : last + 1].unsqueeze(-1)[..., :0]
+    windows = xm.unfold(-1, length, 1)  # (..., last + 1, length)
     out = torch.einsum("...s,...sl->...l", starts.to(xm.dtype), windows)
     return out.movedim(-1, dim)

@@ -10,12 +10,11 @@ permutation it is.
 
 from __future__ import annotations
 
-import numbers
 from typing import NamedTuple
 
 import torch
 
-from .._core.checks import check_choice, check_positive_int
+from .._core.checks import check_choice, check_positive_int, check_quantile_level
 from .._core.straight_through import st
 from ._family import (
     Family,
@@ -226,8 +225,16 @@ def topk(
     gated_grad=True,
     return_log_probs=False,
 ):
-    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=True)
-    k = check_positive_int("k", k, low=1, high=fam.n)
+    fam = prepare(
+        x,
+        dim,
+        softness,
+        mode,
+        method,
+        standardize,
+        needs_indices=True,
+        check_n=lambda n: check_positive_int("k", k, low=1, high=n),
+    )
     if fam.mode == "hard":
         hard = torch.topk(fam.flat, k, dim=-1, largest=largest, sorted=sorted)
         values, p = hard.values, _log(one_hot(hard.indices, fam.n, fam.flat), return_log_probs)
@@ -323,20 +330,10 @@ rank.__doc__ = (
 )
 
 
-def _check_q(q, like):
-    """``q`` as a 1-D tensor (and whether it was a scalar), checked to lie in [0, 1]."""
+def _levels(q, like):
+    """A checked ``q`` as a 1-D tensor like ``like``, and whether it was a scalar."""
     if isinstance(q, torch.Tensor):
-        if q.dim() > 1:
-            raise ValueError(f"q must be a float or a 0-d/1-D tensor, got a tensor of shape {tuple(q.shape)}")
-        scalar = q.dim() == 0
-        qt = q.to(device=like.device, dtype=like.dtype).reshape(-1)
-        if not torch.compiler.is_compiling() and qt.numel() and not bool(((qt >= 0) & (qt <= 1)).all()):
-            raise ValueError(f"q must lie in [0, 1], got {q.tolist()}")
-        return qt, scalar
-    if isinstance(q, bool) or not isinstance(q, numbers.Real):
-        raise TypeError(f"q must be a float in [0, 1] or a tensor, got {type(q).__name__} {q!r}")
-    if not 0.0 <= float(q) <= 1.0:
-        raise ValueError(f"q must lie in [0, 1], got {q!r}")
+        return q.to(device=like.device, dtype=like.dtype).reshape(-1), q.dim() == 0
     return torch.tensor([float(q)], device=like.device, dtype=like.dtype), True
 
 
@@ -361,8 +358,9 @@ def _order_statistics(q, n, interpolation):
 
 def _quantile(x, q, dim, keepdim, interpolation, softness, mode, method, standardize, gated_grad, log, values):
     check_choice("interpolation", interpolation, INTERPOLATIONS)
+    check_quantile_level(q)
     fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=True)
-    qt, scalar = _check_q(q, fam.flat)
+    qt, scalar = _levels(q, fam.flat)
     lo, hi, weight = _order_statistics(qt, fam.n, interpolation)
     rows = torch.cat([lo, hi])
     k = qt.shape[0]

@@ -8,8 +8,18 @@ import math
 import torch
 from torch import nn
 
-from .._core.checks import check_mode, check_softness
+from .._core.checks import (
+    check_choice,
+    check_int,
+    check_mode,
+    check_nonnegative,
+    check_positive_int,
+    check_quantile_level,
+    check_softness,
+)
 from .._core.straight_through import straight_through as _straight_through
+from ..functional.sorting import INTERPOLATIONS
+from ..methods import get_method
 
 __all__ = ["SoftModule"]
 
@@ -18,6 +28,22 @@ __all__ = ["SoftModule"]
 _LOG_SOFTNESS_RANGE = (math.log(1e-6), math.log(1e6))
 
 _MISSING = inspect.Parameter.empty
+
+#: Checks of configuration values that do not depend on the input, run when a layer is built
+#: (the functions run them again, with the input's size, on every call).
+_CONFIG_CHECKS = {
+    "mode": check_mode,
+    "method": get_method,
+    "dim": lambda v: v is None or check_int("dim", v),
+    "k": lambda v: check_positive_int("k", v),
+    "q": check_quantile_level,
+    "length": lambda v: check_positive_int("length", v, low=0),
+    "neighbor_radius": lambda v: check_positive_int("neighbor_radius", v),
+    "rtol": lambda v: check_nonnegative("rtol", v),
+    "atol": lambda v: check_nonnegative("atol", v),
+    "epsilon": lambda v: check_nonnegative("epsilon", v),
+    "interpolation": lambda v: check_choice("interpolation", v, INTERPOLATIONS),
+}
 
 
 class SoftModule(nn.Module):
@@ -112,11 +138,11 @@ class SoftModule(nn.Module):
         self.return_indices = bool(values.pop("return_indices", False)) if self._returns_pair else False
         if "return_indices" in self._config_names:
             values["return_indices"] = self.return_indices
+        for name, value in values.items():
+            if name in _CONFIG_CHECKS:
+                _CONFIG_CHECKS[name](value)
         if self._uses_softness:
             self._init_softness(values.pop("softness"), device, dtype)
-        if "mode" in values:
-            check_mode(values["mode"])
-        self._validate(values)
         self.config = values
 
     # -- softness ---------------------------------------------------------------------------
@@ -157,10 +183,6 @@ class SoftModule(nn.Module):
         if hasattr(self, "softness_value"):
             return self.softness_value
         return self._softness_float
-
-    # -- config -----------------------------------------------------------------------------
-    def _validate(self, config: dict) -> None:
-        """Hook for subclasses: check configuration values that the function would check later."""
 
     def forward(self, *inputs):
         if len(inputs) != len(self.inputs):
