@@ -20,13 +20,14 @@ is sparsemax (:math:`\Omega = \tfrac12 \lVert p \rVert^2`), ``"c1"`` is 1.5-entm
 :math:`\sum_i p_i = 1`, so the output has exact zeros and is continuous (c0), once (c1) or
 twice (c2) continuously differentiable in :math:`z`.
 
-The threshold is found in closed form: sort the scores, compute for every candidate support
-size :math:`k` the threshold :math:`\tau_k` that makes the top-:math:`k` mass equal to one,
-and keep the largest consistent :math:`k` (:math:`\tau_k < z_{(k)}`). Everything is tensor
-code over the last dimension: no Python loops over rows, no host synchronization and no
-data-dependent Python branching, so the functions work under ``torch.func.vmap`` and
-``torch.compile(fullgraph=True)``. Gradients use the closed-form Jacobian (the sort is never
-differentiated).
+The threshold is found in closed form: sort the scores; for every candidate support size
+:math:`k`, the threshold :math:`\tau_k` that gives the top :math:`k` scores unit mass is
+consistent if :math:`\tau_k < z_{(k)}`; keep the largest consistent :math:`k` and solve its
+equation exactly (linear for c0, quadratic for c1, a depressed cubic by Cardano's formula for
+c2), then polish with one Newton step. Everything is tensor code over the last dimension: no
+Python loops over rows, no host synchronization and no data-dependent Python branching, so
+the functions work under ``torch.func.vmap`` and ``torch.compile(fullgraph=True)``. Gradients
+use the closed-form Jacobian (the sort is never differentiated).
 """
 
 from __future__ import annotations
@@ -66,15 +67,18 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
-def _threshold(y: torch.Tensor, m: int) -> torch.Tensor:
-    r"""Threshold :math:`\tau` (shape ``(..., 1)``) with :math:`\sum_i [y_i - \tau]_+^m = 1`.
+def _closed_form_threshold(y: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Threshold :math:`\tau` with :math:`\sum_i [y_i - \tau]_+^m = 1` and support size
+    :math:`K`, both of shape ``(..., 1)`` and dtype of ``y``.
 
     ``y`` must come from :func:`_shift` (row maximum 0, clamped below at :data:`_FLOOR`), so
     every consistent support lies in :math:`[-1, 0]` and every cumulative sum below is bounded
-    by :math:`8n`. Runs without autograd (called inside the forward of the custom functions).
+    by :math:`8n`. Runs without autograd (inside the forward of the custom functions); the
+    in-place updates only touch temporaries, to spare allocations on large inputs.
     """
     n = y.shape[-1]
-    ys = torch.sort(y, dim=-1, descending=True).values
+    # contiguous: torch.searchsorted below wants contiguous rows (no-op for contiguous input).
+    ys = torch.sort(y, dim=-1, descending=True).values.contiguous()
     k = torch.arange(1, n + 1, device=y.device, dtype=y.dtype)
     # Cumulative power sums c_r(k) = sum_{j<=k} ys_j^r of the sorted scores.
     c1 = torch.cumsum(ys, dim=-1)
@@ -82,73 +86,83 @@ def _threshold(y: torch.Tensor, m: int) -> torch.Tensor:
         sq = ys * ys
         c2 = torch.cumsum(sq, dim=-1)
     if m == 3:
-        c3 = torch.cumsum(sq.mul_(ys), dim=-1)
+        cube = sq * ys
+        c3 = torch.cumsum(cube, dim=-1)
     # Support size. The top-k threshold tau_k solves g_k(tau) = sum_{j<=k} (ys_j - tau)^m = 1
-    # on the branch where g_k decreases (tau <= mean of the top k). So tau_k < ys_k (k is
-    # consistent) iff g_k(ys_k) < 1, a polynomial in ys_k whose coefficients are the cumulative
-    # sums (Horner form below): consistency is decided without solving for every tau_k. The
-    # consistent k form a prefix {1, ..., K} (g_k(ys_k) is nondecreasing in k), so the largest
-    # consistent k is their count. k = 1 always qualifies (g_1 = 0); a NaN row has no
-    # consistent k, falls back to k = 1 and stays NaN.
+    # on the branch where g_k decreases (tau <= mean of the top k), so tau_k < ys_k (k is
+    # consistent) iff g_k(ys_k) < 1: a polynomial in ys_k whose coefficients are the
+    # cumulative sums, which decides consistency without solving for every tau_k.
+    # g_k(ys_k) = sum_{j<=k} (ys_j - ys_k)^m is nondecreasing in k (every term grows as ys_k
+    # decreases), so the consistent k form a prefix {1, ..., K} (k = 1 always qualifies,
+    # g_1 = 0) and the largest one is found by binary search. A NaN row gets some K and
+    # stays NaN.
+    # (Only in-place ops with vmap batching rules: ys, sq and cube are not used afterwards.)
     if m == 1:
-        g = torch.addcmul(c1, k, ys, value=-1.0)
+        g = ys.mul_(-k).add_(c1)  # c1 - k ys
     elif m == 2:
-        g = torch.addcmul(c2, ys, torch.addcmul(c1, k, ys, value=-0.5), value=-2.0)
+        g = sq.mul_(k).add_(c2).sub_(ys.mul_(c1), alpha=2.0)  # c2 - 2 ys c1 + k ys^2
     else:
-        t = torch.addcmul(c1, k, ys, value=-1.0 / 3.0)
-        t = torch.addcmul(c2, ys, t, value=-1.0)
-        g = torch.addcmul(c3, ys, t, value=-3.0)
-    kk = (g < 1.0).sum(dim=-1, keepdim=True).clamp_min_(1)
+        # c3 - 3 ys c2 + 3 ys^2 c1 - k ys^3
+        g = cube.mul_(-k).add_(c3).sub_(ys.mul_(c2), alpha=3.0).add_(sq.mul_(c1), alpha=3.0)
+    one = torch.ones_like(g[..., :1], memory_format=torch.contiguous_format)
+    kk = torch.searchsorted(g, one).clamp(1, n)
     kf = kk.to(y.dtype)
     s1 = torch.gather(c1, -1, kk - 1)
     mu = s1 / kf
     if m == 1:
         # sum_{j<=K} (ys_j - tau) = 1.
-        tau = mu - 1.0 / kf
-    else:
-        s2 = torch.gather(c2, -1, kk - 1)
-        # Centered second moment M2 = sum_{j<=K} (ys_j - mu)^2 (>= 0 up to rounding).
-        m2 = (s2 - s1 * mu).clamp_min(0.0)
-        if m == 2:
-            # With u = mu - tau: M2 + K u^2 = 1, and u >= 0 on the decreasing branch
-            # (the sort-based exact 1.5-entmax of Peters, Niculae & Martins 2019).
-            tau = mu - torch.sqrt(((1.0 - m2) / kf).clamp_min(0.0))
-        else:
-            # With u = mu - tau and the centered moments M2, M3 of the top K:
-            #     K u^3 + 3 M2 u + (M3 - 1) = 0,  i.e.  u^3 + P u + Q = 0,
-            # P = 3 M2 / K >= 0, Q = (M3 - 1) / K. The left side is strictly increasing in u
-            # (derivative 3u^2 + P >= 0), so there is exactly one real root and Cardano's
-            # discriminant D = (Q/2)^2 + (P/3)^3 >= 0 is a sum of two nonnegative terms (no
-            # cancellation). With A = -sign(Q) cbrt(|Q|/2 + sqrt(D)), the larger-magnitude
-            # Cardano term, the other term is -P/(3A), which has the same sign as A, so
-            # u = A - P/(3A) is evaluated without cancellation: the exact root to a few ulps
-            # in one pass, with no iteration count to choose and no bracket to maintain.
-            s3 = torch.gather(c3, -1, kk - 1)
-            m3 = s3 - 3.0 * mu * s2 + 2.0 * mu * mu * s1
-            p3 = m2 / kf  # P / 3
-            q2 = 0.5 * (m3 - 1.0) / kf  # Q / 2
-            mag = (q2.abs() + torch.sqrt(q2 * q2 + p3 * p3 * p3)).pow(1.0 / 3.0)
-            a = torch.where(q2 > 0, -mag, mag)
-            nonzero = a != 0
-            safe_a = torch.where(nonzero, a, torch.ones_like(a))
-            tau = mu - torch.where(nonzero, a - p3 / safe_a, torch.zeros_like(a))
-    # One Newton step on f(tau) = sum_i [y_i - tau]_+^m - 1 with exact (non-cumulative) sums.
-    # The cumulative sums above lose a few digits to cancellation for long rows in float32
-    # (which can also misjudge K by entries within rounding of the threshold); f is convex and
-    # decreasing with a simple root and tau is already close, so one step squares the
-    # relative error (and is exact for m = 1 on a fixed support). f'(tau) < 0 because the top
-    # entry is always in the support; the guard only protects degenerate (NaN) rows.
-    d = (y - tau).clamp_min_(0.0)
+        return mu - 1.0 / kf, kf
+    s2 = torch.gather(c2, -1, kk - 1)
+    # Centered second moment M2 = sum_{j<=K} (ys_j - mu)^2 (>= 0 up to rounding).
+    m2 = (s2 - s1 * mu).clamp_min(0.0)
+    if m == 2:
+        # With u = mu - tau: M2 + K u^2 = 1, and u >= 0 on the decreasing branch
+        # (the sort-based exact 1.5-entmax of Peters, Niculae & Martins 2019).
+        return mu - torch.sqrt(((1.0 - m2) / kf).clamp_min(0.0)), kf
+    # With u = mu - tau and the centered moments M2, M3 of the top K:
+    #     K u^3 + 3 M2 u + (M3 - 1) = 0,  i.e.  u^3 + P u + Q = 0,
+    # P = 3 M2 / K >= 0, Q = (M3 - 1) / K. The left side is strictly increasing in u
+    # (derivative 3u^2 + P >= 0), so there is exactly one real root and Cardano's
+    # discriminant D = (Q/2)^2 + (P/3)^3 >= 0 is a sum of two nonnegative terms (no
+    # cancellation). With A = -sign(Q) cbrt(|Q|/2 + sqrt(D)), the larger-magnitude Cardano
+    # term, the other term is -P/(3A), which has the same sign as A, so u = A - P/(3A) is
+    # evaluated without cancellation: the exact root to a few ulps in one pass, with no
+    # iteration count to choose and no bracket to maintain (these are (..., 1) tensors, so the
+    # cost is negligible either way).
+    s3 = torch.gather(c3, -1, kk - 1)
+    m3 = s3 - 3.0 * mu * s2 + 2.0 * mu * mu * s1
+    p3 = m2 / kf  # P / 3
+    q2 = 0.5 * (m3 - 1.0) / kf  # Q / 2
+    mag = (q2.abs() + torch.sqrt(q2 * q2 + p3 * p3 * p3)).pow(1.0 / 3.0)
+    a = torch.where(q2 > 0, -mag, mag)
+    nonzero = a != 0
+    safe_a = torch.where(nonzero, a, 1.0)
+    return mu - torch.where(nonzero, a - p3 / safe_a, 0.0), kf
+
+
+def _newton_step(u: torch.Tensor, m: int, k: torch.Tensor) -> torch.Tensor:
+    r"""Newton correction :math:`\delta` (shape ``(..., 1)``) for the threshold, given
+    ``u = y - tau`` (not clamped) and the support size ``k`` found with ``tau``: the
+    polished threshold is :math:`\tau + \delta`.
+
+    One Newton step on :math:`f(\tau) = \sum_i [y_i - \tau]_+^m - 1` with exact
+    (non-cumulative) sums. The cumulative sums of :func:`_closed_form_threshold` lose a few
+    digits to cancellation on long float32 rows (and can misjudge the support by entries
+    within rounding of the threshold); :math:`f` is convex and decreasing with a simple root
+    and :math:`\tau` is already close, so one step squares the relative error, and for
+    :math:`m = 1` it is exact on a fixed support (for :math:`m = 1`, :math:`-f'` is the
+    support size, taken as ``k``: the support of ``u`` differs from it only by entries within
+    rounding of the threshold). For :math:`m > 1`, :math:`f'(\tau) < 0` because the top
+    entry is always in the support; the guard only protects degenerate (NaN) rows.
+    """
+    d = u.clamp_min(0.0)
     if m == 1:
-        f = d.sum(dim=-1, keepdim=True) - 1.0
-        df = torch.count_nonzero(d, dim=-1).unsqueeze(-1).to(y.dtype)
-    else:
-        dm1 = d.clone() if m == 2 else d * d
-        df = m * dm1.sum(dim=-1, keepdim=True)
-        f = dm1.mul_(d).sum(dim=-1, keepdim=True) - 1.0
+        return (d.sum(dim=-1, keepdim=True) - 1.0) / k
+    dm1 = d if m == 2 else d * d
+    df = m * dm1.sum(dim=-1, keepdim=True)
+    f = dm1.mul_(d).sum(dim=-1, keepdim=True) - 1.0  # d is not used after this
     ok = df > 0
-    step = f / torch.where(ok, df, torch.ones_like(df))
-    return tau + torch.where(ok, step, torch.zeros_like(step))
+    return torch.where(ok, f / torch.where(ok, df, 1.0), 0.0)
 
 
 def _shift(z: torch.Tensor) -> torch.Tensor:
@@ -162,9 +176,9 @@ def _support_weights(p: torch.Tensor, m: int) -> torch.Tensor:
     Written as a differentiable function of the output ``p`` (with a safe argument off the
     support) so that the backward pass is itself differentiable (double backward).
     """
-    on = p > 0
     if m == 1:
-        return on.to(p.dtype)
+        return torch.sign(p)  # p >= 0: the support indicator, in one pass
+    on = p > 0
     safe = torch.where(on, p, 1.0)
     root = torch.sqrt(safe) if m == 2 else safe.pow(2.0 / 3.0)
     return torch.where(on, root, 0.0).mul_(m)
@@ -179,8 +193,10 @@ class _SimplexProjection(torch.autograd.Function):
     @staticmethod
     def forward(z: torch.Tensor, m: int) -> torch.Tensor:
         y = _shift(z)
-        d = y.sub_(_threshold(y, m)).clamp_min_(0.0)
-        return d if m == 1 else d.pow_(m)
+        tau, k = _closed_form_threshold(y, m)
+        u = y.sub_(tau)  # y - tau, in place (y is a temporary)
+        p = u.sub_(_newton_step(u, m, k)).clamp_min_(0.0)
+        return p if m == 1 else p.pow_(m)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -203,7 +219,9 @@ class _Threshold(torch.autograd.Function):
 
     @staticmethod
     def forward(y: torch.Tensor, m: int) -> torch.Tensor:
-        return _threshold(y.clamp_min(_FLOOR), m)
+        y = y.clamp_min(_FLOOR)
+        tau, k = _closed_form_threshold(y, m)
+        return tau + _newton_step(y.sub_(tau), m, k)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -217,7 +235,7 @@ class _Threshold(torch.autograd.Function):
         if ctx.m == 1:
             w = on.to(y.dtype)
         else:
-            d = torch.where(on, y - tau, torch.zeros_like(y))
+            d = torch.where(on, y - tau, 0.0)
             w = d if ctx.m == 2 else d * d
         return grad * w / w.sum(dim=-1, keepdim=True), None
 
@@ -240,7 +258,12 @@ def project_simplex(scores: torch.Tensor, mode: str) -> torch.Tensor:
 
     where :math:`\tau` is the unique threshold with :math:`\sum_i p_i = 1`. The polynomial
     modes give exact zeros below the threshold. Entries equal to ``-inf`` (masked) get
-    probability 0; a row containing NaN gives NaN in that row only.
+    probability 0 (a row that is entirely ``-inf`` gives NaN); a row containing NaN gives NaN
+    in that row only. Rows sum to 1 up to about :math:`n` ulps of the compute dtype.
+    Gradients use the closed-form Jacobian
+    :math:`\partial p / \partial z = \operatorname{diag}(w) - w w^\top / \sum_j w_j` with
+    :math:`w_i = m [z_i - \tau]_+^{m-1}` on the support (0 elsewhere), and are themselves
+    differentiable.
 
     Args:
         scores: Floating tensor of shape ``(..., n)``, already divided by the softness.
@@ -251,7 +274,8 @@ def project_simplex(scores: torch.Tensor, mode: str) -> torch.Tensor:
         Tensor of the same shape and dtype as ``scores`` whose last dim sums to 1.
 
     Raises:
-        ValueError: If ``mode`` is not one of the allowed values.
+        ValueError: If ``mode`` is not one of the allowed values, or ``scores`` is 0-d.
+        TypeError: If ``scores`` is not a floating-point tensor.
 
     Example:
         >>> import torch
@@ -301,7 +325,8 @@ def log_project_simplex(scores: torch.Tensor, mode: str) -> torch.Tensor:
         Tensor of the same shape and dtype as ``scores``.
 
     Raises:
-        ValueError: If ``mode`` is not one of the allowed values.
+        ValueError: If ``mode`` is not one of the allowed values, or ``scores`` is 0-d.
+        TypeError: If ``scores`` is not a floating-point tensor.
 
     Example:
         >>> import torch
@@ -323,7 +348,7 @@ def log_project_simplex(scores: torch.Tensor, mode: str) -> torch.Tensor:
     # The problem is shift-invariant, so the shift needs no gradient.
     y = z - z.detach().amax(dim=-1, keepdim=True)
     tau = _Threshold.apply(y, m)
-    on = y > tau
-    safe = torch.where(on, y - tau, torch.ones_like(y))
-    out = torch.where(on, m * torch.log(safe), torch.full_like(y, float("-inf")))
-    return out.to(dtype)
+    # Written with ``y <= tau`` (not ``y > tau``) so that a NaN row stays NaN.
+    off = y <= tau
+    safe = torch.where(off, 1.0, y - tau)
+    return torch.where(off, float("-inf"), m * torch.log(safe)).to(dtype)

@@ -38,7 +38,12 @@ def standardize(x: torch.Tensor, enabled: bool = True) -> Standardized:
     """Squash ``x`` along its last axis (``enabled=False`` passes it through)."""
     if not enabled:
         return Standardized(x, None, None)
-    mean = x.mean(-1, keepdim=True)
+    # Statistics over the finite entries only, so +-inf squash to exactly 1 and 0 instead of
+    # turning the whole row into NaN (a NaN still makes its own row NaN through its score).
+    finite = torch.isfinite(x)
+    count = finite.sum(-1, keepdim=True).clamp_min(1).to(x.dtype)
+    mean = torch.where(finite, x, torch.zeros_like(x)).sum(-1, keepdim=True) / count
     centred = x - mean
-    std = torch.sqrt((centred * centred).mean(-1, keepdim=True) + VAR_EPS)
+    spread = torch.where(finite, centred, torch.zeros_like(x))
+    std = torch.sqrt((spread * spread).sum(-1, keepdim=True) / count + VAR_EPS)
     return Standardized(torch.sigmoid(centred / std), mean, std)

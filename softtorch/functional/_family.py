@@ -14,6 +14,7 @@ import torch
 from .._core.checks import check_dim, check_float_tensor, check_mode, check_softness
 from .._core.dims import broadcast_softness
 from .._core.standardize import Standardized, standardize
+from .._core.zero_grad import with_zero_grad
 from ..methods import SortingMethod, get_method
 
 __all__ = ["Family", "prepare", "one_hot", "gather", "soft_rows", "scores_sorted_back", "values_from_rows"]
@@ -37,14 +38,18 @@ class Family:
 
     def values_back(self, v: torch.Tensor, keepdim: bool = True) -> torch.Tensor:
         """``(..., r)`` values to the caller's layout (r replaces the operated dim)."""
-        if self.dim is None or self.x.dim() == 0:
+        if self.x.dim() == 0:
+            return v[..., 0] if v.shape[-1] == 1 else v
+        if self.dim is None:
             return v if keepdim or v.shape[-1] != 1 else v.squeeze(-1)
         out = v.movedim(-1, self.dim)
         return out if keepdim else out.squeeze(self.dim)
 
     def index_back(self, p: torch.Tensor, keepdim: bool = True) -> torch.Tensor:
         """``(..., r, n)`` soft indices to the caller's layout, distributions on a new last axis."""
-        if self.dim is None or self.x.dim() == 0:
+        if self.x.dim() == 0:
+            return p[..., 0, :] if p.shape[-2] == 1 else p
+        if self.dim is None:
             return p if keepdim or p.shape[-2] != 1 else p.squeeze(-2)
         out = p.movedim(-2, self.dim)
         return out if keepdim else out.squeeze(self.dim)
@@ -76,8 +81,8 @@ def prepare(x, dim, softness, mode, method, standardize_scores, *, needs_indices
 
 
 def one_hot(index: torch.Tensor, n: int, like: torch.Tensor) -> torch.Tensor:
-    """Float one-hot distributions of ``index`` on a new last axis."""
-    return torch.nn.functional.one_hot(index, n).to(like.dtype)
+    """Float one-hot distributions of ``index`` on a new last axis, with a zero gradient to ``like``."""
+    return with_zero_grad(torch.nn.functional.one_hot(index, n).to(like.dtype), like)
 
 
 def gather(p: torch.Tensor, flat: torch.Tensor, gated_grad: bool) -> torch.Tensor:

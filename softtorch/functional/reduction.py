@@ -37,8 +37,10 @@ def _extreme(
     x, dim, keepdim, largest, *, softness, mode, method, standardize, gated_grad, return_log_probs, values, indices
 ):
     """Shared body of max/min/argmax/argmin: returns ``(value, index)`` in the caller's layout."""
-    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=indices)
+    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=indices and not values)
     flat = fam.flat
+    # Value outputs of a method without a permutation come without indices.
+    indices = indices and (fam.mode == "hard" or fam.method.gives_indices)
     if fam.mode == "hard":
         hard = torch.max(flat, dim=-1) if largest else torch.min(flat, dim=-1)
         value = hard.values.unsqueeze(-1)

@@ -16,6 +16,7 @@ import torch
 
 from .._core.checks import check_choice, check_positive_int, check_quantile_level
 from .._core.straight_through import st
+from .._core.zero_grad import with_zero_grad
 from ._family import (
     Family,
     gather,
@@ -105,10 +106,12 @@ def sort(
     method="neuralsort",
     standardize=True,
     gated_grad=True,
-    return_indices=True,
+    return_indices=None,
     return_log_probs=False,
 ):
-    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=return_indices)
+    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=bool(return_indices))
+    if return_indices is None:
+        return_indices = fam.mode == "hard" or fam.method.gives_indices
     values, p = _sorted_rows(
         fam, descending, None, with_indices=return_indices, gated_grad=gated_grad, log=return_log_probs
     )
@@ -132,8 +135,9 @@ sort.__doc__ = (
         descending (bool): sort in descending order. Default: ``False``."""
     + _SORT_ARGS
     + r"""
-        return_indices (bool): also return the soft permutation. ``False`` computes the values
-            without ever holding the ``n x n`` matrix (softsort, neuralsort). Default: ``True``.
+        return_indices (bool, optional): also return the soft permutation. ``False`` computes the
+            values without ever holding the ``n x n`` matrix (softsort, neuralsort). ``None``:
+            whenever the method has a permutation (all but ``"fast_soft_sort"``). Default: ``None``.
 
     Shape:
         ``values`` has the shape of ``x``; ``indices`` has ``x``'s shape plus a last axis of size
@@ -232,7 +236,7 @@ def topk(
         mode,
         method,
         standardize,
-        needs_indices=True,
+        needs_indices=False,
         check_n=lambda n: check_positive_int("k", k, low=1, high=n),
     )
     if fam.mode == "hard":
@@ -240,8 +244,11 @@ def topk(
         values, p = hard.values, _log(one_hot(hard.indices, fam.n, fam.flat), return_log_probs)
     else:
         rows = torch.arange(k, device=fam.flat.device)
-        values, p = _sorted_rows(fam, largest, rows, with_indices=True, gated_grad=gated_grad, log=return_log_probs)
-    return torch.return_types.topk((fam.values_back(values), fam.index_back(p)))
+        with_indices = fam.method.gives_indices
+        values, p = _sorted_rows(
+            fam, largest, rows, with_indices=with_indices, gated_grad=gated_grad, log=return_log_probs
+        )
+    return torch.return_types.topk((fam.values_back(values), None if p is None else fam.index_back(p)))
 
 
 topk.__doc__ = (
@@ -279,19 +286,21 @@ topk.__doc__ = (
 
 
 def rank(x, dim=None, descending=True, *, softness=0.1, mode="smooth", method="neuralsort", standardize=True):
-    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=True)
+    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=False)
     n = fam.n
     order = torch.argsort(fam.flat, dim=-1, descending=descending, stable=True)
     slots = torch.arange(1, n + 1, device=fam.flat.device, dtype=fam.flat.dtype)
     hard = torch.empty_like(fam.flat).scatter(-1, order, slots.expand_as(order))
     if fam.mode == "hard":
-        ranks = hard
+        ranks = with_zero_grad(hard, fam.flat)
+    elif not fam.method.gives_indices:
+        ranks = fam.method.module.rank(fam.scaled.scores, fam.softness, fam.mode, descending=descending)
     else:
         p = soft_rows(fam, descending)
         mass = p.sum(-2)
         expected = torch.matmul(slots.unsqueeze(0), p).squeeze(-2)
         # An element no slot gives any weight (possible with the sparse modes) keeps its hard rank.
-        has_mass = mass > torch.finfo(mass.dtype).tiny
+        has_mass = ~(mass <= torch.finfo(mass.dtype).tiny)  # NaN rows stay NaN
         ranks = torch.where(has_mass, expected / torch.where(has_mass, mass, torch.ones_like(mass)), hard)
     if fam.dim is None:
         return ranks.reshape(fam.x.shape)
@@ -356,34 +365,41 @@ def _order_statistics(q, n, interpolation):
     return lo, hi, weight
 
 
-def _quantile(x, q, dim, keepdim, interpolation, softness, mode, method, standardize, gated_grad, log, values):
+def _quantile(x, q, dim, keepdim, interpolation, softness, mode, method, standardize, gated_grad, log, values, indices):
+    """Shared body of quantile/argquantile: ``(values or None, soft index or None)`` in torch's layout."""
     check_choice("interpolation", interpolation, INTERPOLATIONS)
     check_quantile_level(q)
-    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=True)
+    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=indices)
     qt, scalar = _levels(q, fam.flat)
     lo, hi, weight = _order_statistics(qt, fam.n, interpolation)
     rows = torch.cat([lo, hi])
     k = qt.shape[0]
-    if fam.mode == "hard":
-        index = torch.sort(fam.flat, dim=-1, stable=True).indices.index_select(-1, rows)
-        p = one_hot(index, fam.n, fam.flat)
-    else:
-        p = soft_rows(fam, False, rows, False)
-    dist = (1.0 - weight).unsqueeze(-1) * p[..., :k, :] + weight.unsqueeze(-1) * p[..., k:, :]  # (..., K, n)
-    out_values = None
-    if values:
+    dist = None
+    if indices or (fam.mode != "hard" and not fam.method.values_from_scores):
         if fam.mode == "hard":
-            out_values = torch.quantile(
-                fam.x, qt[0] if scalar else qt, dim=dim, keepdim=keepdim, interpolation=interpolation
-            )
+            index = torch.sort(fam.flat, dim=-1, stable=True).indices.index_select(-1, rows)
+            p = one_hot(index, fam.n, fam.flat)
         else:
-            if fam.method.values_from_scores:
-                ends = scores_sorted_back(fam, False).index_select(-1, rows)
-                v = (1.0 - weight) * ends[..., :k] + weight * ends[..., k:]
-            else:
-                v = gather(dist, fam.flat, gated_grad)
-            out_values = _quantile_layout(fam, v, keepdim, scalar, extra=0)
-    return out_values, _quantile_layout(fam, _log(dist, log), keepdim, scalar, extra=1)
+            p = soft_rows(fam, False, rows, False)
+        dist = (1.0 - weight).unsqueeze(-1) * p[..., :k, :] + weight.unsqueeze(-1) * p[..., k:, :]  # (..., K, n)
+    out_values = None
+    if values and fam.mode == "hard":
+        # torch.quantile takes float32/float64 only; half inputs go through float32.
+        computed = fam.x if fam.x.dtype in (torch.float32, torch.float64) else fam.x.float()
+        level = qt[0] if scalar else qt
+        out_values = torch.quantile(
+            computed, level.to(computed.dtype), dim=dim, keepdim=keepdim, interpolation=interpolation
+        ).to(fam.x.dtype)
+    elif values:
+        if fam.method.values_from_scores:
+            ends = scores_sorted_back(fam, False).index_select(-1, rows)
+            v = (1.0 - weight) * ends[..., :k] + weight * ends[..., k:]
+        else:
+            v = gather(dist, fam.flat, gated_grad)
+        out_values = _quantile_layout(fam, v, keepdim, scalar, extra=0)
+    if dist is not None and indices:
+        dist = _quantile_layout(fam, _log(dist, log), keepdim, scalar, extra=1)
+    return out_values, (dist if indices else None)
 
 
 def _quantile_layout(fam: Family, t: torch.Tensor, keepdim: bool, scalar: bool, extra: int) -> torch.Tensor:
@@ -413,7 +429,19 @@ def quantile(
     return_log_probs=False,
 ):
     values, dist = _quantile(
-        x, q, dim, keepdim, interpolation, softness, mode, method, standardize, gated_grad, return_log_probs, True
+        x,
+        q,
+        dim,
+        keepdim,
+        interpolation,
+        softness,
+        mode,
+        method,
+        standardize,
+        gated_grad,
+        return_log_probs,
+        values=True,
+        indices=return_argquantile,
     )
     return QuantileResult(values, dist) if return_argquantile else values
 
@@ -432,7 +460,19 @@ def argquantile(
     return_log_probs=False,
 ):
     return _quantile(
-        x, q, dim, keepdim, interpolation, softness, mode, method, standardize, True, return_log_probs, False
+        x,
+        q,
+        dim,
+        keepdim,
+        interpolation,
+        softness,
+        mode,
+        method,
+        standardize,
+        True,
+        return_log_probs,
+        values=False,
+        indices=True,
     )[1]
 
 
@@ -506,14 +546,14 @@ argquantile.__doc__ = (
 def _median(x, dim, keepdim, softness, mode, method, standardize, gated_grad, log, values):
     if dim is None and keepdim:
         raise ValueError("keepdim=True needs an integer dim for median (torch.median() with dim=None has no keepdim)")
-    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=dim is not None or not values)
+    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=not values)
     middle = torch.tensor([(fam.n - 1) // 2], device=fam.flat.device)
     if fam.mode == "hard":
         hard = torch.median(fam.flat, dim=-1)
         value = hard.values.unsqueeze(-1)
         p = _log(one_hot(hard.indices, fam.n, fam.flat), log).unsqueeze(-2)
     else:
-        with_indices = dim is not None or not values
+        with_indices = (dim is not None or not values) and fam.method.gives_indices
         value, p = _sorted_rows(fam, False, middle, with_indices=with_indices, gated_grad=gated_grad, log=log)
     if fam.dim is None:
         return value.reshape(()), (None if p is None else p.reshape(-1))

@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from .._core.checks import check_choice
-from . import neuralsort, softsort, sorting_network
+from . import fast_soft_sort, neuralsort, ot, softsort, sorting_network
 
 __all__ = ["METHOD_NAMES", "SortingMethod", "get_method"]
 
@@ -39,22 +39,23 @@ class SortingMethod(NamedTuple):
 _METHODS = {
     "softsort": SortingMethod("softsort", softsort, True, False),
     "neuralsort": SortingMethod("neuralsort", neuralsort, True, False),
+    "ot": SortingMethod("ot", ot, True, False),
+    "fast_soft_sort": SortingMethod("fast_soft_sort", fast_soft_sort, False, True),
     "sorting_network": SortingMethod("sorting_network", sorting_network, True, True),
 }
 
-#: Every method name the API accepts (some arrive in later releases).
-METHOD_NAMES = ("softsort", "neuralsort", "ot", "fast_soft_sort", "sorting_network")
-_NO_INDICES = ("fast_soft_sort",)
+#: Every method name the API accepts.
+METHOD_NAMES = tuple(_METHODS)
 
 
 def get_method(method, needs_indices: bool = False) -> SortingMethod:
     """Look up ``method``; refuse unknown names, and methods without a permutation when indices are needed."""
     check_choice("method", method, METHOD_NAMES)
-    if needs_indices and method in _NO_INDICES:
+    found = _METHODS[method]
+    if needs_indices and not found.gives_indices:
+        with_indices = ", ".join(repr(m.name) for m in _METHODS.values() if m.gives_indices)
         raise ValueError(
             f"method={method!r} computes sorted values only and has no soft permutation; "
-            "use one of 'softsort', 'neuralsort', 'ot', 'sorting_network' to get indices"
+            f"use one of {with_indices} to get indices"
         )
-    if method not in _METHODS:
-        raise NotImplementedError(f"method={method!r} is not available in this version of softtorch yet")
-    return _METHODS[method]
+    return found

@@ -36,6 +36,7 @@ import torch
 
 from .._core.checks import SOFT_MODES, check_choice
 from .._core.kernels import sigmoidal_kernel
+from .._core.zero_grad import with_zero_grad
 from ._common import row_softness
 
 __all__ = ["permutation", "sort_values"]
@@ -222,6 +223,8 @@ def permutation(xt, softness, mode, descending=False, rows=None, log=False):
             perm = perm.expand(v.shape[:-1] + perm.shape[-2:])
         else:
             perm = _full_permutation(xt, size, layers, weights)[..., :n, :n].index_select(-2, wires)
+    if not layers:  # n = 1: nothing to compare, a constant permutation
+        perm = with_zero_grad(perm, xt)
     return _safe_log(perm) if log else perm
 
 

@@ -117,9 +117,7 @@ class SoftModule(nn.Module):
             for name in ("device", "dtype"):
                 layer_params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None))
         # Required parameters must precede defaulted positional ones in a valid signature.
-        cls.__signature__ = inspect.Signature(
-            [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)] + layer_params
-        )
+        cls.__signature__ = inspect.Signature(layer_params)
         cls._layer_signature = inspect.Signature(layer_params)
 
     def __init__(self, *args, **kwargs):

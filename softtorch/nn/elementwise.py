@@ -55,8 +55,8 @@ class SoftReLU(SoftModule):
         >>> layer = softtorch.nn.SoftReLU(softness=0.1, mode="c1", learnable=True)
         >>> [name for name, _ in layer.named_parameters()]
         ['log_softness']
-        >>> layer(torch.tensor([-1.0, 0.0, 2.0]))
-        tensor([0.0000, 0.0937, 2.0000], grad_fn=<MulBackward0>)
+        >>> layer(torch.tensor([-1.0, 0.0, 2.0])).detach()
+        tensor([0.0000, 0.0937, 2.0000])
     """
 
     function = F.relu

@@ -1,0 +1,1 @@
+"""Timing and memory harness for softtorch (see README.md); run ``python -m benchmarks``."""

@@ -1,0 +1,292 @@
+"""Measure one library's operators: the single copy of the timing and memory code.
+
+The harness (``run.py``) imports this module to time the grid in-process, and runs it as a
+script to measure in a fresh interpreter: the reference library lives in another venv, and peak
+memory needs one process per case. Both libraries are therefore measured by the same code.
+
+As a script it reads one JSON task on stdin and prints one JSON object on stdout::
+
+    {"library": "softtorch" | "torch" | "torchsort",
+     "path": "/repo/root" or null,     # put first on sys.path before importing softtorch
+     "threads": 2,                     # torch.set_num_threads
+     "task": "time" | "memory",
+     "cases": [{"op": "sort", "method": "neuralsort", "mode": "smooth",
+                "batch": 64, "n": 1000, "device": "cpu", ...}, ...]}
+
+It depends on torch only (plus the measured library), so it runs under any interpreter.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import platform
+import resource
+import statistics
+import sys
+import time
+import traceback
+
+import torch
+
+#: Operators, in table order. ``k`` of topk is ``n // 10``; ``q`` of quantile is ``QUANTILE_Q``.
+OPS = ("sort", "topk", "rank", "quantile", "max", "argmax")
+QUANTILE_Q = 0.3
+DEFAULT_SOFTNESS = 0.1
+#: Exceptions meaning "this library does not offer that combination" (recorded as "n/a"); a
+#: missing operator is reported as NotImplementedError.
+UNSUPPORTED = (NotImplementedError, ValueError)
+
+
+class NotDifferentiable(RuntimeError):
+    """The measured output carries no gradient (hard argmax, hard rank)."""
+
+
+def topk_k(n: int) -> int:
+    """The k used for topk at length n (n/10, at least 1)."""
+    return max(1, n // 10)
+
+
+def load_library(name: str, path: str | None = None):
+    """Import ``softtorch`` (from ``path`` first when given), ``torchsort`` or ``torch``."""
+    if path:
+        sys.path.insert(0, path)
+    return importlib.import_module(name)
+
+
+def library_info(lib) -> dict:
+    """Version, location and interpreter facts recorded next to every measurement."""
+    return {
+        "library": lib.__name__,
+        "version": getattr(lib, "__version__", "unknown"),
+        "file": getattr(lib, "__file__", None),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def _supported_kwargs(fn, kwargs: dict) -> dict:
+    """Drop keywords that ``fn`` does not accept (signatures differ between versions)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return kwargs
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return kwargs
+    return {k: v for k, v in kwargs.items() if k in params}
+
+
+def _primary(out) -> torch.Tensor:
+    """The tensor to differentiate: ``values`` of a namedtuple, else the output itself."""
+    return out[0] if isinstance(out, tuple) else out
+
+
+def soft_call(lib, case: dict):
+    """Return ``f(x) -> Tensor`` calling the soft operator of a softtorch-like library.
+
+    The same keywords are passed to every library (``dim=-1`` explicitly, since the reference
+    defaults some operators to ``dim=None``); keywords a library does not know are dropped.
+    Raises ``NotImplementedError`` when the library lacks the operator.
+    """
+    op = case["op"]
+    fn = getattr(lib, op, None)
+    if fn is None:
+        raise NotImplementedError(f"{lib.__name__} has no {op}")
+    kwargs = {"dim": -1, "softness": case.get("softness", DEFAULT_SOFTNESS),
+              "mode": case["mode"], "method": case["method"]}
+    if op == "sort":
+        kwargs["return_indices"] = False
+    kwargs = _supported_kwargs(fn, kwargs)
+    extra = {"topk": (topk_k(case["n"]),), "quantile": (QUANTILE_Q,)}.get(op, ())
+    return lambda x: _primary(fn(x, *extra, **kwargs))
+
+
+def hard_call(case: dict):
+    """Return ``f(x) -> Tensor`` running the exact torch operator that ``op`` relaxes."""
+    op, n = case["op"], case["n"]
+    calls = {
+        "sort": lambda x: torch.sort(x, dim=-1).values,
+        "topk": lambda x: torch.topk(x, topk_k(n), dim=-1).values,
+        "rank": lambda x: x.argsort(dim=-1).argsort(dim=-1),
+        "quantile": lambda x: torch.quantile(x, QUANTILE_Q, dim=-1),
+        "max": lambda x: torch.max(x, dim=-1).values,
+        "argmax": lambda x: torch.argmax(x, dim=-1),
+    }
+    return calls[op]
+
+
+def torchsort_call(lib, case: dict):
+    """Return ``f(x) -> Tensor`` for torchsort's soft_sort / soft_rank (sort and rank only)."""
+    fns = {"sort": lib.soft_sort, "rank": lib.soft_rank}
+    if case["op"] not in fns:
+        raise NotImplementedError(f"torchsort has no {case['op']}")
+    fn, strength = fns[case["op"]], case.get("softness", DEFAULT_SOFTNESS)
+    return lambda x: fn(x, regularization_strength=strength)
+
+
+def make_call(lib, case: dict):
+    """Dispatch on the library name to the matching ``f(x)`` builder."""
+    if lib.__name__ == "torch":
+        return hard_call(case)
+    if lib.__name__ == "torchsort":
+        return torchsort_call(lib, case)
+    return soft_call(lib, case)
+
+
+def make_input(case: dict) -> torch.Tensor:
+    """A seeded ``(batch, n)`` float32 input that requires grad, on the case's device."""
+    gen = torch.Generator().manual_seed(case.get("seed", 0))
+    x = torch.randn(case["batch"], case["n"], generator=gen, dtype=torch.float32)
+    return x.to(case.get("device", "cpu")).requires_grad_(True)
+
+
+def _sync(device: str) -> None:
+    """Wait for queued kernels; a no-op except on CUDA."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _step(fn, x: torch.Tensor, backward: bool) -> None:
+    """One forward, plus a backward with a fixed cotangent when ``backward`` is set."""
+    x.grad = None
+    y = fn(x)
+    if backward:
+        if not y.requires_grad:
+            raise NotDifferentiable("output has no gradient")
+        y.backward(torch.ones_like(y))
+
+
+def measure(fn, x: torch.Tensor, backward: bool, *, warmup: int = 1, repeats: int = 3,
+            max_repeats: int = 50, budget: float = 1.0) -> dict:
+    """Median (and min) wall time in ms of ``_step``, after up to ``warmup`` untimed runs.
+
+    Time-boxed so that a grid spanning 1x10 to 64x10000 stays affordable: warm-up stops after
+    a run longer than ``budget``; timed runs go on while under ``budget`` seconds (fast cells
+    get up to ``max_repeats`` runs, a median robust to a busy machine) and stop past it once
+    ``repeats`` runs are done, or past ``3 * budget`` whatever the count (at least one run).
+    """
+    device = str(x.device)
+    for _ in range(warmup):
+        t0 = time.perf_counter()
+        _step(fn, x, backward)
+        _sync(device)
+        if time.perf_counter() - t0 > budget:
+            break
+    times, start = [], time.perf_counter()
+    while len(times) < max_repeats:
+        t0 = time.perf_counter()
+        _step(fn, x, backward)
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+        elapsed = time.perf_counter() - start
+        if elapsed >= budget and (len(times) >= repeats or elapsed >= 3 * budget):
+            break
+    return {"ms": 1e3 * statistics.median(times), "min_ms": 1e3 * min(times), "runs": len(times)}
+
+
+def _prefixed(prefix: str, timing: dict) -> dict:
+    """``{"ms": 1.0, "runs": 3}`` -> ``{"fwd_ms": 1.0, "fwd_runs": 3}``."""
+    return {f"{prefix}_{key}": value for key, value in timing.items()}
+
+
+def time_case(lib, case: dict) -> dict:
+    """Time forward and forward+backward of one case; never raises.
+
+    ``status`` is "ok", "n/a" (the library rejects the combination: missing operator,
+    NotImplementedError or ValueError) or "error". A non-differentiable output (hard argmax,
+    hard rank) gives ``fwdbwd_ms = None`` with status "ok"; ``forward: false`` in the case skips
+    the forward-only timing (``fwd_ms = None``). On CUDA ``peak_mib`` is the
+    allocator peak during the forward+backward runs (input included).
+    """
+    result = dict(case, fwd_ms=None, fwdbwd_ms=None)
+    opts = {k: case[k] for k in ("warmup", "repeats", "max_repeats", "budget") if k in case}
+    try:
+        fn, x = make_call(lib, case), make_input(case)
+        if case.get("forward", True):
+            result.update(_prefixed("fwd", measure(fn, x, backward=False, **opts)))
+        result["status"] = "ok"
+        cuda = x.device.type == "cuda"
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        result.update(_prefixed("fwdbwd", measure(fn, x, backward=True, **opts)))
+        if cuda:
+            result["peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    except NotDifferentiable:
+        pass
+    except UNSUPPORTED as exc:
+        result.update(status="n/a", error=f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - one broken cell must not stop the run
+        result.update(status="error", error=f"{type(exc).__name__}: {exc}",
+                      trace=traceback.format_exc(limit=3))
+    return result
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process image, in MiB.
+
+    Linux: ``VmHWM`` of /proc/self/status, the high-water mark of the address space created by
+    exec. Not ``ru_maxrss``: Linux carries it over exec from the forked (or vforked) copy of the
+    parent, so a worker started by a parent that once held 5 GiB reports at least 5 GiB.
+    Elsewhere ``ru_maxrss`` is the fallback (KiB on Linux, bytes on macOS).
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024
+
+
+def memory_case(lib, case: dict) -> dict:
+    """Peak memory of one forward+backward (or of the baseline when ``op == "baseline"``).
+
+    Meant to run alone in a fresh process. Both the case and the baseline first run the same
+    operator once on a tiny input, so import and lazy-initialisation costs cancel when the
+    harness subtracts the baseline. CPU: this process's peak RSS (``peak_rss_mib``).
+    CUDA: ``torch.cuda.max_memory_allocated`` around the measured step only.
+    """
+    result = dict(case)
+    device = case.get("device", "cpu")
+    try:
+        baseline = case["op"] == "baseline"
+        probe = dict(case, op=case["probe_op"] if baseline else case["op"], batch=1, n=16)
+        _step(make_call(lib, probe), make_input(probe), backward=True)
+        x = make_input(case)
+        if device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+        if not baseline:
+            _step(make_call(lib, case), x, backward=True)
+        _sync(device)
+        result.update(status="ok", maxrss_mib=peak_rss_mib())
+        if device.startswith("cuda"):
+            result["cuda_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
+        del x
+    except UNSUPPORTED as exc:
+        result.update(status="n/a", error=f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001
+        result.update(status="error", error=f"{type(exc).__name__}: {exc}")
+    return result
+
+
+def run_task(task: dict) -> dict:
+    """Run every case of a task (see the module docstring) and return the JSON-able answer."""
+    torch.set_num_threads(int(task.get("threads", torch.get_num_threads())))
+    lib = load_library(task["library"], task.get("path"))
+    run = memory_case if task.get("task") == "memory" else time_case
+    return {"meta": library_info(lib), "results": [run(lib, c) for c in task["cases"]]}
+
+
+def main() -> None:
+    """Script entry point: JSON task on stdin (or as the first argument), JSON on stdout."""
+    raw = sys.argv[1] if len(sys.argv) > 1 else sys.stdin.read()
+    json.dump(run_task(json.loads(raw)), sys.stdout)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()

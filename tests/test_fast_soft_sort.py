@@ -1,0 +1,407 @@
+"""Tests of the permutahedron-projection method (softtorch.methods.fast_soft_sort)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as hst
+
+from softtorch.methods import fast_soft_sort as fss
+from softtorch.methods.fast_soft_sort import rank, sort_values
+
+MODES = ("smooth", "c0", "c1", "c2")
+SIZES = (1, 2, 3, 5, 8, 17)
+
+
+def distinct(shape, gap=1e-2, dtype=torch.float64, seed=0):
+    """Scores in (0, 1) with pairwise gaps of at least ``gap`` along the last dim, in random order."""
+    g = torch.Generator().manual_seed(seed)
+    *batch, n = shape
+    rows = [torch.randperm(int(0.9 / gap), generator=g)[:n] for _ in range(max(1, math.prod(batch)))]
+    return (0.05 + torch.stack(rows).to(dtype) * gap).reshape(shape)
+
+
+def squashed(x):
+    """The standardization of softtorch.functional (SPEC 4.1) and its inverse."""
+    mean = x.mean(-1, keepdim=True)
+    std = torch.sqrt((x - mean).pow(2).mean(-1, keepdim=True) + 1e-6)
+    eps = torch.finfo(x.dtype).eps
+    return torch.sigmoid((x - mean) / std), lambda v: torch.logit(v.clamp(eps, 1 - eps)) * std + mean
+
+
+# --- an independent reference: plain sequential PAV, one row at a time, in float64 -------------
+
+_PHI = {"c0": lambda u: u, "c1": lambda u: u * abs(u), "c2": lambda u: u**3}
+
+
+def _block_value(mode, s, w):
+    """Root of sum phi(s_i - g) = sum w_i by bisection (smooth: log-sum-exp difference)."""
+    if mode == "smooth":
+        return math.log(sum(math.exp(v) for v in s)) - math.log(sum(math.exp(v) for v in w))
+    target, phi = sum(w), _PHI[mode]
+    lo, hi = min(s) - abs(target) - 10, max(s) + abs(target) + 10
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if sum(phi(v - mid) for v in s) > target:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def _pav(mode, s, w):
+    """Decreasing isotonic solution v for s, w (both decreasing), by a stack of blocks."""
+    blocks = []
+    for i in range(len(s)):
+        blocks.append([i, i + 1, _block_value(mode, s[i : i + 1], w[i : i + 1])])
+        while len(blocks) > 1 and blocks[-2][2] < blocks[-1][2]:
+            b = blocks.pop()
+            a = blocks.pop()
+            blocks.append([a[0], b[1], _block_value(mode, s[a[0] : b[1]], w[a[0] : b[1]])])
+    v = [0.0] * len(s)
+    for a, b, g in blocks:
+        v[a:b] = [g] * (b - a)
+    return v
+
+
+def _project(mode, z, w):
+    """P(z, w) of the module docstring, for lists, with the c1/c2 normalization of w."""
+    low, width, scale = 0.0, 1.0, 1.0
+    if mode in ("c1", "c2"):
+        low = min(w)
+        width = (max(w) - low) or 1.0
+        scale = (0.5 if mode == "c1" else 1 / 3) / width
+    order = sorted(range(len(z)), key=lambda i: -z[i])
+    s = [z[i] * scale for i in order]
+    ws = sorted(((v - low) / width for v in w), reverse=True)
+    v = _pav(mode, s, ws)
+    out = [0.0] * len(z)
+    for k, i in enumerate(order):
+        u = s[k] - v[k]
+        out[i] = u if mode == "smooth" else low + width * _PHI[mode](u)
+    return out
+
+
+def reference_sort(x, softness, mode, descending=False):
+    n = len(x)
+    a = [j / max(n - 1, 1) for j in range(n)]
+    values = sorted(_project(mode, [v / softness for v in a], x))
+    return values[::-1] if descending else values
+
+
+def reference_rank(x, softness, mode, descending=True):
+    n = len(x)
+    a = [j / max(n - 1, 1) for j in range(n)]
+    z = [(-v if descending else v) / softness for v in x]
+    return [1 + (n - 1) * v for v in _project(mode, z, a)]
+
+
+# --- smoke and exceptions ----------------------------------------------------------------------
+
+
+def test_public_names():
+    assert fss.__all__ == ["sort_values", "rank"]
+
+
+@pytest.mark.parametrize("fn", [sort_values, rank])
+def test_bad_mode(fn):
+    with pytest.raises(ValueError, match="mode must be one of .*got 'hard'"):
+        fn(torch.rand(4), 0.1, "hard")
+    with pytest.raises(ValueError, match="mode"):
+        fn(torch.rand(1), 0.1, "nope")
+
+
+@pytest.mark.parametrize("fn", [sort_values, rank])
+def test_zero_dim_refused(fn):
+    with pytest.raises(ValueError, match="0-d"):
+        fn(torch.tensor(0.5), 0.1, "smooth")
+
+
+# --- the published figure ----------------------------------------------------------------------
+
+
+def test_seed_readme_figure():
+    """st.sort(x, method="fast_soft_sort", softness=2.0).values of the reference README."""
+    x = torch.tensor([-0.2, -1.0, 0.3, 1.0])
+    xt, back = squashed(x)
+    values = back(sort_values(xt, 2.0, "smooth"))
+    torch.testing.assert_close(values, torch.tensor([-0.7462, -0.1971, 0.2938, 0.8569]), rtol=0, atol=6e-5)
+
+
+def test_figure_other_modes():
+    """Pinned values of the other modes on the README input (softness 2.0 and 0.5)."""
+    x = torch.tensor([-0.2, -1.0, 0.3, 1.0], dtype=torch.float64)
+    xt, back = squashed(x)
+    expected = {
+        ("c0", 2.0): [-0.7708, -0.2162, 0.2746, 0.8316],
+        ("c1", 2.0): [-0.4634, -0.1759, 0.1651, 0.6002],
+        ("c2", 2.0): [-0.4026, -0.1580, 0.1441, 0.5408],
+        ("c0", 0.5): [-1.0, -0.2, 0.3, 1.0],
+        ("c1", 0.5): [-0.9919, -0.2053, 0.3, 1.0],
+        ("c2", 0.5): [-0.9067, -0.2633, 0.3, 1.0],
+    }
+    for (mode, softness), values in expected.items():
+        got = back(sort_values(xt, softness, mode))
+        torch.testing.assert_close(got, torch.tensor(values, dtype=x.dtype), rtol=0, atol=1e-4)
+
+
+# --- hard limit ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("n", SIZES)
+def test_hard_limit(mode, n):
+    x = distinct((3, n), seed=n)
+    for descending in (False, True):
+        torch.testing.assert_close(
+            sort_values(x, 1e-3, mode, descending), torch.sort(x, descending=descending).values, rtol=0, atol=1e-12
+        )
+        order = torch.argsort(x, dim=-1, descending=descending)
+        hard = torch.empty_like(x).scatter_(-1, order, torch.arange(1.0, n + 1, dtype=x.dtype).expand_as(x))
+        torch.testing.assert_close(rank(x, 1e-3, mode, descending), hard, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_large_softness_pools_everything(mode):
+    x = distinct((2, 6))
+    values = sort_values(x, 1e6, mode)
+    assert (values.amax(-1) - values.amin(-1)).max() < 1e-4
+    ranks = rank(x, 1e6, mode)
+    assert (ranks.amax(-1) - ranks.amin(-1)).max() < 1e-4
+
+
+# --- agreement with the independent reference ---------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("descending", [False, True])
+def test_matches_sequential_pav(mode, descending):
+    g = torch.Generator().manual_seed(7)
+    for trial in range(12):
+        n = int(torch.randint(1, 24, (), generator=g))
+        x = torch.rand(n, generator=g, dtype=torch.float64)
+        if trial % 4 == 0:
+            x = (x * 4).round() / 4  # ties
+        softness = float(10 ** (torch.rand((), generator=g) * 3 - 1.5))
+        torch.testing.assert_close(
+            sort_values(x, softness, mode, descending),
+            torch.tensor(reference_sort(x.tolist(), softness, mode, descending), dtype=x.dtype),
+            rtol=0,
+            atol=1e-10,
+        )
+        torch.testing.assert_close(
+            rank(x, softness, mode, descending),
+            torch.tensor(reference_rank(x.tolist(), softness, mode, descending), dtype=x.dtype),
+            rtol=0,
+            atol=1e-9,
+        )
+
+
+def test_c0_is_the_euclidean_projection():
+    """c0 is the Euclidean projection onto the permutahedron, checked on its defining property:
+    sum preserved, and <z - mu, nu - mu> <= 0 for every vertex nu (all permutations, n = 5)."""
+    import itertools
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(5, generator=g, dtype=torch.float64)
+    a = torch.arange(5, dtype=torch.float64) / 4
+    for softness in (0.05, 0.5, 2.0):
+        z = a / softness
+        mu = sort_values(x, softness, "c0")
+        vertices = torch.stack([x[list(p)] for p in itertools.permutations(range(5))])
+        assert ((vertices - mu) @ (z - mu) <= 1e-10).all()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_windows_change_nothing(mode, monkeypatch):
+    """The greedy window merges (an acceleration) give exactly the partition of plain rounds."""
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(8, 300, generator=g, dtype=torch.float64)
+    x[:4] = torch.distributions.Cauchy(0.0, 1.0).sample((4, 300)).double()  # heavy tails: long chains
+    xt, _ = squashed(x)
+    results = []
+    for sparse in (8, 10**9):
+        monkeypatch.setattr(fss, "_SPARSE", sparse)
+        results.append([fn(xt, softness, mode) for fn in (sort_values, rank) for softness in (0.3, 3.0)])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
+# --- properties -----------------------------------------------------------------------------------
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=hst.integers(1, 12),
+    softness=hst.floats(1e-3, 1e3),
+    mode=hst.sampled_from(MODES),
+    descending=hst.booleans(),
+    seed=hst.integers(0, 2**16),
+)
+def test_properties(n, softness, mode, descending, seed):
+    x = torch.rand(3, n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    values = sort_values(x, softness, mode, descending)
+    steps = values.diff(dim=-1)
+    assert ((-steps if descending else steps) >= -1e-12).all(), "not monotone"
+    assert (values >= x.amin(-1, keepdim=True) - 1e-12).all() and (values <= x.amax(-1, keepdim=True) + 1e-12).all()
+    if mode == "smooth":  # the exponentials lie in the permutahedron of exp(x)
+        torch.testing.assert_close(values.exp().sum(-1), x.exp().sum(-1))
+    else:
+        torch.testing.assert_close(values.sum(-1), x.sum(-1))
+    ranks = rank(x, softness, mode, descending)
+    assert (ranks >= 1 - 1e-12).all() and (ranks <= n + 1e-12).all()
+    if mode == "smooth":
+        a = torch.arange(n, dtype=x.dtype) / max(n - 1, 1)
+        torch.testing.assert_close(((ranks - 1) / max(n - 1, 1)).exp().sum(-1), a.exp().sum().expand(3))
+    else:
+        torch.testing.assert_close(ranks.sum(-1), torch.full((3,), n * (n + 1) / 2, dtype=x.dtype))
+    # ranks follow the order of x
+    order = torch.argsort(x, dim=-1, descending=descending)
+    steps = ranks.gather(-1, order).diff(dim=-1)
+    assert (steps >= -1e-9).all()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_ties(mode):
+    x = torch.tensor([[0.3, 0.7, 0.3, 0.5, 0.7]], dtype=torch.float64)
+    for softness in (1e-3, 0.5):
+        ranks = rank(x, softness, mode)
+        assert ranks[0, 0] == ranks[0, 2] and ranks[0, 1] == ranks[0, 4]
+        values = sort_values(x, softness, mode)
+        assert (values.diff(dim=-1) >= -1e-12).all()
+    # Tied elements share their slots' pooled value: the mean of the slots (smooth: in log space).
+    pooled = {"smooth": lambda a, b: math.log((math.exp(a) + math.exp(b)) / 2)}.get(mode, lambda a, b: (a + b) / 2)
+    top, bottom = 1 + 4 * pooled(0.0, 0.25), 1 + 4 * pooled(0.75, 1.0)
+    expected = torch.tensor([[bottom, top, bottom, 3.0, top]], dtype=x.dtype)
+    torch.testing.assert_close(rank(x, 1e-3, mode), expected)
+    torch.testing.assert_close(sort_values(x, 1e-3, mode), x.sort().values)
+
+
+# --- shapes, dtypes, devices ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_batches_are_independent_rows(mode):
+    x = distinct((2, 3, 7), gap=1e-3, seed=5)
+    softness = torch.tensor([0.3, 1.0, 4.0], dtype=x.dtype).view(1, 3, 1).expand(2, 3, 1)
+    for fn in (sort_values, rank):
+        batched = fn(x, softness, mode)
+        assert batched.shape == x.shape
+        for i in range(2):
+            for j in range(3):
+                torch.testing.assert_close(
+                    batched[i, j], fn(x[i, j], float(softness[i, j, 0]), mode), rtol=0, atol=1e-12
+                )
+
+
+@pytest.mark.parametrize("fn", [sort_values, rank])
+def test_n1_and_empty(fn):
+    x = torch.tensor([[0.4], [0.9]])
+    out = fn(x, 0.5, "smooth")
+    torch.testing.assert_close(out, x if fn is sort_values else torch.ones_like(x))
+    assert fn(torch.rand(0, 5), 0.5, "c1").shape == (0, 5)
+
+
+def test_softness_broadcasts_over_batch():
+    x = torch.rand(5, dtype=torch.float64)
+    softness = torch.tensor([[0.1], [1.0]], dtype=torch.float64)
+    out = sort_values(x, softness, "c0")
+    assert out.shape == (2, 5)
+    torch.testing.assert_close(out[1], sort_values(x, 1.0, "c0"))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+def test_low_precision_dtypes(dtype):
+    x = distinct((2, 6), dtype=torch.float64)
+    for fn in (sort_values, rank):
+        out = fn(x.to(dtype), 0.5, "smooth")
+        assert out.dtype == dtype
+        tol = {torch.float16: 2e-3, torch.bfloat16: 2e-2, torch.float32: 1e-5}[dtype] * (6 if fn is rank else 1)
+        torch.testing.assert_close(out.double(), fn(x.to(dtype).double(), 0.5, "smooth"), rtol=0, atol=tol)
+
+
+def test_device_follows_input(device):
+    x = torch.rand(3, 9, device=device)
+    for mode in MODES:
+        assert sort_values(x, 0.5, mode).device == x.device
+        assert rank(x, torch.full((3, 1), 0.5, device=device), mode).device == x.device
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("mode", MODES)
+def test_extreme_softness_is_finite(mode, dtype):
+    x = torch.rand(4, 50, dtype=dtype)
+    x[0, :10] = x[0, 10]  # ties
+    for softness in (1e-6, 1e-2, 1e2, 1e6):
+        s = torch.tensor(softness, dtype=dtype, requires_grad=True)
+        xx = x.clone().requires_grad_()
+        values, ranks = sort_values(xx, s, mode), rank(xx, s, mode)
+        (values.sum() + (ranks * torch.arange(50, dtype=dtype)).sum()).backward()
+        for t in (values, ranks, xx.grad, s.grad):
+            assert torch.isfinite(t).all(), (softness, t)
+
+
+def test_large_magnitudes():
+    """Unstandardized inputs (standardize=False callers): large values stay exact and sorted."""
+    x = torch.tensor([[3e6, -1e6, 2e6, 2e6 + 1.0]], dtype=torch.float64)
+    for mode in MODES:
+        torch.testing.assert_close(sort_values(x, 1e-9, mode), x.sort().values, rtol=1e-12, atol=0)
+        out = sort_values(x, 1e-6, mode)
+        assert torch.isfinite(out).all() and (out.diff() >= 0).all()
+
+
+def test_nan_stays_in_its_row():
+    x = torch.rand(3, 6, dtype=torch.float64)
+    x[1, 2] = float("nan")
+    for mode in MODES:
+        for fn in (sort_values, rank):
+            out = fn(x, 0.5, mode)
+            assert torch.isnan(out[1]).any()
+            torch.testing.assert_close(out[[0, 2]], fn(x[[0, 2]], 0.5, mode))
+
+
+# --- gradients --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("fn", [sort_values, rank])
+@pytest.mark.parametrize("descending", [False, True])
+def test_gradcheck(mode, fn, descending):
+    # Generic points: softnesses chosen so that some blocks pool and none sits on a merge.
+    x = torch.tensor([[0.12, 0.83, 0.47, 0.55, 0.31, 0.95], [0.61, 0.05, 0.44, 0.73, 0.52, 0.28]], dtype=torch.float64)
+    softness = torch.tensor([[0.37], [1.9]], dtype=torch.float64)
+    x.requires_grad_(True)
+    softness.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda a, b: fn(a, b, mode, descending), (x, softness))
+
+
+def test_gradient_reaches_a_learnable_softness():
+    x = distinct((2, 8))
+    raw = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    ranks = rank(x, torch.nn.functional.softplus(raw) + 0.1, "smooth")
+    ranks[:, 0].sum().backward()
+    assert raw.grad is not None and raw.grad != 0
+
+
+def test_jacobian_of_a_c0_block_is_the_average():
+    """Inside one pooled block the c0 Jacobian of the values is the block average (L2 isotonic)."""
+    x = torch.tensor([0.1, 0.5, 0.52, 0.9], dtype=torch.float64)
+    jac = torch.autograd.functional.jacobian(lambda v: sort_values(v, 2.0, "c0"), x)
+    # softness 2: slots 1/6 apart; the gaps 0.4 and 0.38 pool, and so does 0.02 with them
+    torch.testing.assert_close(jac, torch.full((4, 4), 0.25, dtype=x.dtype))
+
+
+# --- consistency ---------------------------------------------------------------------------------------
+
+
+def test_rank_and_sort_agree_on_order():
+    x = distinct((4, 9), seed=9)
+    for mode in MODES:
+        values = sort_values(x, 0.2, mode)
+        ranks = rank(x, 0.2, mode, descending=False)
+        # the element with the smallest soft rank is the smallest value
+        assert torch.equal(ranks.argmin(-1), x.argmin(-1))
+        assert torch.equal(values.argmin(-1), torch.zeros(4, dtype=torch.long))

@@ -1,0 +1,303 @@
+"""Tests of the optimal-transport sorting method (softtorch.methods.ot).
+
+The references below are written from the OT problems in the module docstring with plain,
+slow solvers (log-domain Sinkhorn; block coordinate ascent with bisection thresholds), so they
+share no code with the library's Newton solver.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.autograd import gradcheck, gradgradcheck
+
+from softtorch.methods import ot
+from softtorch.methods.ot import argmax, permutation, sort_values
+
+MODES = ("smooth", "c0", "c1", "c2")
+SOFTNESS = (1e-3, 1e-2, 0.1, 1.0, 10.0)
+F64 = torch.float64
+EXPONENT = {"c0": 1, "c1": 2, "c2": 3}
+
+
+def standardize(x):
+    mean = x.mean(-1, keepdim=True)
+    var = ((x - mean) ** 2).mean(-1, keepdim=True)
+    return torch.sigmoid((x - mean) / torch.sqrt(var + 1e-6))
+
+
+def scores(shape, dtype=torch.float32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return standardize(torch.randn(shape, generator=g, dtype=F64)).to(dtype)
+
+
+def gapped(shape, gap=0.15, seed=0):
+    """Scores in (0, 1) with pairwise gaps of at least ``gap`` along the last dim, in random order.
+
+    With 6 elements the anchors are 0.2 apart, so a swap costs 2 * 0.15 * 0.2 = 0.06 = 60 softness
+    at softness 1e-3: the entropic plan is within exp(-30) of the hard one."""
+    g = torch.Generator().manual_seed(seed)
+    *batch, n = shape
+    rows = [torch.randperm(n, generator=g) for _ in range(max(1, int(torch.tensor(batch).prod())))]
+    return (0.5 + (torch.stack(rows).to(F64) - (n - 1) / 2) * gap).reshape(shape)
+
+
+def hard_permutation(xt, descending=False):
+    index = torch.sort(xt, dim=-1, descending=descending).indices
+    return torch.nn.functional.one_hot(index, xt.shape[-1]).to(xt.dtype)
+
+
+# -- independent references ---------------------------------------------------------------------------
+
+
+def ref_sinkhorn(xt, s, b, beta, iters=2000):
+    """Entropic plan (unit element masses, anchor masses beta) by plain log-domain Sinkhorn."""
+    C = (xt[:, None] - b[None, :]) ** 2
+    f, g = torch.zeros(len(xt), dtype=F64), torch.zeros(len(b), dtype=F64)
+    for _ in range(iters):
+        f = -s * torch.logsumexp((g[None, :] - C) / s, dim=1)
+        g = s * torch.log(beta) - s * torch.logsumexp((f[:, None] - C) / s, dim=0)
+    return torch.exp((f[:, None] + g[None, :] - C) / s)
+
+
+def _bisect_potential(slack, s, m, mass, iters=60):
+    """Per row of ``slack`` (other potential minus cost): the t with sum_j [(t + slack_j) / s]_+^m = mass."""
+    lo = -slack.max(1).values
+    hi = lo + s * mass ** (1.0 / m)
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        over = (((mid[:, None] + slack) / s).clamp_min(0) ** m).sum(1) > mass
+        lo, hi = torch.where(over, lo, mid), torch.where(over, mid, hi)
+    return 0.5 * (lo + hi)
+
+
+def ref_polynomial(xt, s, mode, b, beta, iters=100):
+    """p-norm regularized plan by alternating exact block maximization of the dual."""
+    m = EXPONENT[mode]
+    C = (xt[:, None] - b[None, :]) ** 2
+    f, g = torch.zeros(len(xt), dtype=F64), torch.zeros(len(b), dtype=F64)
+    for _ in range(iters):
+        f = _bisect_potential(g[None, :] - C, s, m, torch.ones(len(xt), dtype=F64))
+        g = _bisect_potential((f[:, None] - C).T, s, m, beta)
+    return ((f[:, None] + g[None, :] - C) / s).clamp_min(0) ** m
+
+
+# -- smoke and exceptions -------------------------------------------------------------------------------
+
+
+def test_public_names():
+    assert set(ot.__all__) == {"permutation", "argmax", "sort_values", "DEFAULT_TOL", "DEFAULT_MAX_ITER"}
+    assert ot.DEFAULT_TOL == 1e-5
+
+
+def test_bad_arguments():
+    xt = torch.rand(4)
+    with pytest.raises(ValueError, match="mode must be one of .*got 'hard'"):
+        permutation(xt, 0.1, "hard")
+    with pytest.raises(ValueError, match="tol must be a positive finite number, got -1"):
+        permutation(xt, 0.1, "smooth", tol=-1)
+    with pytest.raises(ValueError, match="max_iter must be a nonnegative integer, got 2.5"):
+        permutation(xt, 0.1, "smooth", max_iter=2.5)
+    with pytest.raises(ValueError, match=r"rows must be 0-based sorted slots in \[0, 3\], got \[4\]"):
+        permutation(xt, 0.1, "smooth", rows=torch.tensor([4]))
+    with pytest.raises(ValueError, match="0-d"):
+        permutation(torch.tensor(0.5), 0.1, "smooth")
+
+
+# -- the published figure ---------------------------------------------------------------------------------
+
+
+def test_seed_readme_figure():
+    # sort(x, method="ot", softness=0.1).values of the seed README: the entropic plan with
+    # epsilon = softness, cost (xt_i - j/(n-1))^2 on the standardized scores, values = P @ x.
+    x = torch.tensor([-0.2, -1.0, 0.3, 1.0])
+    values = permutation(standardize(x), 0.1, "smooth") @ x
+    expected = torch.tensor([-0.7324, -0.2396, 0.3286, 0.7434])
+    torch.testing.assert_close(values, expected, atol=5e-5, rtol=0)
+    torch.testing.assert_close(sort_values(x, standardize(x), 0.1, "smooth"), values)
+
+
+# -- the plans ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+@pytest.mark.parametrize("mode", MODES)
+def test_doubly_stochastic_and_finite(mode, dtype):
+    xt = scores((8, 50), dtype, seed=1)
+    w = torch.randn(8, 50, 50, dtype=dtype, generator=torch.Generator().manual_seed(2))
+    for softness in SOFTNESS:
+        x = xt.clone().requires_grad_()
+        s = torch.full((8, 1), softness, dtype=dtype, requires_grad=True)
+        p = permutation(x, s, mode)
+        assert torch.isfinite(p).all() and (p >= 0).all()
+        ones = torch.ones(8, 50, dtype=dtype)
+        torch.testing.assert_close(p.sum(-1), ones, atol=1e-4, rtol=0, msg=f"rows, softness {softness}")
+        torch.testing.assert_close(p.sum(-2), ones, atol=1e-4, rtol=0, msg=f"columns, softness {softness}")
+        (p * w).sum().backward()
+        assert torch.isfinite(x.grad).all() and torch.isfinite(s.grad).all(), f"softness {softness}"
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("descending", [False, True])
+def test_hard_limit(mode, descending):
+    xt = gapped((3, 6), seed=3)
+    for dtype in (torch.float32, F64):
+        p = permutation(xt.to(dtype), 1e-3, mode, descending=descending)
+        torch.testing.assert_close(p, hard_permutation(xt, descending).to(dtype), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_matches_independent_reference(mode):
+    xt = scores((5,), F64, seed=4)
+    b, beta = torch.linspace(0, 1, 5, dtype=F64), torch.ones(5, dtype=F64)
+    s = 0.1 if mode == "smooth" else 0.5
+    ref = ref_sinkhorn(xt, s, b, beta) if mode == "smooth" else ref_polynomial(xt, s, mode, b, beta)
+    torch.testing.assert_close(permutation(xt, s, mode, tol=1e-10), ref.T, atol=1e-7, rtol=0)
+    # The reduced layout of the top 2 (anchors 0, 3/4, 1 with masses 3, 1, 1).
+    b, beta = torch.tensor([0.0, 0.75, 1.0], dtype=F64), torch.tensor([3.0, 1.0, 1.0], dtype=F64)
+    ref = ref_sinkhorn(xt, s, b, beta) if mode == "smooth" else ref_polynomial(xt, s, mode, b, beta)
+    top = permutation(xt, s, mode, descending=True, rows=torch.tensor([0, 1]), tol=1e-10)
+    torch.testing.assert_close(top, ref.T[[2, 1]], atol=1e-7, rtol=0)
+
+
+@pytest.mark.parametrize("mode", ["c0", "c1", "c2"])
+def test_polynomial_modes_are_sparse(mode):
+    p = permutation(scores((4, 30), F64, seed=5), 0.05, mode)
+    assert (p == 0).float().mean() > 0.5
+    logp = permutation(scores((4, 30), F64, seed=5), 0.05, mode, log=True)
+    assert torch.equal(logp == float("-inf"), p == 0)
+    torch.testing.assert_close(logp.exp(), p)
+
+
+def test_smooth_log_and_large_softness():
+    xt = scores((3, 6), F64, seed=6)
+    torch.testing.assert_close(permutation(xt, 0.2, "smooth", log=True).exp(), permutation(xt, 0.2, "smooth"))
+    torch.testing.assert_close(
+        permutation(xt, 1e4, "smooth"), torch.full((3, 6, 6), 1 / 6, dtype=F64), atol=1e-4, rtol=0
+    )
+
+
+def test_descending_rows_and_full_layout_agree():
+    xt = scores((2, 3, 7), F64, seed=7)
+    for mode in MODES:
+        full = permutation(xt, 0.2, mode, tol=1e-12)
+        torch.testing.assert_close(permutation(xt, 0.2, mode, rows=torch.arange(7), tol=1e-12), full)
+        torch.testing.assert_close(permutation(xt, 0.2, mode, descending=True, tol=1e-12), full.flip(-2))
+        # Asking for all but one slot merges nothing either.
+        rows = torch.tensor([5, 0, 1, 2, 3, 4])
+        torch.testing.assert_close(permutation(xt, 0.2, mode, rows=rows, tol=1e-12), full[..., rows, :])
+
+
+def test_layouts():
+    def layout(n, rows, descending=False):
+        b, beta, pick = ot._layout(n, torch.tensor(rows), descending, F64, "cpu")
+        return b.tolist(), beta.tolist(), pick.tolist()
+
+    assert layout(7, [0], descending=True) == ([0.0, 1.0], [6.0, 1.0], [1])  # argmax
+    assert layout(7, [0, 1, 2], descending=True) == ([0.0, 4 / 6, 5 / 6, 1.0], [4.0, 1.0, 1.0, 1.0], [3, 2, 1])
+    assert layout(7, [0, 1]) == ([0.0, 1 / 6, 1.0], [1.0, 1.0, 5.0], [0, 1])  # bottom 2
+    assert layout(5, [2, 2]) == ([0.0, 0.5, 1.0], [2.0, 1.0, 2.0], [1, 1])  # median
+    assert layout(7, [1, 5]) == ([0.0, 1 / 6, 0.5, 5 / 6, 1.0], [1.0, 1.0, 3.0, 1.0, 1.0], [1, 3])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_argmax_and_topk_layouts(mode):
+    xt = gapped((4, 6), seed=8)
+    for dtype in (torch.float32, F64):
+        x = xt.to(dtype)
+        a = argmax(x, 1e-3, mode)
+        torch.testing.assert_close(a, torch.nn.functional.one_hot(x.argmax(-1), 6).to(dtype), atol=1e-4, rtol=0)
+        top = permutation(x, 1e-3, mode, descending=True, rows=torch.arange(3))
+        hard = torch.nn.functional.one_hot(torch.topk(x, 3).indices, 6).to(dtype)
+        torch.testing.assert_close(top, hard, atol=1e-4, rtol=0)
+        bottom = permutation(x, 1e-3, mode, rows=torch.arange(2))
+        hard = torch.nn.functional.one_hot(torch.topk(x, 2, largest=False).indices, 6).to(dtype)
+        torch.testing.assert_close(bottom, hard, atol=1e-4, rtol=0)
+        # Soft: probability rows, and the argmax is the first row of the top-k layout with k = 1.
+        soft = argmax(x, 0.3, mode)
+        assert (soft >= 0).all()
+        torch.testing.assert_close(soft.sum(-1), torch.ones(4, dtype=dtype), atol=1e-5, rtol=0)
+        rows = permutation(x, 0.3, mode, descending=True, rows=torch.arange(3))
+        torch.testing.assert_close(rows.sum(-1), torch.ones(4, 3, dtype=dtype), atol=1e-5, rtol=0)
+        torch.testing.assert_close(permutation(x, 0.3, mode, descending=True, rows=torch.tensor([0]))[..., 0, :], soft)
+        assert torch.isfinite(argmax(x, 0.3, mode, log=True)).any(-1).all()
+
+
+def test_tensor_softness_per_row():
+    xt = scores((3, 6), F64, seed=9)
+    s = torch.tensor([[0.05], [0.3], [2.0]], dtype=F64)
+    for mode in MODES:
+        batched = permutation(xt, s, mode, tol=1e-12)
+        for i in range(3):
+            torch.testing.assert_close(batched[i], permutation(xt[i], float(s[i]), mode, tol=1e-12))
+
+
+# -- gradients ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_gradcheck(mode):
+    xt = scores((2, 5), F64, seed=10).requires_grad_()
+    s = torch.tensor([[0.1], [0.4]], dtype=F64, requires_grad=True)
+
+    def full(xt, s):
+        return permutation(xt, s, mode, tol=1e-12)
+
+    def top2(xt, s):
+        return permutation(xt, s, mode, descending=True, rows=torch.tensor([0, 1]), tol=1e-12)
+
+    def arg(xt, s):
+        return argmax(xt, s, mode, tol=1e-12)
+
+    for fn in (full, top2, arg):
+        assert gradcheck(fn, (xt, s), eps=1e-6, atol=1e-6, rtol=1e-4), fn.__name__
+
+
+def test_gradcheck_log_and_gradgradcheck():
+    xt = scores((1, 4), F64, seed=11).requires_grad_()
+    s = torch.tensor([[0.2]], dtype=F64, requires_grad=True)
+    assert gradcheck(lambda xt, s: permutation(xt, s, "smooth", log=True, tol=1e-12), (xt, s), eps=1e-6, atol=1e-6)
+    for mode in ("smooth", "c2"):
+
+        def fn(xt, s, mode=mode):
+            return permutation(xt, s, mode, tol=1e-12)
+
+        assert gradgradcheck(fn, (xt, s), eps=1e-6, atol=1e-5, rtol=1e-3)
+
+
+# -- edge cases -------------------------------------------------------------------------------------------
+
+
+def test_n_equals_one_and_empty_batch():
+    assert torch.equal(permutation(torch.rand(3, 1), 0.1, "c0"), torch.ones(3, 1, 1))
+    assert torch.equal(permutation(torch.rand(3, 1), 0.1, "smooth", log=True), torch.zeros(3, 1, 1))
+    assert permutation(torch.rand(0, 4), 0.1, "smooth").shape == (0, 4, 4)
+    assert argmax(torch.rand(0, 4), 0.1, "c1").shape == (0, 4)
+
+
+def test_half_precision_and_ties():
+    p = permutation(torch.tensor([0.2, 0.2, 0.7], dtype=torch.float16), 1e-3, "smooth")
+    assert p.dtype == torch.float16
+    expected = torch.tensor([[0.5, 0.5, 0.0], [0.5, 0.5, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float16)
+    torch.testing.assert_close(p, expected, atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_nan_stays_in_its_row(mode):
+    xt = scores((3, 5), F64, seed=12)
+    xt[1, 2] = float("nan")
+    xt.requires_grad_()
+    p = permutation(xt, 0.1, mode)
+    assert torch.isnan(p[1]).all() and torch.isfinite(p[[0, 2]]).all()
+    p[[0, 2]].sum().backward()
+    assert torch.isfinite(xt.grad[[0, 2]]).all()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_finite_at_extreme_softness(mode):
+    xt = scores((2, 8), torch.float32, seed=13).requires_grad_()
+    for softness in (1e-6, 1e6):
+        s = torch.tensor(softness, requires_grad=True)
+        p = permutation(xt, s, mode)
+        p[..., 0, :].sum().backward()
+        assert torch.isfinite(p).all() and torch.isfinite(xt.grad).all() and torch.isfinite(s.grad)
