@@ -94,8 +94,12 @@ def soft_call(lib, case: dict):
     fn = getattr(lib, op, None)
     if fn is None:
         raise NotImplementedError(f"{lib.__name__} has no {op}")
-    kwargs = {"dim": -1, "softness": case.get("softness", DEFAULT_SOFTNESS),
-              "mode": case["mode"], "method": case["method"]}
+    kwargs = {
+        "dim": -1,
+        "softness": case.get("softness", DEFAULT_SOFTNESS),
+        "mode": case["mode"],
+        "method": case["method"],
+    }
     if op == "sort":
         kwargs["return_indices"] = False
     kwargs = _supported_kwargs(fn, kwargs)
@@ -158,8 +162,16 @@ def _step(fn, x: torch.Tensor, backward: bool) -> None:
         y.backward(torch.ones_like(y))
 
 
-def measure(fn, x: torch.Tensor, backward: bool, *, warmup: int = 1, repeats: int = 3,
-            max_repeats: int = 50, budget: float = 1.0) -> dict:
+def measure(
+    fn,
+    x: torch.Tensor,
+    backward: bool,
+    *,
+    warmup: int = 1,
+    repeats: int = 3,
+    max_repeats: int = 50,
+    budget: float = 1.0,
+) -> dict:
     """Median (and min) wall time in ms of ``_step``, after up to ``warmup`` untimed runs.
 
     Time-boxed so that a grid spanning 1x10 to 64x10000 stays affordable: warm-up stops after
@@ -218,8 +230,7 @@ def time_case(lib, case: dict) -> dict:
     except UNSUPPORTED as exc:
         result.update(status="n/a", error=f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # noqa: BLE001 - one broken cell must not stop the run
-        result.update(status="error", error=f"{type(exc).__name__}: {exc}",
-                      trace=traceback.format_exc(limit=3))
+        result.update(status="error", error=f"{type(exc).__name__}: {exc}", trace=traceback.format_exc(limit=3))
     return result
 
 

@@ -10,13 +10,12 @@ from ._worker import OPS, topk_k
 
 #: The single list of sorting methods benchmarked. Add "ot" and "fast_soft_sort" here when they
 #: land; combinations a method does not support are recorded as "n/a", not as failures.
-METHODS = ("softsort", "neuralsort", "sorting_network")
+METHODS = ("softsort", "neuralsort", "sorting_network", "ot", "fast_soft_sort")
 MODES = ("smooth", "c0", "c1", "c2")
 
 #: (batch, n) grids. The full grid spans 1x10 to 64x10000; --quick finishes in under 2 minutes
 #: on a 2-core CPU.
-FULL_SHAPES = ((1, 10), (1, 100), (1, 1000), (1, 10000),
-               (64, 10), (64, 100), (64, 1000), (64, 10000))
+FULL_SHAPES = ((1, 10), (1, 100), (1, 1000), (1, 10000), (64, 10), (64, 100), (64, 1000), (64, 10000))
 QUICK_SHAPES = ((1, 10), (64, 100), (1, 1000))
 
 #: Timing options of ``_worker.measure`` (warm-up runs, minimum and maximum timed runs, time
@@ -55,8 +54,14 @@ REFERENCE_CASES = (
 
 #: Ops whose soft result is built from these many rows of the soft permutation (index output
 #: or internal); sort is timed with ``return_indices=False`` and so needs none.
-_DENSE_ROWS = {"sort": lambda n: 0, "topk": topk_k, "rank": lambda n: n,
-               "quantile": lambda n: 2, "max": lambda n: 1, "argmax": lambda n: 1}
+_DENSE_ROWS = {
+    "sort": lambda n: 0,
+    "topk": topk_k,
+    "rank": lambda n: n,
+    "quantile": lambda n: 2,
+    "max": lambda n: 1,
+    "argmax": lambda n: 1,
+}
 _BYTES_PER_ENTRY = 4 * 4  # float32, times ~4 live copies (output, saved, grad, temporaries)
 _OT_ITERATIONS = 100
 
@@ -84,8 +89,9 @@ def estimate(op: str, method: str, batch: int, n: int) -> tuple[float, float]:
     return work, batch * dense * n * _BYTES_PER_ENTRY
 
 
-def skip_reason(op: str, method: str, batch: int, n: int, *, max_gb: float = MAX_GB,
-                max_work: float = MAX_WORK) -> str | None:
+def skip_reason(
+    op: str, method: str, batch: int, n: int, *, max_gb: float = MAX_GB, max_work: float = MAX_WORK
+) -> str | None:
     """Why a cell is not run (too big or too slow by the estimate), or None to run it."""
     work, nbytes = estimate(op, method, batch, n)
     if nbytes > max_gb * 1e9:
@@ -95,8 +101,17 @@ def skip_reason(op: str, method: str, batch: int, n: int, *, max_gb: float = MAX
     return None
 
 
-def soft_cases(devices, shapes, *, ops=OPS, methods=METHODS, modes=MODES, timing=None,
-               max_gb: float = MAX_GB, max_work: float = MAX_WORK) -> list[dict]:
+def soft_cases(
+    devices,
+    shapes,
+    *,
+    ops=OPS,
+    methods=METHODS,
+    modes=MODES,
+    timing=None,
+    max_gb: float = MAX_GB,
+    max_work: float = MAX_WORK,
+) -> list[dict]:
     """Every operator x method x mode x shape x device cell, with ``skip`` set where skipped."""
     cases = []
     for device in devices:
@@ -104,15 +119,18 @@ def soft_cases(devices, shapes, *, ops=OPS, methods=METHODS, modes=MODES, timing
             for method in methods:
                 for mode in modes:
                     for batch, n in shapes:
-                        case = dict(op=op, method=method, mode=mode, batch=batch, n=n,
-                                    device=device, **(timing or {}))
-                        reason = skip_reason(op, method, batch, n, max_gb=max_gb,
-                                             max_work=max_work)
+                        case = dict(op=op, method=method, mode=mode, batch=batch, n=n, device=device, **(timing or {}))
+                        reason = skip_reason(op, method, batch, n, max_gb=max_gb, max_work=max_work)
                         cases.append(dict(case, skip=reason) if reason else case)
     return cases
 
 
 def baseline_cases(devices, shapes, ops=OPS, timing=None, *, library_ops=OPS) -> list[dict]:
     """One case per device x op x shape for a baseline library supporting ``library_ops``."""
-    return [dict(op=op, method="-", mode="-", batch=batch, n=n, device=device, **(timing or {}))
-            for device in devices for op in ops if op in library_ops for batch, n in shapes]
+    return [
+        dict(op=op, method="-", mode="-", batch=batch, n=n, device=device, **(timing or {}))
+        for device in devices
+        for op in ops
+        if op in library_ops
+        for batch, n in shapes
+    ]

@@ -48,8 +48,19 @@ def _status_text(result: dict) -> str | None:
     return None
 
 
-GRID_HEADERS = ["device", "op", "method", "mode", "shape", "fwd ms", "fwd+bwd ms",
-                "hard fwd ms", "÷ hard fwd", "peak MiB", "÷ torchsort"]
+GRID_HEADERS = [
+    "device",
+    "op",
+    "method",
+    "mode",
+    "shape",
+    "fwd ms",
+    "fwd+bwd ms",
+    "hard fwd ms",
+    "÷ hard fwd",
+    "peak MiB",
+    "÷ torchsort",
+]
 
 
 def grid_rows(results: list[dict], hard: dict, torchsort: dict) -> list[list[str]]:
@@ -63,11 +74,17 @@ def grid_rows(results: list[dict], hard: dict, torchsort: dict) -> list[list[str
         if text:
             rows.append(head + [text, DASH, fmt_ms(base.get("fwd_ms"))] + [DASH] * 3)
             continue
-        rows.append(head + [
-            fmt_ms(r["fwd_ms"]), fmt_ms(r.get("fwdbwd_ms")), fmt_ms(base.get("fwd_ms")),
-            fmt_ratio(r.get("fwdbwd_ms"), base.get("fwd_ms")), fmt_mib(r.get("peak_mib")),
-            fmt_ratio(r.get("fwdbwd_ms"), ts.get("fwdbwd_ms")),
-        ])
+        rows.append(
+            head
+            + [
+                fmt_ms(r["fwd_ms"]),
+                fmt_ms(r.get("fwdbwd_ms")),
+                fmt_ms(base.get("fwd_ms")),
+                fmt_ratio(r.get("fwdbwd_ms"), base.get("fwd_ms")),
+                fmt_mib(r.get("peak_mib")),
+                fmt_ratio(r.get("fwdbwd_ms"), ts.get("fwdbwd_ms")),
+            ]
+        )
     return rows
 
 
@@ -90,11 +107,20 @@ def baseline_table(hard: dict, torchsort: dict) -> str:
     rows = []
     for k, h in hard.items():
         ts = torchsort.get(k, {})
-        rows.append([k[0], k[1], f"{k[2]}x{k[3]}", fmt_ms(h.get("fwd_ms")),
-                     fmt_ms(h.get("fwdbwd_ms")), fmt_ms(ts.get("fwd_ms")),
-                     fmt_ms(ts.get("fwdbwd_ms"))])
-    return markdown(["device", "op", "shape", "torch fwd ms", "torch fwd+bwd ms",
-                     "torchsort fwd ms", "torchsort fwd+bwd ms"], rows)
+        rows.append(
+            [
+                k[0],
+                k[1],
+                f"{k[2]}x{k[3]}",
+                fmt_ms(h.get("fwd_ms")),
+                fmt_ms(h.get("fwdbwd_ms")),
+                fmt_ms(ts.get("fwd_ms")),
+                fmt_ms(ts.get("fwdbwd_ms")),
+            ]
+        )
+    return markdown(
+        ["device", "op", "shape", "torch fwd ms", "torch fwd+bwd ms", "torchsort fwd ms", "torchsort fwd+bwd ms"], rows
+    )
 
 
 def memory_table(results: list[dict], target_mib: float) -> str:
@@ -104,10 +130,20 @@ def memory_table(results: list[dict], target_mib: float) -> str:
         shape = f"{r['batch']}x{r['n']}"
         peak = r.get("peak_mib")
         ok = DASH if peak is None else ("yes" if peak < target_mib else "**NO**")
-        rows.append([r["device"], r["method"], shape, r.get("how", ""),
-                     _status_text(r) or fmt_mib(peak), fmt_mib(r.get("baseline_mib")), ok])
-    return markdown(["device", "method", "shape", "measured as", "peak MiB", "baseline MiB",
-                     f"< {target_mib / 1024:g} GiB"], rows)
+        rows.append(
+            [
+                r["device"],
+                r["method"],
+                shape,
+                r.get("how", ""),
+                _status_text(r) or fmt_mib(peak),
+                fmt_mib(r.get("baseline_mib")),
+                ok,
+            ]
+        )
+    return markdown(
+        ["device", "method", "shape", "measured as", "peak MiB", "baseline MiB", f"< {target_mib / 1024:g} GiB"], rows
+    )
 
 
 def reference_table(pairs: list[dict]) -> str:
@@ -119,14 +155,31 @@ def reference_table(pairs: list[dict]) -> str:
         target, met = p.get("target"), DASH
         if target and ours.get("fwdbwd_ms") and ref.get("fwdbwd_ms"):
             met = "yes" if ref["fwdbwd_ms"] / ours["fwdbwd_ms"] >= target else "**NO**"
-        rows.append([p["method"], f"{p['batch']}x{p['n']}",
-                     _status_text(ours) or fmt_ms(ours.get("fwdbwd_ms")),
-                     _status_text(ref) or fmt_ms(ref.get("fwdbwd_ms")),
-                     fmt_ratio(ref.get("fwdbwd_ms"), ours.get("fwdbwd_ms")),
-                     fmt_ratio(ref.get("fwdbwd_min_ms"), ours.get("fwdbwd_min_ms")),
-                     f">= {target:g}x" if target else DASH, met])
-    return markdown(["method", "shape", "ours fwd+bwd ms", "reference fwd+bwd ms",
-                     "speed-up (median)", "speed-up (min)", "target", "met"], rows)
+        rows.append(
+            [
+                p["method"],
+                f"{p['batch']}x{p['n']}",
+                _status_text(ours) or fmt_ms(ours.get("fwdbwd_ms")),
+                _status_text(ref) or fmt_ms(ref.get("fwdbwd_ms")),
+                fmt_ratio(ref.get("fwdbwd_ms"), ours.get("fwdbwd_ms")),
+                fmt_ratio(ref.get("fwdbwd_min_ms"), ours.get("fwdbwd_min_ms")),
+                f">= {target:g}x" if target else DASH,
+                met,
+            ]
+        )
+    return markdown(
+        [
+            "method",
+            "shape",
+            "ours fwd+bwd ms",
+            "reference fwd+bwd ms",
+            "speed-up (median)",
+            "speed-up (min)",
+            "target",
+            "met",
+        ],
+        rows,
+    )
 
 
 def write_json(path: Path, payload: dict) -> None:
@@ -140,6 +193,7 @@ def plot(path: Path, results: list[dict], hard: dict, torchsort: dict) -> str:
     matplotlib is missing."""
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
@@ -150,8 +204,9 @@ def plot(path: Path, results: list[dict], hard: dict, torchsort: dict) -> str:
     device = ok[0]["device"]
     ops = list(dict.fromkeys(r["op"] for r in results))
     batches = sorted({r["batch"] for r in results})
-    fig, axes = plt.subplots(len(batches), len(ops), squeeze=False,
-                             figsize=(max(3.6 * len(ops), 6.0), 3.2 * len(batches)))
+    fig, axes = plt.subplots(
+        len(batches), len(ops), squeeze=False, figsize=(max(3.6 * len(ops), 6.0), 3.2 * len(batches))
+    )
     for row, batch in zip(axes, batches):
         for ax, op in zip(row, ops):
             _plot_op(ax, op, device, batch, ok, hard, torchsort)
@@ -165,20 +220,30 @@ def plot(path: Path, results: list[dict], hard: dict, torchsort: dict) -> str:
 
 def _plot_op(ax, op, device, batch, ok, hard, torchsort) -> None:
     """One panel: each method's fwd+bwd, torch's fwd and torchsort's fwd+bwd against n."""
+
     def series(pick):
         pts = sorted((n, v) for n, v in pick if v is not None)
         return [p[0] for p in pts], [p[1] for p in pts]
 
     for method in dict.fromkeys(r["method"] for r in ok):
-        xs, ys = series((r["n"], r.get("fwdbwd_ms")) for r in ok if r["op"] == op
-                        and r["method"] == method and r["mode"] == "smooth"
-                        and r["batch"] == batch and r["device"] == device)
+        xs, ys = series(
+            (r["n"], r.get("fwdbwd_ms"))
+            for r in ok
+            if r["op"] == op
+            and r["method"] == method
+            and r["mode"] == "smooth"
+            and r["batch"] == batch
+            and r["device"] == device
+        )
         if xs:
             ax.plot(xs, ys, marker="o", label=method)
-    for name, table, field, style in (("torch (hard) fwd", hard, "fwd_ms", "k--"),
-                                      ("torchsort fwd+bwd", torchsort, "fwdbwd_ms", "k:")):
-        xs, ys = series((k[3], v.get(field)) for k, v in table.items()
-                        if k[0] == device and k[1] == op and k[2] == batch)
+    for name, table, field, style in (
+        ("torch (hard) fwd", hard, "fwd_ms", "k--"),
+        ("torchsort fwd+bwd", torchsort, "fwdbwd_ms", "k:"),
+    ):
+        xs, ys = series(
+            (k[3], v.get(field)) for k, v in table.items() if k[0] == device and k[1] == op and k[2] == batch
+        )
         if xs:
             ax.plot(xs, ys, style, marker=".", label=name)
     ax.set(xscale="log", yscale="log", title=f"{op} (batch {batch})", xlabel="n")

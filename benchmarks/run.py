@@ -32,8 +32,7 @@ from benchmarks import _worker, grid, report  # noqa: E402
 
 WORKER = Path(_worker.__file__).resolve()
 DEFAULT_REFERENCE = Path("/work/bench_envs/ref/bin/python")
-REFERENCE_TIMING = {"warmup": 1, "repeats": 5, "max_repeats": 20, "budget": 4.0,
-                    "forward": False}
+REFERENCE_TIMING = {"warmup": 1, "repeats": 5, "max_repeats": 20, "budget": 4.0, "forward": False}
 PARTS = ("grid", "memory", "reference")
 
 
@@ -52,22 +51,38 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--methods", help=f"comma list, default {','.join(grid.METHODS)}")
     p.add_argument("--modes", help=f"comma list, default {','.join(grid.MODES)}")
     p.add_argument("--shapes", help="comma list of BATCHxN, e.g. 64x1000,1x10")
-    p.add_argument("--parts", help="comma list of the sections to run: grid (operators x "
-                   "methods x modes x shapes), memory (the 1x20000 target), reference "
-                   "(vs the reference library); default all, with --quick only grid")
-    p.add_argument("--grid-memory", action="store_true",
-                   help="also measure peak memory of every CPU grid cell (a subprocess each)")
-    p.add_argument("--reference", default=None,
-                   help=f"python of the reference venv (default {DEFAULT_REFERENCE} if it "
-                        "exists), or 'none'")
-    p.add_argument("--threads", type=int, default=torch.get_num_threads(),
-                   help="torch.set_num_threads in every process (default: torch's default)")
-    p.add_argument("--softtorch-path", default=str(REPO),
-                   help="directory put first on sys.path to import softtorch (default: repo)")
-    p.add_argument("--max-gb", type=float, default=grid.MAX_GB,
-                   help="skip cells whose estimated memory exceeds this")
-    p.add_argument("--max-work", type=float, default=grid.MAX_WORK,
-                   help="skip cells whose estimated element-operations exceed this")
+    p.add_argument(
+        "--parts",
+        help="comma list of the sections to run: grid (operators x "
+        "methods x modes x shapes), memory (the 1x20000 target), reference "
+        "(vs the reference library); default all, with --quick only grid",
+    )
+    p.add_argument(
+        "--grid-memory", action="store_true", help="also measure peak memory of every CPU grid cell (a subprocess each)"
+    )
+    p.add_argument(
+        "--reference",
+        default=None,
+        help=f"python of the reference venv (default {DEFAULT_REFERENCE} if it exists), or 'none'",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=torch.get_num_threads(),
+        help="torch.set_num_threads in every process (default: torch's default)",
+    )
+    p.add_argument(
+        "--softtorch-path",
+        default=str(REPO),
+        help="directory put first on sys.path to import softtorch (default: repo)",
+    )
+    p.add_argument("--max-gb", type=float, default=grid.MAX_GB, help="skip cells whose estimated memory exceeds this")
+    p.add_argument(
+        "--max-work",
+        type=float,
+        default=grid.MAX_WORK,
+        help="skip cells whose estimated element-operations exceed this",
+    )
     return p.parse_args(argv)
 
 
@@ -115,8 +130,9 @@ def run_worker(python: str, task: dict) -> dict:
     softtorch; ours is imported through the task's explicit ``path``.
     """
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([python, str(WORKER)], input=json.dumps(task), text=True,
-                          capture_output=True, check=False, env=env)
+    proc = subprocess.run(
+        [python, str(WORKER)], input=json.dumps(task), text=True, capture_output=True, check=False, env=env
+    )
     if proc.returncode != 0 or not proc.stdout.strip():
         tail = proc.stderr.strip().splitlines()[-3:]
         raise RuntimeError(f"worker under {python} failed ({proc.returncode}): {tail}")
@@ -128,9 +144,11 @@ def describe(result: dict) -> str:
     what = f"{result['op']} {result['method']} {result['mode']} {result['batch']}x{result['n']}"
     if result.get("skip") or result.get("status") != "ok":
         return f"{what} {result['device']}: {result.get('skip') or result.get('error')}"
-    times = [f"{label} {report.fmt_ms(result.get(field))} ms"
-             for label, field in (("fwd", "fwd_ms"), ("fwd+bwd", "fwdbwd_ms"))
-             if result.get(field) is not None]
+    times = [
+        f"{label} {report.fmt_ms(result.get(field))} ms"
+        for label, field in (("fwd", "fwd_ms"), ("fwd+bwd", "fwdbwd_ms"))
+        if result.get(field) is not None
+    ]
     return f"{what} {result['device']}: {', '.join(times) or 'no timing'}"
 
 
@@ -167,14 +185,17 @@ def memory_peak(python: str, case: dict, path: str | None, threads: int) -> dict
         if measured["status"] != "ok":
             return result
         if case["device"].startswith("cuda"):
-            return dict(result, peak_mib=measured["cuda_peak_mib"],
-                        how="cuda max_memory_allocated")
+            return dict(result, peak_mib=measured["cuda_peak_mib"], how="cuda max_memory_allocated")
         base_case = dict(case, op="baseline", probe_op=case["op"])
         base = run_worker(python, dict(task, cases=[base_case]))["results"][0]
     except RuntimeError as exc:  # e.g. the worker was killed for lack of memory
         return dict(case, status="error", error=str(exc))
-    return dict(result, peak_mib=measured["maxrss_mib"] - base["maxrss_mib"],
-                baseline_mib=base["maxrss_mib"], how="peak RSS - baseline")
+    return dict(
+        result,
+        peak_mib=measured["maxrss_mib"] - base["maxrss_mib"],
+        baseline_mib=base["maxrss_mib"],
+        how="peak RSS - baseline",
+    )
 
 
 def memory_check(devices, args) -> list[dict]:
@@ -183,11 +204,9 @@ def memory_check(devices, args) -> list[dict]:
     results = []
     for device in devices:
         for method in grid.MEMORY_METHODS:
-            case = dict(op="sort", method=method, mode="smooth", batch=batch, n=n,
-                        device=device)
+            case = dict(op="sort", method=method, mode="smooth", batch=batch, n=n, device=device)
             results.append(memory_peak(sys.executable, case, args.softtorch_path, args.threads))
-            log(f"[memory] {method} {batch}x{n} {device}: "
-                f"{report.fmt_mib(results[-1].get('peak_mib'))} MiB")
+            log(f"[memory] {method} {batch}x{n} {device}: {report.fmt_mib(results[-1].get('peak_mib'))} MiB")
     return results
 
 
@@ -196,8 +215,7 @@ def grid_memory(results: list[dict], args) -> None:
     for r in results:
         if r.get("status") == "ok" and r["device"] == "cpu":
             case = {k: r[k] for k in ("op", "method", "mode", "batch", "n", "device")}
-            r["peak_mib"] = memory_peak(sys.executable, case, args.softtorch_path,
-                                        args.threads).get("peak_mib")
+            r["peak_mib"] = memory_peak(sys.executable, case, args.softtorch_path, args.threads).get("peak_mib")
             log(f"[memory] {describe(r)}: {report.fmt_mib(r['peak_mib'])} MiB")
 
 
@@ -206,13 +224,12 @@ def reference_comparison(ref_python: str, args) -> tuple[list[dict], dict]:
     alternating so that both see the same machine load. Returns pairs and the reference meta."""
     pairs, meta = [], {}
     for rc in grid.REFERENCE_CASES:
-        case = dict(op="sort", method=rc.method, mode="smooth", batch=rc.batch, n=rc.n,
-                    device="cpu", **REFERENCE_TIMING)
+        case = dict(
+            op="sort", method=rc.method, mode="smooth", batch=rc.batch, n=rc.n, device="cpu", **REFERENCE_TIMING
+        )
         sides = {}
-        for side, python, path in (("ours", sys.executable, args.softtorch_path),
-                                   ("reference", ref_python, None)):
-            task = {"library": "softtorch", "path": path, "threads": args.threads,
-                    "cases": [case]}
+        for side, python, path in (("ours", sys.executable, args.softtorch_path), ("reference", ref_python, None)):
+            task = {"library": "softtorch", "path": path, "threads": args.threads, "cases": [case]}
             try:
                 answer = run_worker(python, task)
                 sides[side] = answer["results"][0]
@@ -237,8 +254,10 @@ def header(lib, devices, args, ref_meta: dict) -> str:
     ]
     if ref_meta.get("reference"):
         ref = ref_meta["reference"]
-        lines.append(f"- reference: softtorch {ref['version']} ({ref['file']}) on python "
-                     f"{ref['python']}, torch {ref['torch']}, threads {ref['threads']}")
+        lines.append(
+            f"- reference: softtorch {ref['version']} ({ref['file']}) on python "
+            f"{ref['python']}, torch {ref['torch']}, threads {ref['threads']}"
+        )
     return "\n".join(lines)
 
 
@@ -259,10 +278,16 @@ def main(argv=None) -> dict:
     hard, torchsort, results = {}, {}, []
     if "grid" in parts:
         hard, torchsort = measure_baselines(devices, shapes, ops, timing)
-        cases = grid.soft_cases(devices, shapes, ops=ops, timing=timing,
-                                methods=comma_list(args.methods, grid.METHODS),
-                                modes=comma_list(args.modes, grid.MODES),
-                                max_gb=args.max_gb, max_work=args.max_work)
+        cases = grid.soft_cases(
+            devices,
+            shapes,
+            ops=ops,
+            timing=timing,
+            methods=comma_list(args.methods, grid.METHODS),
+            modes=comma_list(args.modes, grid.MODES),
+            max_gb=args.max_gb,
+            max_work=args.max_work,
+        )
         results = time_cases(lib, cases, "softtorch")
         if args.grid_memory:
             grid_memory(results, args)
@@ -274,24 +299,40 @@ def main(argv=None) -> dict:
 
     sections = [("Setup", header(lib, devices, args, ref_meta))]
     if results:
-        sections += [("Soft operators", report.grid_table(results, hard, torchsort)),
-                     ("Baselines", report.baseline_table(hard, torchsort))]
+        sections += [
+            ("Soft operators", report.grid_table(results, hard, torchsort)),
+            ("Baselines", report.baseline_table(hard, torchsort)),
+        ]
     if memory:
-        sections.append((f"Peak memory, sort fwd+bwd on {grid.MEMORY_SHAPE[0]}x"
-                         f"{grid.MEMORY_SHAPE[1]} (target < 1 GiB)",
-                         report.memory_table(memory, grid.MEMORY_TARGET_MIB)))
+        sections.append(
+            (
+                f"Peak memory, sort fwd+bwd on {grid.MEMORY_SHAPE[0]}x{grid.MEMORY_SHAPE[1]} (target < 1 GiB)",
+                report.memory_table(memory, grid.MEMORY_TARGET_MIB),
+            )
+        )
     if pairs:
-        sections.append(("vs reference 0.1.1 (sort, CPU, float32, smooth, fwd+bwd; "
-                         "speed-up = reference ms / ours ms)", report.reference_table(pairs)))
+        sections.append(
+            (
+                "vs reference 0.1.1 (sort, CPU, float32, smooth, fwd+bwd; speed-up = reference ms / ours ms)",
+                report.reference_table(pairs),
+            )
+        )
     text = "\n\n".join(f"## {title}\n\n{body}" for title, body in sections) + "\n"
     print(text)
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.md").write_text("# softtorch benchmarks\n\n" + text)
-    payload = {"args": vars(args), "threads": args.threads, "devices": devices,
-               "soft": results, "hard": list(hard.values()),
-               "torchsort": list(torchsort.values()), "memory": memory,
-               "reference": pairs, "reference_meta": ref_meta}
+    payload = {
+        "args": vars(args),
+        "threads": args.threads,
+        "devices": devices,
+        "soft": results,
+        "hard": list(hard.values()),
+        "torchsort": list(torchsort.values()),
+        "memory": memory,
+        "reference": pairs,
+        "reference_meta": ref_meta,
+    }
     report.write_json(args.out / "results.json", payload)
     if results:
         log(report.plot(args.out / "results.png", results, hard, torchsort))

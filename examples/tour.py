@@ -67,8 +67,9 @@ show("SoftTorch rank (soft mode)", st.rank(x, descending=False))
 
 section("Sort: sweep over methods")
 show("Torch sort", torch.sort(x).values)
-for method in ["softsort", "neuralsort", "sorting_network"]:
+for method in ["softsort", "neuralsort", "ot", "sorting_network"]:
     show(f"SoftTorch sort ({method})", st.sort(x, method=method, softness=0.1).values)
+show("SoftTorch sort (fast_soft_sort)", st.sort(x, method="fast_soft_sort", softness=2.0).values)
 
 section("Sort: sweep over modes")
 show("Torch sort", torch.sort(x).values)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch.utils.checkpoint import checkpoint
 
-__all__ = ["map_row_chunks", "CHUNK_ELEMENTS", "DENSE_ELEMENTS"]
+__all__ = ["map_row_chunks", "CACHE_ELEMENTS", "CHUNK_ELEMENTS", "DENSE_ELEMENTS"]
 
 #: Work of at most this many elements (all rows at once) runs in one plain pass: recomputation
 #: would cost more time than the memory it saves (64M float32 elements, 256 MiB).
@@ -14,6 +14,10 @@ DENSE_ELEMENTS = 1 << 26
 #: 64 MiB (float32) keep peak memory well below 1 GiB while each allocation stays large enough
 #: for the C allocator to hand it back to the system when it is freed.
 CHUNK_ELEMENTS = 1 << 24
+#: Below :data:`DENSE_ELEMENTS` the rows still run in blocks of this many elements (4 MiB in
+#: float32), without recomputation: each elementwise pass then works in cache instead of
+#: streaming a 256 MiB temporary through memory, about twice as fast on the CPU.
+CACHE_ELEMENTS = 1 << 20
 
 
 def map_row_chunks(fn, n_rows: int, row_elements: int, *tensors: torch.Tensor) -> torch.Tensor:
@@ -26,11 +30,15 @@ def map_row_chunks(fn, n_rows: int, row_elements: int, *tensors: torch.Tensor) -
     O(chunk x row_elements) instead of O(n_rows x row_elements). Results are concatenated along
     the last axis.
     """
-    if n_rows * row_elements <= DENSE_ELEMENTS:
+    dense = n_rows * row_elements <= DENSE_ELEMENTS
+    chunk = max(1, (CACHE_ELEMENTS if dense else CHUNK_ELEMENTS) // max(row_elements, 1))
+    if chunk >= n_rows:
         return fn(0, n_rows, *tensors)
-    chunk = max(1, CHUNK_ELEMENTS // max(row_elements, 1))
     pieces = []
     for start in range(0, n_rows, chunk):
         stop = min(start + chunk, n_rows)
-        pieces.append(checkpoint(fn, start, stop, *tensors, use_reentrant=False))
+        if dense:
+            pieces.append(fn(start, stop, *tensors))
+        else:
+            pieces.append(checkpoint(fn, start, stop, *tensors, use_reentrant=False))
     return torch.cat(pieces, dim=-1)

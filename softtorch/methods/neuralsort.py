@@ -28,6 +28,18 @@ def _pairwise_abs_sums(xt, softness, mode):
     n = xt.shape[-1]
     s = row_softness(softness)
 
+    if mode == "smooth":
+        # |d|_soft = d (2 sigmoid(d / s) - 1) = 2s * h tanh(h) with h = d / (2s): scaling the
+        # n scores first saves a pass over the n x n block.
+        half = 2.0 * softness
+        scaled = xt / half
+
+        def smooth_chunk(start, stop, scaled):
+            h = scaled[..., start:stop].unsqueeze(-1) - scaled.unsqueeze(-2)
+            return (h * torch.tanh(h)).sum(-1)
+
+        return half * map_row_chunks(smooth_chunk, n, xt.numel(), scaled)
+
     def chunk(start, stop, xt):
         diff = xt[..., start:stop].unsqueeze(-1) - xt.unsqueeze(-2)
         return (diff * (2.0 * sigmoidal_kernel(diff / s, mode) - 1.0)).sum(-1)
@@ -45,7 +57,9 @@ def _slot_coefficients(n, descending, rows, like):
 
 
 def _row_scores(xt, sums, coef, softness):
-    return (coef.unsqueeze(-1) * xt.unsqueeze(-2) - sums.unsqueeze(-2)) / row_softness(softness)
+    """``(coef_i xt_j - sums_j) / softness`` for rows i, as one fused pass over the ``(r, n)`` block."""
+    scale = 1.0 / softness  # float, or (..., 1) against xt's (..., n)
+    return torch.addcmul(-(sums * scale).unsqueeze(-2), (coef * scale).unsqueeze(-1), xt.unsqueeze(-2))
 
 
 def permutation(xt, softness, mode, descending=False, rows=None, log=False):
