@@ -19,9 +19,8 @@ import softtorch as st
 torch.manual_seed(0)
 # sphinx_gallery_thumbnail_number = 1
 
-# The methods this tutorial compares. "ot" (optimal transport) also builds a soft permutation and
-# can be added to this list; "fast_soft_sort" gives sorted values only, no P.
-METHODS = ["softsort", "neuralsort", "sorting_network"]
+# The methods this tutorial compares; "fast_soft_sort" gives sorted values only, no P.
+METHODS = ["softsort", "neuralsort", "ot", "sorting_network"]
 
 # %%
 # The soft permutation matrices
