@@ -12,7 +12,6 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as hs
-from torch.utils._python_dispatch import TorchDispatchMode
 
 import softtorch as st
 
@@ -790,18 +789,6 @@ def test_values_only_calls_accept_fast_soft_sort():
         assert torch.isfinite(out).all()
 
 
-class _RecordOps(TorchDispatchMode):
-    """Records every ATen op dispatched while active."""
-
-    def __init__(self):
-        super().__init__()
-        self.ops = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops.append(func)
-        return func(*args, **(kwargs or {}))
-
-
 BEFORE_WORK = {
     "k": (lambda x: st.topk(x, 6), "k must be in"),
     "k_hard": (lambda x: st.topk(x, 0, mode="hard"), "k must be in"),
@@ -817,16 +804,10 @@ BEFORE_WORK = {
 
 
 @pytest.mark.parametrize("case", sorted(BEFORE_WORK))
-def test_errors_are_raised_before_any_work(case):
+def test_errors_are_raised_before_any_work(case, raises_before_work):
     """SPEC 7: every argument error is raised before any computation (views of x are not work)."""
     call, match = BEFORE_WORK[case]
-    x = torch.randn(2, 5)
-    recorder = _RecordOps()
-    with pytest.raises(ValueError, match=match):
-        with recorder:
-            call(x)
-    work = [str(op) for op in recorder.ops if not getattr(op, "is_view", False)]
-    assert not work, work
+    raises_before_work(ValueError, match, call, torch.randn(2, 5))
 
 
 def test_ot_is_accepted_or_announced():

@@ -1,31 +1,14 @@
-"""Moving the reduced dimension to the end and back, so every kernel sees a ``(..., n)`` tensor."""
+"""Arranging a tensor softness for the ``(..., n)`` layout the sorting family works in."""
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["to_last", "from_last", "broadcast_softness"]
-
-
-def to_last(x: torch.Tensor, dim: int) -> torch.Tensor:
-    """Move (normalized) ``dim`` of ``x`` to the last position; a 0-d tensor becomes ``(1,)``."""
-    if x.dim() == 0:
-        return x.reshape(1)
-    return x.movedim(dim, -1)
-
-
-def from_last(y: torch.Tensor, dim: int, ndim: int, extra: int = 0) -> torch.Tensor:
-    """Inverse of :func:`to_last` for a result with ``extra`` trailing axes after the moved dim.
-
-    ``ndim`` is the dimension count of the original input (0 for a 0-d input).
-    """
-    if ndim == 0:
-        return y.reshape(y.shape[y.dim() - extra :]) if extra else y.reshape(())
-    return y.movedim(y.dim() - 1 - extra, dim)
+__all__ = ["broadcast_softness"]
 
 
 def broadcast_softness(softness, x_shape, dim: int | None):
-    """Arrange a tensor softness for the ``(..., n)`` layout produced by :func:`to_last`.
+    """Arrange a tensor softness for the ``(..., n)`` layout (operated dim moved last).
 
     A tensor softness broadcasts against the input with the reduced ``dim`` of size 1; it is moved
     alongside the data so it broadcasts against ``(..., 1)``. Floats pass through.
