@@ -334,12 +334,8 @@ def test_errors(name):
             fn(x, 1, method="fast_soft_sort")
     else:
         # max/min keep their values with a method that has no permutation; the indices are None.
-        try:
-            out = fn(x, 1, method="fast_soft_sort")
-        except NotImplementedError:
-            pass
-        else:
-            assert out.indices is None and torch.isfinite(out.values).all()
+        out = fn(x, 1, method="fast_soft_sort")
+        assert out.indices is None and torch.isfinite(out.values).all()
     with pytest.raises(TypeError, match="complex"):
         fn(torch.randn(4, dtype=torch.complex64))
 
@@ -353,15 +349,12 @@ def test_errors_come_before_work_in_hard_mode():
 
 
 def test_values_only_fast_soft_sort_is_not_an_index_error():
-    """max/min with dim=None have no index output: fast_soft_sort may be unavailable, but must not be refused
-    for lacking a permutation."""
+    """max/min with dim=None have no index output: fast_soft_sort must not be refused for lacking a
+    permutation."""
     x = torch.randn(6)
     for fn in VALUE_OPS.values():
-        try:
-            out = fn(x, method="fast_soft_sort")
-        except NotImplementedError:
-            continue
-        assert out.shape == ()
+        out = fn(x, method="fast_soft_sort")
+        assert out.shape == () and torch.isfinite(out)
 
 
 # -- gradients ---------------------------------------------------------------------------------------
@@ -388,6 +381,17 @@ def _grad_inputs(op):
 def test_gradcheck(op, method, mode, fast):
     x, s = _grad_inputs(op)
     torch.autograd.gradcheck(lambda x, s: GRAD_OPS[op](x, s, method=method, mode=mode), (x, s), fast_mode=fast)
+
+
+@pytest.mark.parametrize("mode", SOFT_MODES)
+@pytest.mark.parametrize(
+    ("op", "method"),
+    [(op, "ot") for op in sorted(GRAD_OPS)] + [(op, "fast_soft_sort") for op in ("max", "min", "max_all")],
+)
+def test_gradcheck_ot_and_fast_soft_sort(op, method, mode):
+    """Issue 6: both methods pass gradcheck in float64 in every soft mode, through the public API."""
+    x, s = _grad_inputs(op)
+    torch.autograd.gradcheck(lambda x, s: GRAD_OPS[op](x, s, method=method, mode=mode), (x, s), fast_mode=True)
 
 
 @pytest.mark.full

@@ -810,13 +810,69 @@ def test_errors_are_raised_before_any_work(case, raises_before_work):
     raises_before_work(ValueError, match, call, torch.randn(2, 5))
 
 
-def test_ot_is_accepted_or_announced():
-    try:
-        out = st.sort(torch.randn(5), method="ot")
-    except NotImplementedError as err:
-        assert "'ot'" in str(err)
-    else:
-        assert out.values.shape == (5,)
+# -- ot_kwargs -----------------------------------------------------------------------------------------
+
+OT_CALLS = {
+    "sort": lambda x, **k: st.sort(x, **k).values,
+    "sort_values_only": lambda x, **k: st.sort(x, return_indices=False, **k).values,
+    "argsort": lambda x, **k: st.argsort(x, **k),
+    "topk": lambda x, **k: st.topk(x, 2, **k).values,
+    "rank": lambda x, **k: st.rank(x, -1, **k),
+    "quantile": lambda x, **k: st.quantile(x, 0.3, -1, **k),
+    "argquantile": lambda x, **k: st.argquantile(x, 0.3, -1, **k),
+    "median": lambda x, **k: st.median(x, -1, **k).values,
+    "argmedian": lambda x, **k: st.argmedian(x, -1, **k),
+    "max": lambda x, **k: st.max(x, -1, **k).values,
+    "min": lambda x, **k: st.min(x, -1, **k).values,
+    "argmax": lambda x, **k: st.argmax(x, -1, **k),
+    "argmin": lambda x, **k: st.argmin(x, -1, **k),
+}
+
+
+@pytest.mark.parametrize("op", sorted(OT_CALLS))
+def test_ot_kwargs_reach_the_solver(op):
+    """A loose tolerance or a one-iteration cap changes the result; the reference library's
+    spellings of the options mean the same."""
+    x = distinct((3, 7), seed=4)
+    call = OT_CALLS[op]
+    for mode, softness, options, alias in (
+        ("smooth", 0.1, {"tol": 0.5}, {"sinkhorn_tol": 0.5}),
+        ("c1", 1.0, {"max_iter": 1}, {"sinkhorn_max_iter": 1}),
+    ):
+        converged = call(x, method="ot", softness=softness, mode=mode)
+        tight = call(x, method="ot", softness=softness, mode=mode, ot_kwargs={"tol": 1e-9, "max_iter": 500})
+        rough = call(x, method="ot", softness=softness, mode=mode, ot_kwargs=options)
+        aliased = call(x, method="ot", softness=softness, mode=mode, ot_kwargs=alias)
+        torch.testing.assert_close(tight, converged, atol=1e-4, rtol=0)
+        assert (rough - converged).abs().max() > 1e-5, (mode, options)
+        torch.testing.assert_close(aliased, rough, atol=0, rtol=0)
+
+
+def test_ot_kwargs_are_ignored_by_other_methods_and_kept_by_layers():
+    x = distinct((3, 7), seed=5)
+    plain = st.sort(x, method="neuralsort").values
+    assert torch.equal(st.sort(x, method="neuralsort", ot_kwargs={"max_iter": 1}).values, plain)
+    layer = st.nn.SoftSort(method="ot", softness=1.0, ot_kwargs={"max_iter": 1})
+    assert "ot_kwargs={'max_iter': 1}" in repr(layer)
+    torch.testing.assert_close(layer(x), st.sort(x, method="ot", softness=1.0, ot_kwargs={"max_iter": 1}).values)
+
+
+@pytest.mark.parametrize(
+    ("ot_kwargs", "exc", "match"),
+    [
+        ([("tol", 1e-3)], TypeError, r"ot_kwargs must be a dict or None, got list"),
+        ({"eps": 1e-3}, ValueError, r"ot_kwargs accepts the keys 'tol', 'max_iter'.*got 'eps'"),
+        ({"tol": 0.0}, ValueError, r"ot_kwargs\['tol'\] must be a positive finite number, got 0.0"),
+        ({"tol": float("nan")}, ValueError, r"ot_kwargs\['tol'\] must be a positive finite number, got nan"),
+        ({"tol": "1e-3"}, TypeError, r"ot_kwargs\['tol'\] must be a positive number, got str"),
+        ({"max_iter": 0}, ValueError, r"ot_kwargs\['max_iter'\] must be in \[1, inf\), got 0"),
+        ({"sinkhorn_max_iter": 2.5}, TypeError, r"ot_kwargs\['sinkhorn_max_iter'\] must be an int, got float"),
+    ],
+)
+def test_bad_ot_kwargs(ot_kwargs, exc, match, raises_before_work):
+    raises_before_work(exc, match, st.sort, torch.randn(2, 5), method="ot", ot_kwargs=ot_kwargs)
+    with pytest.raises(exc, match=match):
+        st.nn.SoftSort(method="ot", ot_kwargs=ot_kwargs)
 
 
 # -- gradients ---------------------------------------------------------------------------------------
@@ -855,6 +911,19 @@ def _grad_call(op, method, mode):
 @pytest.mark.parametrize("op", sorted(GRAD_OPS))
 def test_gradcheck(op, method, mode, fast):
     torch.autograd.gradcheck(_grad_call(op, method, mode), _grad_inputs(), fast_mode=fast)
+
+
+VALUE_GRAD_OPS = ("sort", "sort_values_only", "topk", "rank", "quantile", "median", "median_all")
+
+
+@pytest.mark.parametrize("mode", SOFT_MODES)
+@pytest.mark.parametrize(
+    ("op", "method"),
+    [(op, "ot") for op in sorted(GRAD_OPS)] + [(op, "fast_soft_sort") for op in VALUE_GRAD_OPS],
+)
+def test_gradcheck_ot_and_fast_soft_sort(op, method, mode):
+    """Issue 6: both methods pass gradcheck in float64 in every soft mode, through the public API."""
+    torch.autograd.gradcheck(_grad_call(op, method, mode), _grad_inputs(), fast_mode=True)
 
 
 @pytest.mark.full

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Mapping
 
 import torch
 
@@ -21,6 +22,8 @@ __all__ = [
     "check_int",
     "check_mode",
     "check_nonnegative",
+    "check_options",
+    "check_positive",
     "check_positive_int",
     "check_quantile_level",
     "check_softness",
@@ -130,6 +133,36 @@ def check_nonnegative(name: str, value) -> float:
     if not (math.isfinite(float(value)) and value >= 0):
         raise ValueError(f"{name} must be a nonnegative finite number, got {value!r}")
     return float(value)
+
+
+def check_positive(name: str, value) -> float:
+    """Return ``value`` as a float if it is a finite number > 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a positive number, got {type(value).__name__} {value!r}")
+    if not (math.isfinite(float(value)) and value > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def check_options(name: str, options, checks: dict, aliases: dict | None = None) -> dict:
+    """Validate a dict of keyword options: ``None`` or a mapping whose keys are in ``checks``.
+
+    ``checks`` maps each allowed key to ``check(label, value) -> value``; ``aliases`` maps other
+    accepted spellings to those keys. Returns a new dict with the canonical keys.
+    """
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise TypeError(f"{name} must be a dict or None, got {type(options).__name__} {options!r}")
+    aliases = aliases or {}
+    checked = {}
+    for key, value in options.items():
+        canonical = aliases.get(key, key)
+        if canonical not in checks:
+            allowed = ", ".join(repr(k) for k in (*checks, *aliases))
+            raise ValueError(f"{name} accepts the keys {allowed}, got {key!r}")
+        checked[canonical] = checks[canonical](f"{name}[{key!r}]", value)
+    return checked
 
 
 def check_quantile_level(q) -> None:

@@ -11,13 +11,42 @@ from dataclasses import dataclass
 
 import torch
 
-from .._core.checks import check_dim, check_float_tensor, check_mode, check_softness
+from .._core.checks import (
+    check_dim,
+    check_float_tensor,
+    check_mode,
+    check_options,
+    check_positive,
+    check_positive_int,
+    check_softness,
+)
 from .._core.dims import broadcast_softness
 from .._core.standardize import Standardized, standardize
 from .._core.zero_grad import with_zero_grad
 from ..methods import SortingMethod, get_method
 
-__all__ = ["Family", "prepare", "one_hot", "gather", "soft_rows", "scores_sorted_back", "values_from_rows"]
+__all__ = [
+    "Family",
+    "check_ot_kwargs",
+    "prepare",
+    "one_hot",
+    "gather",
+    "soft_rows",
+    "scores_sorted_back",
+    "values_from_rows",
+]
+
+
+#: The keys ``ot_kwargs`` accepts, with their checks; the solver's ``tol`` (relative marginal
+#: error of the plan) and ``max_iter`` (cap on its iterations).
+_OT_OPTIONS = {"tol": check_positive, "max_iter": check_positive_int}
+#: The reference library's spellings of the same options, accepted for drop-in use.
+_OT_ALIASES = {"sinkhorn_tol": "tol", "sinkhorn_max_iter": "max_iter"}
+
+
+def check_ot_kwargs(ot_kwargs) -> dict:
+    """``ot_kwargs`` (None or a dict of ``tol``, ``max_iter``) as keyword arguments for ``methods.ot``."""
+    return check_options("ot_kwargs", ot_kwargs, _OT_OPTIONS, _OT_ALIASES)
 
 
 @dataclass
@@ -31,6 +60,7 @@ class Family:
     mode: str
     method: SortingMethod | None
     scaled: Standardized | None  # standardized scores (soft modes only)
+    options: dict  # keyword options for the method's functions (ot_kwargs for method="ot")
 
     @property
     def n(self) -> int:
@@ -55,16 +85,21 @@ class Family:
         return out if keepdim else out.squeeze(self.dim)
 
 
-def prepare(x, dim, softness, mode, method, standardize_scores, *, needs_indices, check_n=None) -> Family:
+def prepare(
+    x, dim, softness, mode, method, standardize_scores, *, needs_indices, check_n=None, ot_kwargs=None
+) -> Family:
     """Validate the common sorting-family arguments and lay the input out as ``(..., n)``.
 
     ``check_n(n)`` validates arguments that depend on the size of the operated dim; it runs
-    before any computation.
+    before any computation. ``ot_kwargs`` is checked whatever the method and used by ``"ot"`` only.
     """
     x = check_float_tensor("x", x)
     mode = check_mode(mode)
     softness = check_softness(softness)
     sorting_method = get_method(method, needs_indices=needs_indices) if method is not None else None
+    options = check_ot_kwargs(ot_kwargs)
+    if sorting_method is None or sorting_method.name != "ot":
+        options = {}
     if dim is None:
         flat = x.reshape(-1)
         norm_dim = None
@@ -77,7 +112,7 @@ def prepare(x, dim, softness, mode, method, standardize_scores, *, needs_indices
         check_n(flat.shape[-1])
     softness = broadcast_softness(softness, x.shape, norm_dim)
     scaled = None if mode == "hard" else standardize(flat, bool(standardize_scores))
-    return Family(x, flat, norm_dim, softness, mode, sorting_method, scaled)
+    return Family(x, flat, norm_dim, softness, mode, sorting_method, scaled, options)
 
 
 def one_hot(index: torch.Tensor, n: int, like: torch.Tensor) -> torch.Tensor:
@@ -95,14 +130,14 @@ def gather(p: torch.Tensor, flat: torch.Tensor, gated_grad: bool) -> torch.Tenso
 def soft_rows(fam: Family, descending: bool, rows=None, log: bool = False) -> torch.Tensor:
     """Rows ``(..., r, n)`` of the method's soft permutation of the standardized scores."""
     return fam.method.module.permutation(
-        fam.scaled.scores, fam.softness, fam.mode, descending=descending, rows=rows, log=log
+        fam.scaled.scores, fam.softness, fam.mode, descending=descending, rows=rows, log=log, **fam.options
     )
 
 
 def scores_sorted_back(fam: Family, descending: bool) -> torch.Tensor:
     """For methods computing values in score space: soft sorted values, mapped back to ``x``'s scale."""
     return fam.scaled.inverse(
-        fam.method.module.sort_values(fam.scaled.scores, fam.softness, fam.mode, descending=descending)
+        fam.method.module.sort_values(fam.scaled.scores, fam.softness, fam.mode, descending=descending, **fam.options)
     )
 
 

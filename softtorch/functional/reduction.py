@@ -27,17 +27,32 @@ def _soft_extreme(fam: Family, largest: bool, log: bool):
     scores = fam.scaled.scores
     module = fam.method.module
     if hasattr(module, "argmax"):
-        dist = module.argmax(scores if largest else -scores, fam.softness, fam.mode, log=log)
+        dist = module.argmax(scores if largest else -scores, fam.softness, fam.mode, log=log, **fam.options)
         return dist.unsqueeze(-2)
     rows = torch.zeros(1, dtype=torch.long, device=scores.device)
-    return module.permutation(scores, fam.softness, fam.mode, descending=largest, rows=rows, log=log)
+    return module.permutation(scores, fam.softness, fam.mode, descending=largest, rows=rows, log=log, **fam.options)
 
 
 def _extreme(
-    x, dim, keepdim, largest, *, softness, mode, method, standardize, gated_grad, return_log_probs, values, indices
+    x,
+    dim,
+    keepdim,
+    largest,
+    *,
+    softness,
+    mode,
+    method,
+    standardize,
+    ot_kwargs,
+    gated_grad,
+    return_log_probs,
+    values,
+    indices,
 ):
     """Shared body of max/min/argmax/argmin: returns ``(value, index)`` in the caller's layout."""
-    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=indices and not values)
+    fam = prepare(
+        x, dim, softness, mode, method, standardize, needs_indices=indices and not values, ot_kwargs=ot_kwargs
+    )
     flat = fam.flat
     # Value outputs of a method without a permutation come without indices.
     indices = indices and (fam.mode == "hard" or fam.method.gives_indices)
@@ -52,7 +67,9 @@ def _extreme(
         if not values:
             value = None
         elif fam.method.values_from_scores:
-            sorted_scores = fam.method.module.sort_values(fam.scaled.scores, fam.softness, fam.mode, descending=largest)
+            sorted_scores = fam.method.module.sort_values(
+                fam.scaled.scores, fam.softness, fam.mode, descending=largest, **fam.options
+            )
             value = fam.scaled.inverse(sorted_scores[..., :1])
         else:
             probs = dist.exp() if return_log_probs else dist
@@ -74,9 +91,12 @@ _ARGS = r"""
         softness (float or Tensor): temperature, positive; a tensor broadcasts against ``x`` with
             ``dim`` set to 1. Default: ``0.1``.
         mode (str): ``"hard"``, ``"smooth"``, ``"c0"``, ``"c1"`` or ``"c2"``. Default: ``"smooth"``.
-        method (str): ``"softsort"``, ``"neuralsort"`` or ``"sorting_network"``. Default: ``"softsort"``.
+        method (str): ``"softsort"``, ``"neuralsort"``, ``"sorting_network"``, ``"ot"`` or
+            ``"fast_soft_sort"`` (values only). Default: ``"softsort"``.
         standardize (bool): squash the input along ``dim`` before relaxing (see
             :func:`softtorch.sort`). Default: ``True``.
+        ot_kwargs (dict, optional): options of the ``"ot"`` solver, ``tol`` and ``max_iter`` (see
+            :func:`softtorch.sort`). Default: ``None``.
         return_log_probs (bool): return log-probabilities for the soft index. Default: ``False``.
 """
 _VALUE_ARGS = (
@@ -96,6 +116,7 @@ def max(
     mode="smooth",
     method="softsort",
     standardize=True,
+    ot_kwargs=None,
     gated_grad=True,
     return_log_probs=False,
 ):
@@ -108,6 +129,7 @@ def max(
         mode=mode,
         method=method,
         standardize=standardize,
+        ot_kwargs=ot_kwargs,
         gated_grad=gated_grad,
         return_log_probs=return_log_probs,
         values=True,
@@ -125,6 +147,7 @@ def min(
     mode="smooth",
     method="softsort",
     standardize=True,
+    ot_kwargs=None,
     gated_grad=True,
     return_log_probs=False,
 ):
@@ -137,6 +160,7 @@ def min(
         mode=mode,
         method=method,
         standardize=standardize,
+        ot_kwargs=ot_kwargs,
         gated_grad=gated_grad,
         return_log_probs=return_log_probs,
         values=True,
@@ -154,6 +178,7 @@ def argmax(
     mode="smooth",
     method="softsort",
     standardize=True,
+    ot_kwargs=None,
     return_log_probs=False,
 ):
     return _extreme(
@@ -165,6 +190,7 @@ def argmax(
         mode=mode,
         method=method,
         standardize=standardize,
+        ot_kwargs=ot_kwargs,
         gated_grad=True,
         return_log_probs=return_log_probs,
         values=False,
@@ -181,6 +207,7 @@ def argmin(
     mode="smooth",
     method="softsort",
     standardize=True,
+    ot_kwargs=None,
     return_log_probs=False,
 ):
     return _extreme(
@@ -192,6 +219,7 @@ def argmin(
         mode=mode,
         method=method,
         standardize=standardize,
+        ot_kwargs=ot_kwargs,
         gated_grad=True,
         return_log_probs=return_log_probs,
         values=False,

@@ -76,7 +76,10 @@ def _sorted_rows(fam: Family, descending: bool, rows, *, with_indices, gated_gra
     if not with_indices and rows is None:
         scores = fam.scaled.scores if gated_grad else fam.scaled.scores.detach()
         softness = fam.softness.detach() if isinstance(fam.softness, torch.Tensor) and not gated_grad else fam.softness
-        return fam.method.module.sort_values(fam.flat, scores, softness, fam.mode, descending=descending), None
+        values = fam.method.module.sort_values(
+            fam.flat, scores, softness, fam.mode, descending=descending, **fam.options
+        )
+        return values, None
     p = soft_rows(fam, descending, rows, log)
     return values_from_rows(fam, p, log, gated_grad), (p if with_indices else None)
 
@@ -86,10 +89,15 @@ _SORT_ARGS = r"""
             ``x`` with ``dim`` set to 1 (one temperature per channel). Default: ``0.1``.
         mode (str): ``"hard"`` (exact torch result), ``"smooth"`` (softmax rows), ``"c0"``
             (sparsemax), ``"c1"`` (1.5-entmax), ``"c2"`` (4/3-entmax). Default: ``"smooth"``.
-        method (str): ``"neuralsort"``, ``"softsort"`` or ``"sorting_network"``. Default: ``"neuralsort"``.
+        method (str): ``"neuralsort"``, ``"softsort"``, ``"sorting_network"``, ``"ot"`` or
+            ``"fast_soft_sort"`` (values and ranks only). Default: ``"neuralsort"``.
         standardize (bool): squash ``x`` along ``dim`` to
             :math:`\operatorname{sigmoid}((x - \mu) / \sqrt{\sigma^2 + 10^{-6}})` before relaxing,
             which makes the result invariant to :math:`a x + b`, :math:`a > 0`. Default: ``True``.
+        ot_kwargs (dict, optional): options of the ``"ot"`` solver: ``tol`` (relative error of
+            the plan's marginals, default ``1e-5``) and ``max_iter`` (cap on its iterations,
+            default ``100``); ``sinkhorn_tol``/``sinkhorn_max_iter`` are accepted as aliases.
+            Ignored by the other methods. Default: ``None``.
         gated_grad (bool): ``False`` detaches the soft index before values are gathered, so
             gradients reach ``x`` only through the gathered values. Default: ``True``.
         return_log_probs (bool): return soft indices as log-probabilities (``-inf`` at the exact
@@ -105,11 +113,12 @@ def sort(
     mode="smooth",
     method="neuralsort",
     standardize=True,
+    ot_kwargs=None,
     gated_grad=True,
     return_indices=None,
     return_log_probs=False,
 ):
-    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=bool(return_indices))
+    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=bool(return_indices), ot_kwargs=ot_kwargs)
     if return_indices is None:
         return_indices = fam.mode == "hard" or fam.method.gives_indices
     values, p = _sorted_rows(
@@ -173,9 +182,10 @@ def argsort(
     mode="smooth",
     method="neuralsort",
     standardize=True,
+    ot_kwargs=None,
     return_log_probs=False,
 ):
-    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=True)
+    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=True, ot_kwargs=ot_kwargs)
     if fam.mode == "hard":
         index = torch.sort(fam.flat, dim=-1, descending=descending).indices
         p = _log(one_hot(index, fam.n, fam.flat), return_log_probs)
@@ -226,6 +236,7 @@ def topk(
     mode="smooth",
     method="neuralsort",
     standardize=True,
+    ot_kwargs=None,
     gated_grad=True,
     return_log_probs=False,
 ):
@@ -238,6 +249,7 @@ def topk(
         standardize,
         needs_indices=False,
         check_n=lambda n: check_positive_int("k", k, low=1, high=n),
+        ot_kwargs=ot_kwargs,
     )
     if fam.mode == "hard":
         hard = torch.topk(fam.flat, k, dim=-1, largest=largest, sorted=sorted)
@@ -285,8 +297,18 @@ topk.__doc__ = (
 )
 
 
-def rank(x, dim=None, descending=True, *, softness=0.1, mode="smooth", method="neuralsort", standardize=True):
-    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=False)
+def rank(
+    x,
+    dim=None,
+    descending=True,
+    *,
+    softness=0.1,
+    mode="smooth",
+    method="neuralsort",
+    standardize=True,
+    ot_kwargs=None,
+):
+    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=False, ot_kwargs=ot_kwargs)
     n = fam.n
     order = torch.argsort(fam.flat, dim=-1, descending=descending, stable=True)
     slots = torch.arange(1, n + 1, device=fam.flat.device, dtype=fam.flat.dtype)
@@ -294,7 +316,7 @@ def rank(x, dim=None, descending=True, *, softness=0.1, mode="smooth", method="n
     if fam.mode == "hard":
         ranks = with_zero_grad(hard, fam.flat)
     elif not fam.method.gives_indices:
-        ranks = fam.method.module.rank(fam.scaled.scores, fam.softness, fam.mode, descending=descending)
+        ranks = fam.method.module.rank(fam.scaled.scores, fam.softness, fam.mode, descending=descending, **fam.options)
     else:
         p = soft_rows(fam, descending)
         mass = p.sum(-2)
@@ -365,11 +387,13 @@ def _order_statistics(q, n, interpolation):
     return lo, hi, weight
 
 
-def _quantile(x, q, dim, keepdim, interpolation, softness, mode, method, standardize, gated_grad, log, values, indices):
+def _quantile(
+    x, q, dim, keepdim, interpolation, softness, mode, method, standardize, ot_kwargs, gated_grad, log, values, indices
+):
     """Shared body of quantile/argquantile: ``(values or None, soft index or None)`` in torch's layout."""
     check_choice("interpolation", interpolation, INTERPOLATIONS)
     check_quantile_level(q)
-    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=indices)
+    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=indices, ot_kwargs=ot_kwargs)
     qt, scalar = _levels(q, fam.flat)
     lo, hi, weight = _order_statistics(qt, fam.n, interpolation)
     rows = torch.cat([lo, hi])
@@ -425,6 +449,7 @@ def quantile(
     mode="smooth",
     method="neuralsort",
     standardize=True,
+    ot_kwargs=None,
     gated_grad=True,
     return_log_probs=False,
 ):
@@ -438,6 +463,7 @@ def quantile(
         mode,
         method,
         standardize,
+        ot_kwargs,
         gated_grad,
         return_log_probs,
         values=True,
@@ -457,6 +483,7 @@ def argquantile(
     mode="smooth",
     method="neuralsort",
     standardize=True,
+    ot_kwargs=None,
     return_log_probs=False,
 ):
     return _quantile(
@@ -469,6 +496,7 @@ def argquantile(
         mode,
         method,
         standardize,
+        ot_kwargs,
         True,
         return_log_probs,
         values=False,
@@ -543,10 +571,10 @@ argquantile.__doc__ = (
 )
 
 
-def _median(x, dim, keepdim, softness, mode, method, standardize, gated_grad, log, values):
+def _median(x, dim, keepdim, softness, mode, method, standardize, ot_kwargs, gated_grad, log, values):
     if dim is None and keepdim:
         raise ValueError("keepdim=True needs an integer dim for median (torch.median() with dim=None has no keepdim)")
-    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=not values)
+    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=not values, ot_kwargs=ot_kwargs)
     middle = torch.tensor([(fam.n - 1) // 2], device=fam.flat.device)
     if fam.mode == "hard":
         hard = torch.median(fam.flat, dim=-1)
@@ -569,10 +597,13 @@ def median(
     mode="smooth",
     method="neuralsort",
     standardize=True,
+    ot_kwargs=None,
     gated_grad=True,
     return_log_probs=False,
 ):
-    value, p = _median(x, dim, keepdim, softness, mode, method, standardize, gated_grad, return_log_probs, True)
+    value, p = _median(
+        x, dim, keepdim, softness, mode, method, standardize, ot_kwargs, gated_grad, return_log_probs, True
+    )
     return value if dim is None else torch.return_types.median((value, p))
 
 
@@ -585,9 +616,10 @@ def argmedian(
     mode="smooth",
     method="neuralsort",
     standardize=True,
+    ot_kwargs=None,
     return_log_probs=False,
 ):
-    return _median(x, dim, keepdim, softness, mode, method, standardize, True, return_log_probs, False)[1]
+    return _median(x, dim, keepdim, softness, mode, method, standardize, ot_kwargs, True, return_log_probs, False)[1]
 
 
 median.__doc__ = (

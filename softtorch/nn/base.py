@@ -18,6 +18,7 @@ from .._core.checks import (
     check_softness,
 )
 from .._core.straight_through import straight_through as _straight_through
+from ..functional._family import check_ot_kwargs
 from ..functional.sorting import INTERPOLATIONS
 from ..methods import get_method
 
@@ -43,6 +44,7 @@ _CONFIG_CHECKS = {
     "atol": lambda v: check_nonnegative("atol", v),
     "epsilon": lambda v: check_nonnegative("epsilon", v),
     "interpolation": lambda v: check_choice("interpolation", v, INTERPOLATIONS),
+    "ot_kwargs": check_ot_kwargs,
 }
 
 
