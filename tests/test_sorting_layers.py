@@ -216,9 +216,11 @@ def test_sequential_chain_trains():
 # -- serialization and copies ----------------------------------------------------------------------
 
 
-def _configs():
+def _configs(name):
     yield {"softness": 0.3, "mode": "c1"}
-    yield {"softness": torch.tensor([[0.1], [0.2], [0.5]], dtype=F64), "mode": "smooth"}
+    # one temperature per channel: it broadcasts against x (2, 3, 6) with the reduced dim set to 1
+    per_channel = [[[0.1]], [[0.5]]] if build(name).config["dim"] == 1 else [[0.1], [0.2], [0.5]]
+    yield {"softness": torch.tensor(per_channel, dtype=F64), "mode": "smooth"}
     yield {"softness": 0.25, "learnable": True, "mode": "c2", "method": "softsort"}
     yield {"softness": 0.25, "straight_through": True, "mode": "smooth", "method": "sorting_network"}
 
@@ -226,7 +228,7 @@ def _configs():
 @pytest.mark.parametrize("name", NAMES)
 def test_pickle_deepcopy_state_dict(name):
     x = x_input(4)
-    for config in _configs():
+    for config in _configs(name):
         layer = build(name, **config)
         if layer.learnable:
             with torch.no_grad():

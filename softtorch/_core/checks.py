@@ -15,9 +15,12 @@ import torch
 __all__ = [
     "MODES",
     "SOFT_MODES",
+    "check_bool",
+    "check_bound",
     "check_broadcast",
     "check_choice",
     "check_dim",
+    "check_flags",
     "check_float_tensor",
     "check_int",
     "check_mode",
@@ -26,19 +29,49 @@ __all__ = [
     "check_positive",
     "check_positive_int",
     "check_quantile_level",
+    "check_reduction_softness",
     "check_softness",
+    "describe",
+    "result_dtype",
 ]
 
 MODES = ("hard", "smooth", "c0", "c1", "c2")
 SOFT_MODES = ("smooth", "c0", "c1", "c2")
 
 
+def describe(value) -> str:
+    """The received value for an error message: its type and a short repr (dtype and shape for a tensor)."""
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of dtype {value.dtype} and shape {tuple(value.shape)}"
+    text = repr(value)
+    if len(text) > 80:
+        text = text[:77] + "..."
+    return f"{type(value).__name__} {text}"
+
+
 def check_choice(name: str, value, allowed) -> str:
-    """Return ``value`` if it is one of ``allowed``, else raise naming ``name``."""
+    """Return ``value`` if it is one of ``allowed``, else raise a ``ValueError`` naming ``name``.
+
+    Anything else, a string or not, is an unknown choice (as SPEC 2 has it for ``mode`` and ``method``).
+    """
     if not isinstance(value, str) or value not in allowed:
         choices = ", ".join(repr(a) for a in allowed)
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
     return value
+
+
+def check_bool(name: str, value, allow_none: bool = False):
+    """Return ``value`` if it is a bool (or ``None`` when ``allow_none``), else raise naming ``name``."""
+    if isinstance(value, bool) or (allow_none and value is None):
+        return value
+    expected = "True, False or None" if allow_none else "True or False"
+    raise TypeError(f"{name} must be a bool ({expected}), got {describe(value)}")
+
+
+def check_flags(**flags) -> None:
+    """Every keyword argument must be a bool (:func:`check_bool` with its name)."""
+    for name, value in flags.items():
+        check_bool(name, value)
 
 
 def check_mode(mode) -> str:
@@ -50,19 +83,36 @@ def _is_compiling() -> bool:
     return torch.compiler.is_compiling()
 
 
+def _is_vmapped(t: torch.Tensor) -> bool:
+    """Whether ``t`` is batched by an enclosing ``torch.func.vmap`` (at any functorch level)."""
+    functorch = torch._C._functorch
+    while functorch.is_functorch_wrapped_tensor(t):
+        if functorch.is_batchedtensor(t):
+            return True
+        t = functorch.get_unwrapped(t)
+    return False
+
+
+def _values_checkable(t: torch.Tensor) -> bool:
+    """Whether the values of ``t`` can be inspected eagerly: on the CPU (no host sync), outside
+    ``torch.compile`` and not batched by ``vmap`` (where a data-dependent branch is impossible)."""
+    return t.device.type == "cpu" and t.numel() > 0 and not _is_compiling() and not _is_vmapped(t)
+
+
 def check_softness(softness):
     """Validate ``softness``: a positive finite number, or a floating tensor of such numbers.
 
     Python numbers are returned as ``float``. Tensors are returned unchanged; their values are
     checked eagerly on the CPU (on other devices the check would need a host sync, so it is
-    skipped, and a learnable softness is positive by construction).
+    skipped, and a learnable softness is positive by construction; it is skipped as well while
+    compiling and under ``vmap``).
     """
     if isinstance(softness, torch.Tensor):
         if not softness.is_floating_point():
             raise TypeError(
                 f"softness must be a float or a floating-point tensor, got a tensor of dtype {softness.dtype}"
             )
-        if softness.device.type == "cpu" and not _is_compiling() and softness.numel() > 0:
+        if _values_checkable(softness):
             bad = ~(torch.isfinite(softness) & (softness > 0))
             if bool(bad.any()):
                 raise ValueError(
@@ -83,7 +133,7 @@ def check_float_tensor(name: str, x) -> torch.Tensor:
     """Return ``x`` as a floating tensor: integer and bool tensors are promoted to the default
     float dtype, complex tensors are refused."""
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+        raise TypeError(f"{name} must be a torch.Tensor, got {describe(x)}")
     if x.is_complex():
         raise TypeError(f"{name} must be a real tensor, got complex dtype {x.dtype}")
     if not x.is_floating_point():
@@ -168,17 +218,64 @@ def check_options(name: str, options, checks: dict, aliases: dict | None = None)
 def check_quantile_level(q) -> None:
     """``q`` must be a number or a 0-d/1-D floating tensor with values in [0, 1].
 
-    Tensor values are checked eagerly (as :func:`torch.quantile` does), except while compiling.
+    Tensor values are checked eagerly (as :func:`torch.quantile` does), except while compiling
+    and under ``vmap``.
     """
     if isinstance(q, torch.Tensor):
+        if not q.is_floating_point():
+            raise TypeError(f"q must be a float in [0, 1] or a floating-point tensor, got {describe(q)}")
         if q.dim() > 1:
             raise ValueError(f"q must be a float or a 0-d/1-D tensor, got a tensor of shape {tuple(q.shape)}")
-        if q.is_complex():
-            raise TypeError(f"q must be real, got dtype {q.dtype}")
-        if not _is_compiling() and q.numel() and not bool(((q >= 0) & (q <= 1)).all()):
+        if not _is_compiling() and not _is_vmapped(q) and q.numel() and not bool(((q >= 0) & (q <= 1)).all()):
             raise ValueError(f"q must lie in [0, 1], got {q.tolist()}")
         return
     if isinstance(q, bool) or not isinstance(q, numbers.Real):
         raise TypeError(f"q must be a float in [0, 1] or a tensor, got {type(q).__name__} {q!r}")
     if not 0.0 <= float(q) <= 1.0:
         raise ValueError(f"q must lie in [0, 1], got {q!r}")
+
+
+def check_bound(name: str, value) -> None:
+    """``value`` must be ``None``, a real number or a real tensor (a bound such as clamp's ``min``)."""
+    if value is None:
+        return
+    if isinstance(value, torch.Tensor):
+        if value.is_complex():
+            raise TypeError(f"{name} must be a real number or a real tensor, got {describe(value)}")
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, a real tensor or None, got {describe(value)}")
+
+
+def check_reduction_softness(softness, shape, dim: int | None) -> None:
+    """A tensor ``softness`` of an operator reducing ``dim`` of an input of ``shape`` must broadcast
+    against that shape with ``dim`` set to 1, without adding dimensions (``dim=None``: one element)."""
+    if not isinstance(softness, torch.Tensor) or softness.dim() == 0:
+        return
+    shape = tuple(shape)
+    if dim is None:
+        if softness.numel() != 1:
+            raise ValueError(
+                f"softness must be a float or a one-element tensor when dim=None reduces every element of the "
+                f"input of shape {shape}, got a tensor of shape {tuple(softness.shape)}"
+            )
+        return
+    target = shape[:dim] + (1,) + shape[dim + 1 :] if shape else (1,)
+    given = tuple(softness.shape)
+    padded = (1,) * (len(target) - len(given)) + given
+    if len(given) > len(target) or any(s not in (1, t) for s, t in zip(padded, target)):
+        raise ValueError(
+            f"softness must broadcast against the input of shape {shape} with the reduced dim {dim} set to 1, "
+            f"i.e. against {target}, got a tensor of shape {given}"
+        )
+
+
+def result_dtype(a: torch.Tensor, b: torch.Tensor) -> torch.dtype:
+    """:func:`torch.result_type` of two floating tensors, in a form ``torch.compile`` traces.
+
+    A 0-d tensor does not promote a dimensioned tensor of the same category (float), exactly as in
+    torch's type promotion.
+    """
+    if (a.dim() == 0) == (b.dim() == 0):
+        return torch.promote_types(a.dtype, b.dtype)
+    return b.dtype if a.dim() == 0 else a.dtype

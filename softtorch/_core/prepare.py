@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import torch
 
-from .checks import check_float_tensor, check_mode, check_softness
+from .checks import check_broadcast, check_float_tensor, check_mode, check_softness
 
 __all__ = ["prepare_elementwise", "as_float_like"]
 
 
 def prepare_elementwise(name: str, x, softness, mode):
-    """Check ``mode`` and ``softness`` and promote ``x`` to float. Returns ``(x, softness, mode)``."""
+    """Check ``mode`` and ``softness`` and promote ``x`` to float. Returns ``(x, softness, mode)``.
+
+    A tensor ``softness`` must broadcast with ``x``.
+    """
     mode = check_mode(mode)
     softness = check_softness(softness)
     x = check_float_tensor(name, x)
+    if isinstance(softness, torch.Tensor):
+        check_broadcast(**{name: x, "softness": softness})
     return x, softness, mode
 
 

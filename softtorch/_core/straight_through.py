@@ -12,12 +12,17 @@ __all__ = ["straight_through", "st"]
 
 
 def _combine(hard, soft):
+    if hard is None or soft is None:
+        # A method without a permutation (fast_soft_sort) gives no soft indices: the hard ones
+        # (zero gradient) are the result.
+        return hard
     if isinstance(hard, torch.Tensor):
         # hard - (soft - soft) rather than (hard - soft) + soft: the forward value is the hard
-        # result bit for bit (signed zeros included); the gradient is the soft one.
-        return hard.detach() - (soft.detach() - soft)
-    if hard is None:
-        return None
+        # result bit for bit (signed zeros included); the gradient is the soft one. A soft value
+        # that is not finite (an expectation with weight on an infinite input) would make
+        # inf - inf: there the zero is written out, and the hard value passes unchanged.
+        finite = torch.isfinite(soft.detach())
+        return hard.detach() - torch.where(finite, soft.detach() - soft, 0.0)
     if isinstance(hard, tuple):
         parts = [_combine(h, s) for h, s in zip(hard, soft)]
         # namedtuples take fields positionally; torch.return_types take one sequence

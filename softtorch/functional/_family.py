@@ -12,15 +12,18 @@ from dataclasses import dataclass
 import torch
 
 from .._core.checks import (
+    check_bool,
     check_dim,
     check_float_tensor,
     check_mode,
     check_options,
     check_positive,
     check_positive_int,
+    check_reduction_softness,
     check_softness,
 )
 from .._core.dims import broadcast_softness
+from .._core.expectation import expect
 from .._core.standardize import Standardized, standardize
 from .._core.zero_grad import with_zero_grad
 from ..methods import SortingMethod, get_method
@@ -96,9 +99,10 @@ def prepare(
     x = check_float_tensor("x", x)
     mode = check_mode(mode)
     softness = check_softness(softness)
-    sorting_method = get_method(method, needs_indices=needs_indices) if method is not None else None
+    sorting_method = get_method(method, needs_indices=needs_indices)
+    check_bool("standardize", standardize_scores)
     options = check_ot_kwargs(ot_kwargs)
-    if sorting_method is None or sorting_method.name != "ot":
+    if sorting_method.name != "ot":
         options = {}
     if dim is None:
         flat = x.reshape(-1)
@@ -108,6 +112,7 @@ def prepare(
         flat = x.reshape(1) if x.dim() == 0 else x.movedim(norm_dim, -1)
     if flat.shape[-1] == 0:
         raise ValueError(f"x must have at least one element along the operated dim, got shape {tuple(x.shape)}")
+    check_reduction_softness(softness, x.shape, norm_dim)
     if check_n is not None:
         check_n(flat.shape[-1])
     softness = broadcast_softness(softness, x.shape, norm_dim)
@@ -124,7 +129,7 @@ def gather(p: torch.Tensor, flat: torch.Tensor, gated_grad: bool) -> torch.Tenso
     """Expected values ``p @ flat`` of ``(..., r, n)`` rows over ``(..., n)`` data -> ``(..., r)``."""
     if not gated_grad:
         p = p.detach()
-    return torch.matmul(p, flat.unsqueeze(-1)).squeeze(-1)
+    return expect(p, flat)
 
 
 def soft_rows(fam: Family, descending: bool, rows=None, log: bool = False) -> torch.Tensor:

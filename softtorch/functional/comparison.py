@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import torch
 
-from .._core.checks import check_broadcast, check_float_tensor, check_mode, check_nonnegative, check_softness
+from .._core.checks import (
+    check_broadcast,
+    check_float_tensor,
+    check_mode,
+    check_nonnegative,
+    check_softness,
+    result_dtype,
+)
 from .._core.kernels import sigmoidal_kernel
 from .._core.straight_through import st
 from .._core.zero_grad import with_zero_grad
@@ -31,19 +38,33 @@ __all__ = [
 ]
 
 
-def _prepare(x, y, softness, mode):
+def _prepare(x, y, softness, mode, epsilon):
     mode = check_mode(mode)
     softness = check_softness(softness)
+    epsilon = check_nonnegative("epsilon", epsilon)
     x = check_float_tensor("x", x)
     y = check_float_tensor("y", y)
-    check_broadcast(x=x, y=y)
-    return x, y, softness, mode
+    check_broadcast(x=x, y=y, **({"softness": softness} if isinstance(softness, torch.Tensor) else {}))
+    return x, y, softness, mode, epsilon
 
 
 def _hard(op, x, y, **kwargs):
     """The torch comparison as floats of the inputs' dtype, with a zero gradient attached."""
-    dtype = torch.result_type(x, y)
+    dtype = result_dtype(x, y)  # torch.result_type, traceable by torch.compile
     return with_zero_grad(op(x.to(dtype), y.to(dtype), **kwargs).to(dtype), x, y)
+
+
+def _difference(x, y):
+    """``x - y``, with 0 where both are the same infinity (a tie, as for torch) instead of NaN."""
+    tie = (x == y) & torch.isinf(x)
+    return torch.where(tie, 0.0, x) - torch.where(tie, 0.0, y)
+
+
+def _isclose(x, y, rtol, atol):
+    """:func:`torch.isclose` (``equal_nan=False``) spelled with elementwise ops, which ``vmap`` batches
+    (``aten::isclose`` has no batching rule): the same formula as ATen's."""
+    error = torch.abs(x - y)
+    return (x == y) | (torch.isfinite(error) & (error <= atol + torch.abs(rtol * y)))
 
 
 def _soft_abs(d, softness, mode):
@@ -57,9 +78,14 @@ def _greater(d, softness, mode, epsilon, strict):
 
 
 def _close(d, tolerance, softness, mode, epsilon):
-    """Soft ``|d| <= tolerance``: ``2 (1 - sigma((|d|_soft - tolerance - eps) / softness))`` in [0, 1]."""
-    gap = _soft_abs(d, softness, mode) - tolerance - epsilon
-    return (2.0 * (1.0 - sigmoidal_kernel(gap / softness, mode))).clamp(0.0, 1.0)
+    """Soft ``|d| <= tolerance``: ``2 (1 - sigma((|d|_soft - tolerance - eps) / softness))`` in [0, 1].
+
+    An infinite ``d`` gives exactly 0, and a zero gradient (the soft ``|d|`` would give inf * 0).
+    """
+    infinite = torch.isinf(d)
+    gap = _soft_abs(torch.where(infinite, 0.0, d), softness, mode) - tolerance - epsilon
+    close = (2.0 * (1.0 - sigmoidal_kernel(gap / softness, mode))).clamp(0.0, 1.0)
+    return torch.where(infinite, 0.0, close)
 
 
 _SHARED_ARGS = r"""
@@ -80,54 +106,59 @@ _SHARED_ARGS = r"""
 
 
 def greater(x, y, *, softness=0.1, mode="smooth", epsilon=1e-10):
-    x, y, softness, mode = _prepare(x, y, softness, mode)
+    x, y, softness, mode, epsilon = _prepare(x, y, softness, mode, epsilon)
     if mode == "hard":
         return _hard(torch.greater, x, y)
-    return _greater(x - y, softness, mode, epsilon, strict=True)
+    return _greater(_difference(x, y), softness, mode, epsilon, strict=True)
 
 
 def greater_equal(x, y, *, softness=0.1, mode="smooth", epsilon=1e-10):
-    x, y, softness, mode = _prepare(x, y, softness, mode)
+    x, y, softness, mode, epsilon = _prepare(x, y, softness, mode, epsilon)
     if mode == "hard":
         return _hard(torch.greater_equal, x, y)
-    return _greater(x - y, softness, mode, epsilon, strict=False)
+    return _greater(_difference(x, y), softness, mode, epsilon, strict=False)
 
 
 def less(x, y, *, softness=0.1, mode="smooth", epsilon=1e-10):
-    x, y, softness, mode = _prepare(x, y, softness, mode)
+    x, y, softness, mode, epsilon = _prepare(x, y, softness, mode, epsilon)
     if mode == "hard":
         return _hard(torch.less, x, y)
-    return 1.0 - _greater(x - y, softness, mode, epsilon, strict=False)
+    return 1.0 - _greater(_difference(x, y), softness, mode, epsilon, strict=False)
 
 
 def less_equal(x, y, *, softness=0.1, mode="smooth", epsilon=1e-10):
-    x, y, softness, mode = _prepare(x, y, softness, mode)
+    x, y, softness, mode, epsilon = _prepare(x, y, softness, mode, epsilon)
     if mode == "hard":
         return _hard(torch.less_equal, x, y)
-    return 1.0 - _greater(x - y, softness, mode, epsilon, strict=True)
+    return 1.0 - _greater(_difference(x, y), softness, mode, epsilon, strict=True)
 
 
 def eq(x, y, *, softness=0.1, mode="smooth", epsilon=1e-10):
-    x, y, softness, mode = _prepare(x, y, softness, mode)
+    x, y, softness, mode, epsilon = _prepare(x, y, softness, mode, epsilon)
     if mode == "hard":
         return _hard(torch.eq, x, y)
-    return _close(x - y, 0.0, softness, mode, epsilon)
+    return _close(_difference(x, y), 0.0, softness, mode, epsilon)
 
 
 def not_equal(x, y, *, softness=0.1, mode="smooth", epsilon=1e-10):
-    x, y, softness, mode = _prepare(x, y, softness, mode)
+    x, y, softness, mode, epsilon = _prepare(x, y, softness, mode, epsilon)
     if mode == "hard":
         return _hard(torch.not_equal, x, y)
-    return 1.0 - _close(x - y, 0.0, softness, mode, epsilon)
+    return 1.0 - _close(_difference(x, y), 0.0, softness, mode, epsilon)
 
 
 def isclose(x, y, rtol=1e-5, atol=1e-8, *, softness=0.1, mode="smooth", epsilon=1e-10):
-    x, y, softness, mode = _prepare(x, y, softness, mode)
+    x, y, softness, mode, epsilon = _prepare(x, y, softness, mode, epsilon)
     rtol, atol = check_nonnegative("rtol", rtol), check_nonnegative("atol", atol)
     if mode == "hard":
-        return _hard(torch.isclose, x, y, rtol=rtol, atol=atol)
-    tolerance = atol + rtol * _soft_abs(y, softness, mode)
-    return _close(x - y, tolerance, softness, mode, epsilon)
+        return _hard(_isclose, x, y, rtol=rtol, atol=atol)
+    # As for torch.isclose, an infinity is close only to itself (its tolerance rtol * |y| is
+    # infinite too): those entries take the hard value, the soft one is computed without them.
+    infinite = torch.isinf(x) | torch.isinf(y)
+    x_safe, y_safe = torch.where(infinite, 0.0, x), torch.where(infinite, 0.0, y)
+    tolerance = atol + rtol * _soft_abs(y_safe, softness, mode)
+    close = _close(x_safe - y_safe, tolerance, softness, mode, epsilon)
+    return torch.where(infinite, (x == y).to(close.dtype), close)
 
 
 greater.__doc__ = (

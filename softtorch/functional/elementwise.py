@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .._core.checks import check_positive_int
+from .._core.checks import check_bool, check_bound, check_broadcast, check_positive_int
 from .._core.kernels import WINDOW, relu_kernel, sigmoidal_kernel
 from .._core.prepare import as_float_like, prepare_elementwise
 from .._core.straight_through import st
@@ -110,8 +110,12 @@ def softrelu(x, softness=0.1, mode="smooth", gated=False):
         tensor([0.0450, 0.1250, 0.3200])
     """
     x, softness, mode = prepare_elementwise("x", x, softness, mode)
+    check_bool("gated", gated)
     if mode == "hard":
         return torch.relu(x)
+    if x.dtype in (torch.float16, torch.bfloat16):
+        # x / softness and softness * relu_kernel leave float16's range: compute in float32
+        return softrelu(x.float(), softness, mode, gated).to(x.dtype)
     if gated:
         return _finite_only(x, lambda t: t * sigmoidal_kernel(t / softness, mode), torch.relu(x))
     z = x / softness
@@ -272,12 +276,20 @@ def clamp(x, min=None, max=None, *, softness=0.1, mode="smooth", gated=False):
         tensor([-0.1952, -0.4993,  0.2873,  0.4993])
     """
     x, softness, mode = prepare_elementwise("x", x, softness, mode)
+    check_bool("gated", gated)
     if min is None and max is None:
         raise ValueError("clamp needs at least one of min or max, got min=None and max=None")
+    check_bound("min", min)
+    check_bound("max", max)
+    shaped = {"x": x, "min": min, "max": max, "softness": softness}
+    check_broadcast(**{name: t for name, t in shaped.items() if isinstance(t, torch.Tensor)})
     lo = None if min is None else as_float_like(min, x, "min")
     hi = None if max is None else as_float_like(max, x, "max")
     if mode == "hard":
         return torch.clamp(x, lo, hi)
+    if x.dtype in (torch.float16, torch.bfloat16):
+        # lo + relu(x - lo) - relu(x - hi) cancels: in half precision it loses every digit
+        return clamp(x.float(), min, max, softness=softness, mode=mode, gated=gated).to(x.dtype)
     if lo is None:
         return hi - softrelu(hi - x, softness, mode, gated)
     if hi is None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .._core.checks import check_broadcast, check_dim, check_float_tensor
+from .._core.checks import check_broadcast, check_dim, check_flags, check_float_tensor
 
 __all__ = ["logical_not", "logical_and", "logical_or", "logical_xor", "all", "any"]
 
@@ -27,9 +27,10 @@ def _and(x, y, use_geometric_mean):
     return x * y
 
 
-def _pair(x, y):
+def _pair(x, y, use_geometric_mean):
     x, y = check_float_tensor("x", x), check_float_tensor("y", y)
     check_broadcast(x=x, y=y)
+    check_flags(use_geometric_mean=use_geometric_mean)
     return x, y
 
 
@@ -76,7 +77,7 @@ def logical_and(x, y, *, use_geometric_mean=False):
         >>> softtorch.logical_and(torch.tensor([0.1, 0.8, 1.0]), torch.tensor([0.7, 0.1, 0.9]))
         tensor([0.0700, 0.0800, 0.9000])
     """
-    x, y = _pair(x, y)
+    x, y = _pair(x, y, use_geometric_mean)
     return _and(x, y, use_geometric_mean)
 
 
@@ -102,7 +103,7 @@ def logical_or(x, y, *, use_geometric_mean=False):
         >>> softtorch.logical_or(torch.tensor([0.1, 0.8, 1.0]), torch.tensor([0.7, 0.1, 0.9]))
         tensor([0.7300, 0.8200, 1.0000])
     """
-    x, y = _pair(x, y)
+    x, y = _pair(x, y, use_geometric_mean)
     return 1.0 - _and(1.0 - x, 1.0 - y, use_geometric_mean)
 
 
@@ -128,7 +129,7 @@ def logical_xor(x, y, *, use_geometric_mean=False):
         >>> softtorch.logical_xor(torch.tensor([0.1, 0.8, 1.0]), torch.tensor([0.7, 0.1, 0.9]))
         tensor([0.6411, 0.7256, 0.1000])
     """
-    x, y = _pair(x, y)
+    x, y = _pair(x, y, use_geometric_mean)
     left = _and(x, 1.0 - y, use_geometric_mean)
     right = _and(1.0 - x, y, use_geometric_mean)
     return 1.0 - _and(1.0 - left, 1.0 - right, use_geometric_mean)
@@ -147,8 +148,9 @@ def _product(x, dim, keepdim, use_geometric_mean):
     return x.prod(dim, keepdim=keepdim)
 
 
-def _reduction_args(x, dim):
+def _reduction_args(x, dim, keepdim, use_geometric_mean):
     x = check_float_tensor("x", x)
+    check_flags(keepdim=keepdim, use_geometric_mean=use_geometric_mean)
     return x, (None if dim is None else check_dim(dim, x.dim()))
 
 
@@ -175,7 +177,7 @@ def all(x, dim=-1, keepdim=False, *, use_geometric_mean=False):
         >>> softtorch.all(torch.tensor([0.1, 0.2, 0.8, 1.0]))
         tensor(0.0160)
     """
-    x, dim = _reduction_args(x, dim)
+    x, dim = _reduction_args(x, dim, keepdim, use_geometric_mean)
     return _product(x, dim, keepdim, use_geometric_mean)
 
 
@@ -202,5 +204,5 @@ def any(x, dim=-1, keepdim=False, *, use_geometric_mean=False):
         >>> softtorch.any(torch.tensor([0.1, 0.2, 0.8]))
         tensor(0.8560)
     """
-    x, dim = _reduction_args(x, dim)
+    x, dim = _reduction_args(x, dim, keepdim, use_geometric_mean)
     return 1.0 - _product(1.0 - x, dim, keepdim, use_geometric_mean)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 
+from .._core.checks import check_flags
 from .._core.straight_through import st
 from ._family import Family, gather, one_hot, prepare
 
@@ -50,6 +51,7 @@ def _extreme(
     indices,
 ):
     """Shared body of max/min/argmax/argmin: returns ``(value, index)`` in the caller's layout."""
+    check_flags(keepdim=keepdim, gated_grad=gated_grad, return_log_probs=return_log_probs)
     fam = prepare(
         x, dim, softness, mode, method, standardize, needs_indices=indices and not values, ot_kwargs=ot_kwargs
     )

@@ -3,35 +3,54 @@ r"""Selection with soft indices: where, take_along_dim, take, index_select, narr
 A *soft index* is a probability vector over the ``n`` positions of the indexed dimension, stored
 on a new LAST axis of length ``n`` (this is what :func:`softtorch.argmax`, :func:`softtorch.argsort`
 and the other index-returning operators produce). Each function returns the expectation of the
-hard torch op under that distribution, so a one-hot index reproduces the torch op exactly.
+hard torch op under that distribution, so a one-hot index reproduces the torch op exactly. A
+weight of 0 ignores its value even when it is infinite (``0 * inf`` counts as 0, not NaN).
 """
 
 from __future__ import annotations
 
 import torch
 
-from .._core.checks import check_broadcast, check_dim, check_float_tensor, check_positive_int
+from .._core.checks import (
+    check_broadcast,
+    check_dim,
+    check_flags,
+    check_float_tensor,
+    check_positive_int,
+    result_dtype,
+)
+from .._core.expectation import expect, weighted
 
 __all__ = ["where", "take_along_dim", "take", "index_select", "narrow"]
 
 
-def _check_index_length(soft_index: torch.Tensor, n: int, what: str) -> torch.Tensor:
-    soft_index = check_float_tensor("soft_index", soft_index)
+def _check_index_length(soft_index: torch.Tensor, n: int, what: str, name: str = "soft_index") -> torch.Tensor:
+    soft_index = check_float_tensor(name, soft_index)
     if soft_index.dim() == 0 or soft_index.shape[-1] != n:
         got = "a 0-d tensor" if soft_index.dim() == 0 else f"last axis of size {soft_index.shape[-1]}"
         raise ValueError(
-            f"soft_index must have a last axis of size n = {n} ({what}), got {got} (shape {tuple(soft_index.shape)})"
+            f"{name} must have a last axis of size n = {n} ({what}), got {got} (shape {tuple(soft_index.shape)})"
         )
     return soft_index
 
 
+def _check_batch(name: str, index: torch.Tensor, index_batch, x: torch.Tensor, x_batch, dim: int) -> None:
+    """The batch axes of a soft index (``index_batch``) must broadcast with those of ``x`` outside ``dim``."""
+    try:
+        torch.broadcast_shapes(tuple(index_batch), tuple(x_batch))
+    except RuntimeError:
+        raise ValueError(
+            f"{name} must broadcast with x outside dim {dim} and its last axis: {name} of shape "
+            f"{tuple(index.shape)} has batch shape {tuple(index_batch)}, which does not broadcast with "
+            f"{tuple(x_batch)} (x of shape {tuple(x.shape)} without dim {dim})"
+        ) from None
+
+
 def _expect(soft_index: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     """``sum_j soft_index[..., j] * values[..., j]`` with broadcasting, as one matmul."""
-    soft_index, values = (
-        soft_index.to(torch.result_type(soft_index, values)),
-        values.to(torch.result_type(soft_index, values)),
-    )
-    return torch.matmul(soft_index.unsqueeze(-2), values.unsqueeze(-1)).squeeze(-1).squeeze(-1)
+    dtype = result_dtype(soft_index, values)  # torch.result_type, traceable by torch.compile
+    soft_index, values = soft_index.to(dtype), values.to(dtype)
+    return expect(soft_index.unsqueeze(-2), values).squeeze(-1)
 
 
 def where(condition, x, y):
@@ -60,7 +79,7 @@ def where(condition, x, y):
     x = check_float_tensor("x", x)
     y = check_float_tensor("y", y)
     check_broadcast(condition=c, x=x, y=y)
-    return c * x + (1.0 - c) * y
+    return weighted(c, x) + weighted(1.0 - c, y)
 
 
 def take_along_dim(x, soft_index, dim=None):
@@ -102,7 +121,8 @@ def take_along_dim(x, soft_index, dim=None):
         )
     xm = x.reshape(1) if x.dim() == 0 else x.movedim(dim, -1)  # (..., n)
     index = soft_index.movedim(dim, -2)  # (..., k, n)
-    out = torch.matmul(index.to(xm.dtype), xm.unsqueeze(-1)).squeeze(-1)  # (..., k)
+    _check_batch("soft_index", soft_index, index.shape[:-2], x, xm.shape[:-1], dim)
+    out = expect(index.to(xm.dtype), xm)  # (..., k)
     return out.reshape(()) if x.dim() == 0 else out.movedim(-1, dim)
 
 
@@ -160,15 +180,17 @@ def index_select(x, soft_index, dim, keepdim=True):
     """
     x = check_float_tensor("x", x)
     dim = check_dim(dim, x.dim())
+    check_flags(keepdim=keepdim)
     n = x.shape[dim] if x.dim() else 1
     soft_index = _check_index_length(soft_index, n, f"x.shape[{dim}]")
     if soft_index.dim() > 2:
         raise ValueError(f"soft_index must have shape (n,) or (k, n), got {tuple(soft_index.shape)}")
     single = soft_index.dim() == 1
     xm = x.reshape(1) if x.dim() == 0 else x.movedim(dim, -1)
-    out = torch.matmul(xm, soft_index.reshape(-1, n).to(xm.dtype).transpose(0, 1))  # (..., k)
+    out = expect(soft_index.reshape(-1, n).to(xm.dtype), xm)  # (..., k)
     if x.dim() == 0:
-        return out.reshape(1) if keepdim or not single else out.reshape(())
+        # torch.index_select of a 0-d tensor (one index) is 0-d; k > 1 soft indices give (k,)
+        return out.reshape(()) if out.numel() == 1 else out.reshape(-1)
     out = out.movedim(-1, dim)
     return out.squeeze(dim) if single and not keepdim else out
 
@@ -206,13 +228,15 @@ def narrow(x, soft_start, length, dim=0):
         raise ValueError("x must have at least one dimension for narrow, got a 0-d tensor")
     n = x.shape[dim]
     length = check_positive_int("length", length, low=0, high=n)
-    soft_start = _check_index_length(soft_start, n, f"x.shape[{dim}]")
+    soft_start = _check_index_length(soft_start, n, f"x.shape[{dim}]", name="soft_start")
+    xm = x.movedim(dim, -1)
+    _check_batch("soft_start", soft_start, soft_start.shape[:-1], x, xm.shape[:-1], dim)
     if length == 0:
         return x.narrow(dim, 0, 0).clone()
-    xm = x.movedim(dim, -1)
     last = n - length
     # Fold the mass of starts past n - length onto start n - length.
     starts = torch.cat([soft_start[..., :last], soft_start[..., last:].sum(-1, keepdim=True)], dim=-1)
     windows = xm.unfold(-1, length, 1)  # (..., last + 1, length)
-    out = torch.einsum("...s,...sl->...l", starts.to(xm.dtype), windows)
+    # out[..., l] = sum_s starts[..., s] windows[..., s, l]
+    out = expect(starts.to(xm.dtype).unsqueeze(-2).unsqueeze(-3), windows.transpose(-1, -2)).squeeze(-1)
     return out.movedim(-1, dim)

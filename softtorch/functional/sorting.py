@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import torch
 
-from .._core.checks import check_choice, check_positive_int, check_quantile_level
+from .._core.checks import check_bool, check_choice, check_flags, check_positive_int, check_quantile_level
 from .._core.straight_through import st
 from .._core.zero_grad import with_zero_grad
 from ._family import (
@@ -118,6 +118,8 @@ def sort(
     return_indices=None,
     return_log_probs=False,
 ):
+    check_flags(descending=descending, gated_grad=gated_grad, return_log_probs=return_log_probs)
+    check_bool("return_indices", return_indices, allow_none=True)
     fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=bool(return_indices), ot_kwargs=ot_kwargs)
     if return_indices is None:
         return_indices = fam.mode == "hard" or fam.method.gives_indices
@@ -185,6 +187,7 @@ def argsort(
     ot_kwargs=None,
     return_log_probs=False,
 ):
+    check_flags(descending=descending, return_log_probs=return_log_probs)
     fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=True, ot_kwargs=ot_kwargs)
     if fam.mode == "hard":
         index = torch.sort(fam.flat, dim=-1, descending=descending).indices
@@ -240,6 +243,7 @@ def topk(
     gated_grad=True,
     return_log_probs=False,
 ):
+    check_flags(largest=largest, sorted=sorted, gated_grad=gated_grad, return_log_probs=return_log_probs)
     fam = prepare(
         x,
         dim,
@@ -308,6 +312,7 @@ def rank(
     standardize=True,
     ot_kwargs=None,
 ):
+    check_flags(descending=descending)
     fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=False, ot_kwargs=ot_kwargs)
     n = fam.n
     order = torch.argsort(fam.flat, dim=-1, descending=descending, stable=True)
@@ -393,6 +398,7 @@ def _quantile(
     """Shared body of quantile/argquantile: ``(values or None, soft index or None)`` in torch's layout."""
     check_choice("interpolation", interpolation, INTERPOLATIONS)
     check_quantile_level(q)
+    check_flags(keepdim=keepdim, gated_grad=gated_grad, return_log_probs=log)
     fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=indices, ot_kwargs=ot_kwargs)
     qt, scalar = _levels(q, fam.flat)
     lo, hi, weight = _order_statistics(qt, fam.n, interpolation)
@@ -407,7 +413,12 @@ def _quantile(
             p = soft_rows(fam, False, rows, False)
         dist = (1.0 - weight).unsqueeze(-1) * p[..., :k, :] + weight.unsqueeze(-1) * p[..., k:, :]  # (..., K, n)
     out_values = None
-    if values and fam.mode == "hard":
+    if values and fam.mode == "hard" and fam.x.numel() == 0:
+        # torch.quantile refuses an empty batch; its result is empty all the same.
+        ends = torch.sort(fam.flat, dim=-1).values.index_select(-1, rows)
+        v = (1.0 - weight) * ends[..., :k] + weight * ends[..., k:]
+        out_values = _quantile_layout(fam, v, keepdim, scalar, extra=0)
+    elif values and fam.mode == "hard":
         # torch.quantile takes float32/float64 only; half inputs go through float32.
         computed = fam.x if fam.x.dtype in (torch.float32, torch.float64) else fam.x.float()
         level = qt[0] if scalar else qt
@@ -453,6 +464,7 @@ def quantile(
     gated_grad=True,
     return_log_probs=False,
 ):
+    check_flags(return_argquantile=return_argquantile)
     values, dist = _quantile(
         x,
         q,
@@ -572,6 +584,7 @@ argquantile.__doc__ = (
 
 
 def _median(x, dim, keepdim, softness, mode, method, standardize, ot_kwargs, gated_grad, log, values):
+    check_flags(keepdim=keepdim, gated_grad=gated_grad, return_log_probs=log)
     if dim is None and keepdim:
         raise ValueError("keepdim=True needs an integer dim for median (torch.median() with dim=None has no keepdim)")
     fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=not values, ot_kwargs=ot_kwargs)

@@ -16,11 +16,16 @@ from __future__ import annotations
 import torch
 
 from .._core.chunking import map_row_chunks
+from .._core.expectation import expect
 from .._core.kernels import sigmoidal_kernel
 from .._core.projections import log_project_simplex, project_simplex
 from ._common import row_softness, select_rows
 
 __all__ = ["permutation", "argmax", "sort_values"]
+
+# Half precision runs in float32: the row scores (coef x - sums) / softness overflow float16
+# for small softness (inf - inf), before the projection could upcast them.
+_HALF = (torch.float16, torch.bfloat16)
 
 
 def _pairwise_abs_sums(xt, softness, mode):
@@ -64,6 +69,8 @@ def _row_scores(xt, sums, coef, softness):
 
 def permutation(xt, softness, mode, descending=False, rows=None, log=False):
     """Soft permutation rows ``(..., r, n)`` of ``xt`` (slots ``rows`` of the sorted order)."""
+    if xt.dtype in _HALF:
+        return permutation(xt.float(), softness, mode, descending, rows, log).to(xt.dtype)
     n = xt.shape[-1]
     sums = _pairwise_abs_sums(xt, softness, mode)
     scores = _row_scores(xt, sums, _slot_coefficients(n, descending, rows, xt), softness)
@@ -72,6 +79,8 @@ def permutation(xt, softness, mode, descending=False, rows=None, log=False):
 
 def argmax(xt, softness, mode, log=False):
     """Soft argmax ``(..., n)``: the first row of the descending permutation."""
+    if xt.dtype in _HALF:
+        return argmax(xt.float(), softness, mode, log).to(xt.dtype)
     n = xt.shape[-1]
     scores = ((n - 1.0) * xt - _pairwise_abs_sums(xt, softness, mode)) / softness
     return log_project_simplex(scores, mode) if log else project_simplex(scores, mode)
@@ -79,12 +88,14 @@ def argmax(xt, softness, mode, log=False):
 
 def sort_values(x, xt, softness, mode, descending=False):
     """Soft sorted values ``P @ x`` computed in row chunks, never holding the full ``P``."""
+    if xt.dtype in _HALF:
+        return sort_values(x.float(), xt.float(), softness, mode, descending).to(x.dtype)
     n = xt.shape[-1]
     sums = _pairwise_abs_sums(xt, softness, mode)
     coef = _slot_coefficients(n, descending, None, xt)
 
     def chunk(start, stop, x, xt, sums, coef):
         scores = _row_scores(xt, sums, coef[start:stop], softness)
-        return torch.matmul(project_simplex(scores, mode), x.unsqueeze(-1)).squeeze(-1)
+        return expect(project_simplex(scores, mode), x)
 
     return map_row_chunks(chunk, n, xt.numel(), x, xt, sums, coef)

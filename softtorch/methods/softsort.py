@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from .._core.chunking import map_row_chunks
+from .._core.expectation import expect
 from .._core.projections import log_project_simplex, project_simplex
 from ._common import row_softness, select_rows
 
@@ -47,6 +48,6 @@ def sort_values(x, xt, softness, mode, descending=False):
 
     def chunk(start, stop, x, scaled, scaled_anchors):
         scores = torch.abs(scaled_anchors[..., start:stop].unsqueeze(-1) - scaled.unsqueeze(-2)).neg_()
-        return torch.matmul(project_simplex(scores, mode), x.unsqueeze(-1)).squeeze(-1)
+        return expect(project_simplex(scores, mode), x)
 
     return map_row_chunks(chunk, n, xt.numel(), x, scaled, scaled_anchors)

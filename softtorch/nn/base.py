@@ -9,6 +9,8 @@ import torch
 from torch import nn
 
 from .._core.checks import (
+    check_bool,
+    check_bound,
     check_choice,
     check_int,
     check_mode,
@@ -45,7 +47,43 @@ _CONFIG_CHECKS = {
     "epsilon": lambda v: check_nonnegative("epsilon", v),
     "interpolation": lambda v: check_choice("interpolation", v, INTERPOLATIONS),
     "ot_kwargs": check_ot_kwargs,
+    "min": lambda v: check_bound("min", v),
+    "max": lambda v: check_bound("max", v),
 }
+
+
+def _needs_a_bound(layer: str, config: dict) -> None:
+    if config["min"] is None and config["max"] is None:
+        raise ValueError(f"{layer} needs at least one of min or max, got min=None and max=None")
+
+
+def _needs_int_dim(layer: str, config: dict) -> None:
+    check_int("dim", config["dim"])
+
+
+#: Checks that involve more than one configuration value, or a value's meaning for one function,
+#: keyed by the function's name.
+_FUNCTION_CHECKS = {"clamp": _needs_a_bound, "index_select": _needs_int_dim, "narrow": _needs_int_dim}
+
+
+def _check_factory(device, dtype) -> None:
+    """``device`` and ``dtype`` factory arguments, checked before any tensor is made."""
+    if dtype is not None:
+        if not isinstance(dtype, torch.dtype):
+            raise TypeError(f"dtype must be a torch.dtype or None, got {type(dtype).__name__} {dtype!r}")
+        if not dtype.is_floating_point:
+            raise ValueError(f"dtype must be a floating-point torch.dtype (the softness is real), got {dtype}")
+    if device is not None:
+        if isinstance(device, bool) or not isinstance(device, (str, int, torch.device)):
+            raise TypeError(
+                f"device must be a torch.device, a str, an int or None, got {type(device).__name__} {device!r}"
+            )
+        try:
+            torch.device(device)
+        except (RuntimeError, ValueError) as error:
+            raise ValueError(
+                f"device must name a torch device such as 'cpu' or 'cuda:0', got {device!r} ({error})"
+            ) from None
 
 
 class SoftModule(nn.Module):
@@ -101,6 +139,7 @@ class SoftModule(nn.Module):
         cls._config_names = tuple(p.name for p in params if p.name not in ("softness",))
         cls._repr_names = tuple(p.name for p in params)
         cls._returns_pair = cls.returns_pair or any(p.name == "return_indices" for p in params)
+        cls._bool_names = tuple(p.name for p in params if isinstance(p.default, bool) or p.name == "return_indices")
         layer_params = []
         for p in params:
             default = cls.defaults.get(p.name, p.default)
@@ -133,14 +172,21 @@ class SoftModule(nn.Module):
             if value is _MISSING:
                 raise TypeError(f"{type(self).__name__}() missing required argument: {name!r}")
         device, dtype = values.pop("device", None), values.pop("dtype", None)
-        self.straight_through = bool(values.pop("straight_through", False))
-        self.learnable = bool(values.pop("learnable", False))
-        self.return_indices = bool(values.pop("return_indices", False)) if self._returns_pair else False
+        _check_factory(device, dtype)
+        for name in ("straight_through", "learnable", "return_indices", *self._bool_names):
+            if name in values:
+                check_bool(name, values[name])
+        self.straight_through = values.pop("straight_through", False)
+        self.learnable = values.pop("learnable", False)
+        self.return_indices = values.pop("return_indices", False) if self._returns_pair else False
         if "return_indices" in self._config_names:
             values["return_indices"] = self.return_indices
         for name, value in values.items():
             if name in _CONFIG_CHECKS:
                 _CONFIG_CHECKS[name](value)
+        check_config = _FUNCTION_CHECKS.get(type(self).function.__name__)
+        if check_config is not None:
+            check_config(type(self).__name__, values)
         if self._uses_softness:
             self._init_softness(values.pop("softness"), device, dtype)
         self.config = values
@@ -178,8 +224,12 @@ class SoftModule(nn.Module):
             return None
         if self.learnable:
             raw = self.log_softness
-            clamped = raw.clamp(*_LOG_SOFTNESS_RANGE)
-            return torch.exp(raw + (clamped - raw).detach())
+            # The clamped value exactly, with the gradient of raw passed straight through; a raw
+            # value far outside the range (or infinite, after a wild optimizer step) must neither
+            # round the result away from the clamp bound nor turn it into inf - inf = NaN.
+            through = raw - raw.detach()
+            through = torch.where(torch.isfinite(raw), through, torch.zeros_like(through))
+            return torch.exp(raw.detach().clamp(*_LOG_SOFTNESS_RANGE) + through)
         if hasattr(self, "softness_value"):
             return self.softness_value
         return self._softness_float
