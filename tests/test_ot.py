@@ -135,6 +135,14 @@ def test_doubly_stochastic_and_finite(mode, dtype):
         torch.testing.assert_close(p.sum(-2), ones, atol=1e-4, rtol=0, msg=f"columns, softness {softness}")
         (p * w).sum().backward()
         assert torch.isfinite(x.grad).all() and torch.isfinite(s.grad).all(), f"softness {softness}"
+        # The values path (its own backward) on the same problems.
+        values_in = (xt * 4.0 - 2.0).requires_grad_()
+        x.grad = s.grad = None
+        v = sort_values(values_in, x, s, mode)
+        assert torch.isfinite(v).all(), f"values, softness {softness}"
+        (v * w[..., 0]).sum().backward()
+        grads = (x.grad, s.grad, values_in.grad)
+        assert all(torch.isfinite(g).all() for g in grads), f"values gradients, softness {softness}"
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -253,6 +261,85 @@ def test_gradcheck(mode):
         assert gradcheck(fn, (xt, s), eps=1e-6, atol=1e-6, rtol=1e-4), fn.__name__
 
 
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("descending", [False, True])
+def test_sort_values_gradcheck(mode, descending):
+    # The values have their own backward (the plan is contracted with x inside the autograd
+    # function): check it against finite differences in the scores, the values and the softness,
+    # with one row per backward solver (Newton-solved rows go to Cholesky, Sinkhorn-solved ones
+    # to conjugate gradients).
+    xt = scores((3, 6), F64, seed=14).requires_grad_()
+    x = torch.randn(3, 6, dtype=F64, generator=torch.Generator().manual_seed(15)).requires_grad_()
+    s = torch.tensor([[0.02], [0.3], [2.0]], dtype=F64, requires_grad=True)
+
+    def fn(xt, x, s):
+        return sort_values(x, xt, s, mode, descending, tol=1e-12)
+
+    assert gradcheck(fn, (xt, x, s), eps=1e-6, atol=1e-6, rtol=1e-4)
+    if mode in ("smooth", "c2") and not descending:
+        assert gradgradcheck(fn, (xt, x, s), eps=1e-6, atol=1e-5, rtol=1e-3)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_sort_values_equal_permutation_times_x(mode):
+    xt = scores((4, 7), F64, seed=16)
+    x = torch.randn(4, 7, dtype=F64, generator=torch.Generator().manual_seed(17))
+    s = torch.tensor([[1e-3], [0.05], [0.3], [3.0]], dtype=F64)
+    ybar = torch.randn(4, 7, dtype=F64, generator=torch.Generator().manual_seed(18))
+    grads = []
+    for direct in (True, False):
+        leaves = [t.clone().requires_grad_() for t in (xt, x, s)]
+        if direct:
+            values = sort_values(leaves[1], leaves[0], leaves[2], mode, True, tol=1e-12)
+        else:
+            p = permutation(leaves[0], leaves[2], mode, descending=True, tol=1e-12)
+            values = (p @ leaves[1].unsqueeze(-1)).squeeze(-1)
+        (values * ybar).sum().backward()
+        grads.append((values.detach(),) + tuple(t.grad for t in leaves))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-9, rtol=1e-7)
+    # Scores without gradient (gated_grad=False upstream): only the values get one, P^T ybar.
+    x_leaf = x.clone().requires_grad_()
+    (sort_values(x_leaf, xt, s, mode, True, tol=1e-12) * ybar).sum().backward()
+    torch.testing.assert_close(x_leaf.grad, grads[1][2], atol=1e-9, rtol=1e-7)
+
+
+def test_float32_fast_path_matches_float64():
+    # The benchmark case: blurry entropic plans, solved by Sinkhorn alone, backward by conjugate
+    # gradients. float32 values and gradients agree with float64 to about the solver tolerance.
+    g = torch.Generator().manual_seed(19)
+    x = torch.randn(64, 100, generator=g, dtype=F64)
+    xt = standardize(x)
+    ybar = torch.randn(64, 100, generator=g, dtype=F64)
+    out = []
+    for dtype in (torch.float32, F64):
+        leaves = [t.to(dtype).requires_grad_() for t in (x, xt)]
+        values = sort_values(leaves[0], leaves[1], 0.1, "smooth")
+        (values * ybar.to(dtype)).sum().backward()
+        out.append([values.detach().double()] + [t.grad.double() for t in leaves])
+    for a, b in zip(*out):
+        torch.testing.assert_close(a, b, atol=2e-4 * float(b.abs().max()), rtol=0)
+
+
+def test_conjugate_gradients_match_cholesky():
+    xt = scores((6, 30), F64, seed=20)
+    b, beta, _ = ot._layout(30, None, False, F64, "cpu")
+    s = torch.tensor([0.05, 0.1, 0.3, 1.0, 3.0, 10.0], dtype=F64).view(-1, 1, 1)
+    K, _, _ = ot._scaled_cost(xt, s, b, beta)
+    _, _, _, plan, easy = ot._solve(K, s, beta, "smooth", 1e-10, 100)
+    rhs = torch.randn(6, 1, 30, dtype=F64, generator=torch.Generator().manual_seed(21))
+    rhs = rhs - rhs.mean(-1, keepdim=True)
+    exact = ot._schur_solve(plan, rhs.mT)[0].mT
+    x, redo = ot._schur_cg(plan, rhs, torch.ones(6, dtype=torch.bool))
+    assert not redo.any()
+    torch.testing.assert_close(x, exact, atol=1e-8 * float(exact.abs().max()), rtol=0)
+    # Rows left out of CG (or short of convergence) go to Cholesky.
+    active = torch.tensor([True, False, True, False, True, True])
+    _, redo = ot._schur_cg(plan, rhs, active)
+    assert torch.equal(redo, ~active)
+    torch.testing.assert_close(ot._schur_solve_rows(plan, rhs, active), exact, atol=1e-8, rtol=0)
+
+
 def test_gradcheck_log_and_gradgradcheck():
     xt = scores((1, 4), F64, seed=11).requires_grad_()
     s = torch.tensor([[0.2]], dtype=F64, requires_grad=True)
@@ -291,6 +378,12 @@ def test_nan_stays_in_its_row(mode):
     assert torch.isnan(p[1]).all() and torch.isfinite(p[[0, 2]]).all()
     p[[0, 2]].sum().backward()
     assert torch.isfinite(xt.grad[[0, 2]]).all()
+    xt.grad = None
+    x = torch.randn(3, 5, dtype=F64, generator=torch.Generator().manual_seed(22)).requires_grad_()
+    values = sort_values(x, xt, 0.1, mode)
+    assert torch.isnan(values[1]).all() and torch.isfinite(values[[0, 2]]).all()
+    values[[0, 2]].sum().backward()
+    assert torch.isfinite(xt.grad[[0, 2]]).all() and torch.isfinite(x.grad[[0, 2]]).all()
 
 
 @pytest.mark.parametrize("mode", MODES)

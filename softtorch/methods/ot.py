@@ -33,12 +33,15 @@ Each plan is recovered from the dual problem the solver maximizes,
 with :math:`\Psi(u) = e^u` (smooth) or :math:`\Psi(u) = [u]_+^{q} / q`, :math:`q = p / (p - 1) = 2,
 3, 4`, whose plan :math:`[u]_+^{q - 1}` has exact zeros (c0, c1, c2). For fixed :math:`g` the best
 :math:`f_i` solves :math:`\sum_j \Psi'((f_i + g_j - C_{ij})/s) = 1`: a log-sum-exp (smooth) or a
-simplex-projection threshold (c0, c1, c2). The solver maximizes the resulting concave semi-dual in
-:math:`g` by a damped, safeguarded Newton method started from the potentials of the hard sort,
-after a few cheap Sinkhorn iterations for the smooth mode (see :func:`_solve`); it returns doubly
-stochastic plans for every softness. Gradients, for the scores and for a tensor softness, come
-from the implicit function theorem on the optimality conditions (see :class:`_TransportDuals`).
-Work and memory are :math:`O(n m)` per row plus :math:`O(m^3)` per Newton step.
+simplex-projection threshold (c0, c1, c2). Started from the potentials of the hard sort, the
+smooth mode runs Sinkhorn's iterations over the whole batch, which finish blurry plans (softness
+about 0.1 and above) alone; every other row, and the p-norm modes, go on with a damped,
+safeguarded Newton method on the resulting concave semi-dual in :math:`g` (see :func:`_solve`).
+Either way the plans are doubly stochastic for every softness. Gradients, for the scores, the
+values and a tensor softness, come from the implicit function theorem on the optimality
+conditions (see :class:`_Transport`), whose linear system is solved by conjugate gradients on the
+rows Sinkhorn solved and by Cholesky on the others. Work and memory are :math:`O(n m)` per row
+per iteration plus :math:`O(m^3)` per Newton step.
 
 With the entropic mode and :math:`s` = softness, this is the convention of the reference
 implementation: for ``x = [-0.2, -1.0, 0.3, 1.0]``, softness 0.1, the soft sorted values
@@ -63,6 +66,9 @@ from __future__ import annotations
 
 import torch
 
+from .._core.expectation import expect
+from .._core.zero_grad import with_zero_grad
+
 __all__ = ["permutation", "argmax", "sort_values", "DEFAULT_TOL", "DEFAULT_MAX_ITER"]
 
 #: Default tolerance on the relative marginal error of the plan (``ot_kwargs["tol"]``).
@@ -78,11 +84,17 @@ _MODES = ("smooth", "c0", "c1", "c2")
 # checks for convergence.
 _THRESHOLD_MAX_ITER = 60
 _THRESHOLD_CHECK = 2
-# Kernel-domain Sinkhorn warm-up (smooth mode): stop when the error falls by less than this factor
-# over a chunk of iterations.
+# Kernel-domain Sinkhorn (smooth mode): the error is checked once per chunk of iterations; the
+# phase ends when every row is within tol, or hands over to Newton when the error falls by less
+# than this factor over a chunk.
 _SINKHORN_MAX_ITER = 200
 _SINKHORN_CHUNK = 5
 _SINKHORN_RATE = 0.3
+# Conjugate gradients for the backward's linear system on the rows Sinkhorn solved: cap on the
+# iterations (the rows still short of the ridge's accuracy then go to Cholesky) and how often
+# they check for convergence.
+_CG_MAX_ITER = 40
+_CG_CHECK = 2
 # Levenberg-Marquardt damping of the Newton steps: mu = theta * marginal error, with theta
 # divided by 4 after an accepted step and multiplied by 10 after a rejected one.
 _THETA_START = 1e-2
@@ -340,45 +352,60 @@ def _pick(mask, a, b):
     return torch.where(mask.view((-1,) + (1,) * (a.dim() - 1)), a, b)
 
 
-def _sinkhorn_phase(plan, gam, beta, tol):
-    r"""Sinkhorn's iterations in the kernel domain from a plan with exact row sums; returns ``gam``.
+def _sinkhorn(K, beta, tol):
+    r"""Sinkhorn's iterations in the kernel domain from the hard-sort potentials (smooth mode).
 
-    With the plan written as :math:`\operatorname{diag}(a)\,E\,\operatorname{diag}(v)`, each
-    iteration is two batched matrix-vector products, :math:`v = \beta / E^\top a`,
-    :math:`a = 1 / E v`: far cheaper than a Newton step. They converge fast on blurry plans (large
-    softness), where Newton would spend its first steps; the phase stops as soon as the marginal
-    error falls by less than a factor :data:`_SINKHORN_RATE` over :data:`_SINKHORN_CHUNK`
-    iterations (nearly hard plans), leaving the rest to Newton. The scalings are folded back into
-    the (scaled) potentials before they could overflow.
+    With the plan written as :math:`\operatorname{diag}(a)\,E\,\operatorname{diag}(v)`,
+    :math:`E = \max(e^{-K}, e^{-\ell})` (the floor, :math:`\ell` of :func:`_exp_limit`, keeps
+    subnormal floats out of the products) and :math:`a = 1 / E \mathbf 1`, :math:`v = \mathbf 1` at
+    the start (the potentials of the hard sort, 0 for ``K``, see :func:`_scaled_cost`), each
+    iteration is two batched vector-matrix products,
+    :math:`v = \beta / E^\top a`, :math:`a = 1 / E v`: far cheaper than a Newton step. They
+    converge fast on blurry plans (large softness), where Newton would spend its first steps; the
+    error is checked every :data:`_SINKHORN_CHUNK` iterations, and the phase stops when every row
+    is within ``tol``, or when the error falls by less than a factor :data:`_SINKHORN_RATE` over a
+    chunk (nearly hard plans) or the scalings grow too large to keep in the kernel domain, leaving
+    the rest to Newton.
+
+    Returns the scaled potentials ``phi = log a`` ``(B, n, 1)`` and ``gam = log v`` ``(B, 1, m)``
+    after a last column update, the plan they give (exact column sums), each row's marginal error
+    before that update ``(B,)``, and whether every row is within ``tol``.
     """
+    limit = _exp_limit(K.dtype)
+    kernel = torch.neg(K).clamp_min_(-limit).exp_()  # every row holds a 1: K >= 0 with row minimum 0
     beta = beta.view(1, 1, -1)
-    a = torch.ones_like(plan[..., :1])
-    v = torch.ones_like(plan[..., :1, :])
-    limit = 0.5 * _exp_limit(plan.dtype)
+    v = torch.ones_like(K[..., :1, :])
+    a = 1.0 / torch.bmm(v, kernel.mT)  # (B, 1, n); row vectors keep the products fast
     last = None
     for it in range(_SINKHORN_MAX_ITER):
-        v_new = beta / torch.bmm(a.mT, plan)
+        v_new = beta / torch.bmm(a, kernel)
         if it % _SINKHORN_CHUNK == 0:
-            err = (v / v_new - 1.0).abs().amax((-2, -1))  # column error before this update
-            worst = float(torch.nan_to_num(err, nan=0.0).amax()) if err.numel() else 0.0
-            if worst <= tol or (last is not None and not worst < _SINKHORN_RATE * last):
+            # The plan diag(a) E diag(v) has exact row sums; its relative column error is v / v_new - 1.
+            err = (v / v_new - 1.0).abs().amax((-2, -1))
+            worst, size = torch.stack([err.amax(), v_new.log().abs().amax()]).tolist()
+            converged = worst <= tol
+            if converged or size > 0.5 * limit or (last is not None and not worst < _SINKHORN_RATE * last):
                 break
             last = worst
         v = v_new
-        a = 1.0 / torch.bmm(plan, v.mT)
-        if it % _SINKHORN_CHUNK == 0 and float(torch.nan_to_num(v.abs().log(), nan=0.0).abs().amax()) > limit:
-            break
-    return gam + torch.log(v)
+        a = 1.0 / torch.bmm(v, kernel.mT)
+    plan = kernel.mul_(a.mT).mul_(v_new)
+    return torch.log(a).mT, torch.log(v_new), plan, err, converged
 
 
-def _solve(C, s, beta, mode, tol, max_iter):
-    r"""Optimal dual potentials ``f (B, n, 1)``, ``g (B, 1, m)`` of the regularized transport.
+def _solve(K, s, beta, mode, tol, max_iter):
+    r"""Optimal scaled dual potentials of the regularized transport with the scaled cost ``K = C / s``.
+
+    Returns ``phi (B, n, 1)``, ``gam (B, 1, m)`` (the potentials divided by ``s``), the slack
+    :math:`u = \phi \oplus \gamma - K` for the p-norm modes (``None`` for the smooth mode), the
+    plan :math:`\Psi'(u)`, and a ``(B,)`` mask of the rows that the Sinkhorn phase alone solved
+    (well conditioned: the backward may solve its linear system iteratively on them).
 
     The solver is Newton's method on the semi-dual :math:`F(g) = \max_f D(f, g)`, which is
     concave, has the column-marginal error :math:`\beta - \Gamma^\top \mathbf 1` as gradient and
     :math:`-S/s` as Hessian (:math:`S` the Schur complement of :func:`_schur_solve`), started from
-    the potentials of the hard sort (the caller has subtracted them from ``C``, see
-    :func:`_transport`, so the start is 0). Why Newton: Sinkhorn's alternating
+    the potentials of the hard sort (the caller has subtracted them from the cost, see
+    :func:`_scaled_cost`, so the start is 0). Why Newton: Sinkhorn's alternating
     updates, and the alternating exact block ascent of the p-norm modes (the thresholds of
     :func:`_threshold`), converge linearly at a rate that degrades without bound when the plan is
     nearly a permutation with near-ties (thousands of Sinkhorn iterations for n = 5 at softness
@@ -386,8 +413,8 @@ def _solve(C, s, beta, mode, tol, max_iter):
     1e-3 to 10, every mode (up to about 10 in float32 at softness 1e-3), at the price of one
     ``m x m`` Cholesky factorization per step, cheap at the sizes OT is used at (m <= n). Where
     Sinkhorn is fast, blurry smooth plans, its iterations are much cheaper than Newton steps, so
-    the smooth mode first runs them (:func:`_sinkhorn_phase`) for as long as they converge fast;
-    at softness 0.1 and above they usually finish the job alone.
+    the smooth mode first runs them (:func:`_sinkhorn`) for as long as they converge fast; at
+    softness 0.1 and above they usually finish the job alone, and Newton is skipped.
 
     The p-norm semi-duals are only piecewise smooth and flat along the relative shift of two
     parts of the plan's support that do not touch, where a pure Newton step is unbounded. So the
@@ -401,19 +428,11 @@ def _solve(C, s, beta, mode, tol, max_iter):
     falls under ``tol``, or stops improving below the rounding floor of the dtype at this softness
     (the slack :math:`(f + g - C)/s` carries rounding errors of order eps (|f| + |g|) / s). A last exact
     column update makes the requested rows (the plan's columns) sum to 1.
-
-    Everything runs in units of the softness (potentials divided by ``s``).
     """
-    B, n, m = C.shape
-    dtype = C.dtype
+    B, n, m = K.shape
+    dtype = K.dtype
     eps = torch.finfo(dtype).eps
-    # A non-finite score makes its whole row of C non-finite, so one column tells the bad rows.
-    bad = ~(torch.isfinite(C[..., :1]).all(-2).view(-1) & torch.isfinite(s).view(-1))
-    if bool(bad.any()):  # NaN / inf rows: solve a dummy problem, return NaN potentials
-        C = torch.where(bad.view(-1, 1, 1), torch.zeros_like(C), C)
-        s = torch.where(bad.view(-1, 1, 1), torch.ones_like(s), s)
-    K = C / s
-    one = torch.ones((), dtype=dtype, device=C.device)
+    one = torch.ones((), dtype=dtype, device=K.device)
     masses = beta.view(1, 1, m)
     inner_tol = max(0.1 * tol, 8 * eps)
     smooth = mode == "smooth"
@@ -431,20 +450,24 @@ def _solve(C, s, beta, mode, tol, max_iter):
             out = out - (_penalty(new[2], new[3], mode) - _penalty(old[2], old[3], mode))
         return out
 
-    gam = torch.zeros_like(C[..., :1, :])
-    phi, u, plan = rows_of(gam)
     if smooth:
-        gam = _sinkhorn_phase(plan, gam, beta, tol)
-        phi, u, plan = rows_of(gam)
+        phi, gam, plan, err, converged = _sinkhorn(K, beta, tol)
+        easy = err <= tol
+        if converged:
+            return phi, gam, None, plan, easy
+    else:
+        gam = torch.zeros_like(K[..., :1, :])
+        easy = torch.zeros(B, dtype=torch.bool, device=K.device)
+    phi, u, plan = rows_of(gam)
     cur = (phi, gam, u, plan)
     err = _marginal_error(plan, beta)
     res = _residual(plan, beta)
-    theta = torch.full((B,), _THETA_START, dtype=dtype, device=C.device)
-    stalled = torch.zeros_like(bad)
+    theta = torch.full((B,), _THETA_START, dtype=dtype, device=K.device)
+    stalled = torch.zeros_like(easy)
     for _ in range(max_iter):
         phi, gam, u, plan = cur
         floor = _FLOOR_FACTOR * order * eps * (phi.abs().amax((-2, -1)) + gam.abs().amax((-2, -1)))
-        done = ~(err > tol) | (stalled & (err <= floor)) | bad
+        done = ~(err > tol) | (stalled & (err <= floor))
         if bool(done.all()):
             break
         grad = (beta - plan.sum(-2)).unsqueeze(-1)
@@ -481,70 +504,207 @@ def _solve(C, s, beta, mode, tol, max_iter):
         err = torch.where(done, err, err1)
         res = torch.where(done, res, res1)
     phi, gam = cur[0], cur[1]
-    gam, _, _ = _respond(phi, K, masses, mode, -2, gam, inner_tol)
-    f, g = phi * s, gam * s
-    if bool(bad.any()):
-        f = torch.where(bad.view(-1, 1, 1), torch.full_like(f, float("nan")), f)
-        g = torch.where(bad.view(-1, 1, 1), torch.full_like(g, float("nan")), g)
-    return f, g
+    gam, u, plan = _respond(phi, K, masses, mode, -2, gam, inner_tol)
+    return phi, gam, u, plan, easy
 
 
-class _TransportDuals(torch.autograd.Function):
-    r"""``(C, s) -> (f, g)``: the optimal dual potentials, differentiated implicitly.
+def _schur_cg(w, rhs, active):
+    r"""Solve the system of :func:`_schur_solve` (no damping) by conjugate gradients.
 
-    With :math:`u = (f \oplus g - C)/s`, :math:`\Gamma = \Psi'(u)` and :math:`W = \Psi''(u)/s`,
-    perturbing the cost by :math:`dC` and the softness by :math:`ds` moves the plan by
-    :math:`d\Gamma = W \odot (df \oplus dg - d\theta)`, :math:`d\theta = dC + u\,ds`, and keeping
-    both marginals fixed gives the linear system
-    :math:`H (df, dg) = ((W \odot d\theta)\mathbf 1, (W \odot d\theta)^\top \mathbf 1)` with the
-    dual Hessian :math:`H = \begin{pmatrix} \operatorname{diag}(W\mathbf 1) & W \\ W^\top &
-    \operatorname{diag}(W^\top\mathbf 1) \end{pmatrix}`. For incoming gradients
-    :math:`(\bar f, \bar g)`, the adjoint :math:`H(\lambda, \mu) = (\bar f, \bar g)` (solved through
-    the Schur complement on the anchors) gives
+    ``rhs`` is a row ``(B, 1, m)``; only the rows in the ``(B,)`` mask ``active`` count for the
+    convergence check, made every :data:`_CG_CHECK` iterations. On the rows where Sinkhorn
+    converges fast the scaled system :math:`D^{-1/2} S D^{-1/2} + q q^\top` is well conditioned
+    (its eigenvalues are :math:`1 - \sigma_k^2`, with :math:`\sigma_k` the singular values of the
+    scaled plan, which set Sinkhorn's rate), so a few iterations of two batched vector-matrix
+    products each replace a Cholesky factorization. Returns ``x`` ``(B, 1, m)`` and the mask of
+    the rows still to solve (inactive or not converged after :data:`_CG_MAX_ITER` iterations).
+    """
+    dtype = w.dtype
+    r = w.sum(-1).unsqueeze(-2)  # (B, 1, n)
+    r = torch.where(r > 0, r, torch.ones_like(r))
+    col = w.sum(-2, keepdim=True)  # (B, 1, m)
+    floor = col.amax(-1, keepdim=True) * 1e-12 + torch.finfo(dtype).tiny
+    root = torch.sqrt(torch.maximum(col, floor))
+    inv = 1.0 / root
+    q = root / torch.linalg.vector_norm(root, dim=-1, keepdim=True)
+    diag = 1.0 + _ridge(dtype)
+    tiny = torch.finfo(dtype).tiny
+
+    def apply(p):
+        back = torch.bmm(torch.bmm(p * inv, w.mT) / r, w) * inv
+        return torch.addcmul(p * diag - back, q, (p * q).sum(-1, keepdim=True))
+
+    res = rhs * inv
+    x = torch.zeros_like(res)
+    p = res
+    rr = (res * res).sum(-1, keepdim=True)
+    goal = rr * _ridge(dtype) ** 2
+    for it in range(_CG_MAX_ITER):
+        ap = apply(p)
+        alpha = rr / (p * ap).sum(-1, keepdim=True).clamp_min(tiny)
+        x = torch.addcmul(x, alpha, p)
+        res = torch.addcmul(res, alpha, ap, value=-1.0)
+        rr_new = (res * res).sum(-1, keepdim=True)
+        if it % _CG_CHECK == _CG_CHECK - 1 and bool(((rr_new <= goal).view(-1) | ~active).all()):
+            rr = rr_new
+            break
+        p = torch.addcmul(res, rr_new / rr.clamp_min(tiny), p)
+        rr = rr_new
+    return x * inv, ~((rr <= goal).view(-1) & active)
+
+
+def _schur_solve_rows(w, rhs, easy):
+    """The solution ``(B, 1, m)`` of :func:`_schur_solve` for a row right-hand side: by
+    :func:`_schur_cg` on the ``easy`` rows, by Cholesky on the others and where CG fell short."""
+    if not bool(easy.any()):
+        return _schur_solve(w, rhs.mT)[0].mT
+    x, redo = _schur_cg(w, rhs, easy)
+    if bool(redo.any()):
+        idx = redo.nonzero().view(-1)
+        x = x.index_copy(0, idx, _schur_solve(w.index_select(0, idx), rhs.index_select(0, idx).mT)[0].mT)
+    return x
+
+
+def _scaled_cost(xt, s, b, beta):
+    r"""The scaled cost :math:`K = (C - f^0 \oplus g^0) / s` ``(B, n, m)`` and the shifts ``f0``, ``g0``.
+
+    :math:`f^0, g^0` are the potentials of the hard sort (:func:`_hard_dual`), so :math:`K \ge 0`
+    is zero on the hard assignment (each row's minimum is 0). The plan does not change (row and
+    column shifts of the cost are absorbed by the potentials, whatever they depend on, so the
+    shift needs no gradient), but the potentials the solver works with become :math:`O(1)` in
+    units of the softness instead of :math:`O(1/s)`: the slack is then computed from small
+    numbers, which in float32 gains two digits at small softness.
+    """
+    cost = (xt.unsqueeze(-1) - b).square_()
+    g0 = _hard_dual(torch.nan_to_num(xt), b, beta)
+    cost.sub_(g0)
+    f0 = cost.amin(-1, keepdim=True)
+    return cost.sub_(f0).div_(s), f0, g0
+
+
+def _slack_grad(grad_out, u, v, mode, log):
+    r"""Gradient of the loss in the slack :math:`u` from that of the plan (``v`` = :math:`\Psi''(u)`)
+    or, with ``log``, of the log-plan."""
+    if not log:
+        return grad_out * v
+    if mode == "smooth":
+        return grad_out
+    on = u > 0
+    return torch.where(on, grad_out * _EXPONENT[mode] / torch.where(on, u, torch.ones_like(u)), 0.0)
+
+
+def _rows_where(bad, value, t):
+    """``t`` with its batch rows in the ``(B, 1, 1)`` mask ``bad`` set to ``value``."""
+    return torch.where(bad.view((-1,) + (1,) * (t.dim() - 1)), torch.full_like(t, value), t)
+
+
+class _Transport(torch.autograd.Function):
+    r"""``(xt, s, x) -> (out, phi, gam)``: the plan, the log-plan or the values
+    :math:`\Gamma^\top x`, and the scaled optimal potentials, differentiated implicitly.
+
+    With :math:`K = C / s`, :math:`u = \phi \oplus \gamma - K`, :math:`\Gamma = \Psi'(u)` and
+    :math:`V = \Psi''(u)`, a perturbation :math:`dK` moves the slack by :math:`du = d\phi \oplus
+    d\gamma - dK`, and keeping both marginals fixed gives the linear system
+    :math:`H (d\phi, d\gamma) = ((V \odot dK)\mathbf 1, (V \odot dK)^\top \mathbf 1)` with the dual
+    Hessian :math:`H = \begin{pmatrix} \operatorname{diag}(V\mathbf 1) & V \\ V^\top &
+    \operatorname{diag}(V^\top\mathbf 1) \end{pmatrix}`. For the incoming gradients :math:`\bar u`
+    (of the slack, from that of the output) and :math:`(\bar\phi, \bar\gamma)`, the adjoint
+    :math:`H(\lambda, \mu) = (\bar u \mathbf 1 + \bar\phi, \bar u^\top \mathbf 1 + \bar\gamma)`,
+    solved through the Schur complement on the anchors (:func:`_schur_solve_rows`), gives
 
     .. math::
-        \frac{\partial L}{\partial C} = Z = W \odot (\lambda \oplus \mu), \qquad
-        \frac{\partial L}{\partial s} = \sum_{ij} Z_{ij}\, u_{ij}.
+        \frac{\partial L}{\partial K} = Z = V \odot (\lambda \oplus \mu) - \bar u, \qquad
+        \frac{\partial L}{\partial \tilde x_i} = \frac2s \sum_j Z_{ij} (\tilde x_i - b_j), \qquad
+        \frac{\partial L}{\partial s} = -\frac1s \sum_{ij} Z_{ij} K_{ij}.
 
-    The system is singular along :math:`(\mathbf 1, -\mathbf 1)`, and consistent because the
-    potentials only enter through :math:`f \oplus g`.
+    As :math:`Z \mathbf 1 = \bar\phi`, the score gradient only needs :math:`Z b = \lambda \odot V b
+    + V (\mu \odot b) - \bar u b`, and :math:`Z` is built only for a softness that needs a
+    gradient. For the values :math:`y = \Gamma^\top x` and their gradient :math:`\bar y`,
+    :math:`\bar u = V \odot x \bar y^\top` is never built either: its products with
+    :math:`\mathbf 1` and :math:`b` are :math:`x \odot V \bar y` and :math:`x \odot V (\bar y \odot
+    b)`, and :math:`\partial L / \partial x = \Gamma \bar y`, so the backward costs a few batched
+    vector-matrix products besides the solve (and only that product when the scores and the
+    softness need no gradient). The system
+    is singular along :math:`(\mathbf 1, -\mathbf 1)`, and consistent because the potentials only
+    enter through :math:`\phi \oplus \gamma`. The potentials are outputs so that the backward,
+    rebuilt from them and the inputs, can itself be differentiated (through the Cholesky solve).
+    Rows with a NaN or infinite score or softness give NaN.
     """
 
     @staticmethod
-    def forward(C, s, beta, mode, tol, max_iter):
-        return _solve(C, s, beta, mode, tol, max_iter)
+    def forward(ctx, xt, s, b, beta, mode, log, tol, max_iter, x):
+        K, f0, g0 = _scaled_cost(xt, s, b, beta)
+        s_in = s
+        # A non-finite score makes its whole row of K non-finite, so one column tells the bad rows.
+        bad = ~(torch.isfinite(K[..., :1]).all(-2, keepdim=True) & torch.isfinite(s))
+        if bool(bad.any()):  # NaN / inf rows: solve a dummy problem, return NaN
+            K = _rows_where(bad, 0.0, K)
+            s = _rows_where(bad, 1.0, s)
+        else:
+            bad = None
+        phi, gam, u, plan, easy = _solve(K, s, beta, mode, tol, max_iter)
+        if u is None and (log or ctx.needs_input_grad[1]):
+            u = phi + gam - K
+        if x is not None:  # expect: an infinite value with zero weight adds 0, not NaN
+            out = expect(plan.mT, x)
+        else:
+            out = _log_plan(u, mode) if log else plan
+        if bad is not None:
+            out = _rows_where(bad, float("nan"), out)
+        ctx.mode, ctx.log, ctx.bad, ctx.easy = mode, log, bad, easy
+        ctx.save_for_backward(xt, s_in, b, x, phi, gam, f0, g0, u, plan)
+        return out, phi, gam
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
-        C, s, _, mode, _, _ = inputs
-        f, g = output
-        ctx.mode = mode
-        ctx.save_for_backward(C, s, f, g)
-
-    @staticmethod
-    def backward(ctx, grad_f, grad_g):
-        C, s, f, g = ctx.saved_tensors
-        bad = ~torch.isfinite(f).all(-2, keepdim=True)  # (B, 1, 1): rows that had NaN / inf
-        any_bad = bool(bad.any())
-        if any_bad:
-            f = torch.where(bad, torch.zeros_like(f), f)
-            g = torch.where(bad, torch.zeros_like(g), g)
-            C = torch.where(bad, torch.zeros_like(C), C)
-            s = torch.where(bad, torch.ones_like(s), s)
-        u = (f + g - C) / s
-        w = _curvature(u, _plan(u, ctx.mode), ctx.mode)
-        gf = torch.zeros_like(f) if grad_f is None else grad_f
-        gg = torch.zeros_like(g) if grad_g is None else grad_g
-        r = w.sum(-1, keepdim=True)
-        r = torch.where(r > 0, r, torch.ones_like(r))
-        mu = _schur_solve(w, gg.mT - w.mT @ (gf / r))[0]  # (B, m, 1)
-        lam = (gf - w @ mu) / r  # (B, n, 1)
-        z = w * (lam + mu.mT)
-        grad_s = (z * u).sum((-2, -1), keepdim=True) if ctx.needs_input_grad[1] else None
-        if any_bad:
-            z = torch.where(bad, torch.full_like(z, float("nan")), z)
-            grad_s = None if grad_s is None else torch.where(bad, torch.full_like(grad_s, float("nan")), grad_s)
-        return z, grad_s, None, None, None, None
+    def backward(ctx, grad_out, grad_phi, grad_gam):
+        xt, s, b, x, phi, gam, f0, g0, u, plan = ctx.saved_tensors
+        mode, bad = ctx.mode, ctx.bad
+        if bad is not None:
+            s = _rows_where(bad, 1.0, s)
+            grad_out, grad_phi, grad_gam = (_rows_where(bad, 0.0, t) for t in (grad_out, grad_phi, grad_gam))
+        create_graph = torch.is_grad_enabled()
+        if create_graph:  # rebuild the slack from the inputs and the potentials, with its graph
+            K = ((xt.unsqueeze(-1) - b).square() - f0 - g0) / s
+            if bad is not None:
+                K = _rows_where(bad, 0.0, K)
+            u = phi + gam - K
+            plan = _plan(u, mode)
+        grad_xt = grad_s = grad_x = None
+        if x is not None:
+            ybar = grad_out.unsqueeze(-2)
+            if ctx.needs_input_grad[8]:
+                grad_x = torch.bmm(ybar, plan.mT).view_as(x)
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
+            v = _curvature(u, plan, mode)
+            ends = torch.stack([torch.ones_like(b), b]).expand(xt.shape[0], 2, -1)
+            # sums: the rows ubar 1 and ubar b, (B, 2, n); cols: ubar^T 1, (B, 1, m)
+            if x is not None:  # ubar = V * (x ybar^T), used through its products only
+                sums = torch.bmm(ybar * ends, v.mT) * x.unsqueeze(-2)
+                cols = torch.bmm(x.unsqueeze(-2), v) * ybar
+            else:
+                ubar = _slack_grad(grad_out, u, v, mode, ctx.log)
+                sums = torch.bmm(ends, ubar.mT)
+                cols = ubar.sum(-2, keepdim=True)
+            r = v.sum(-1).unsqueeze(-2)  # (B, 1, n)
+            r = torch.where(r > 0, r, torch.ones_like(r))
+            a = sums[:, :1] + grad_phi.mT
+            rhs = cols + grad_gam - torch.bmm(a / r, v)
+            mu = _schur_solve(v, rhs.mT)[0].mT if create_graph else _schur_solve_rows(v, rhs, ctx.easy)
+            prods = torch.bmm(torch.cat([ends[:, 1:], mu, mu * b], -2), v.mT)  # V b, V mu, V (mu b)
+            lam = (a - prods[:, 1:2]) / r
+            zb = lam * prods[:, :1] + prods[:, 2:] - sums[:, 1:]  # Z b, (B, 1, n)
+            grad_xt = ((2.0 / s.view(-1, 1)) * (xt * grad_phi.squeeze(-1) - zb.squeeze(-2))).view_as(xt)
+            if ctx.needs_input_grad[1]:
+                if x is not None:
+                    ubar = v * (x.unsqueeze(-1) * ybar)
+                if not create_graph:
+                    K = phi + gam - u
+                grad_s = -((v * (lam.mT + mu) - ubar) * K).sum((-2, -1), keepdim=True) / s
+        if bad is not None:
+            grad_xt, grad_s, grad_x = (
+                None if t is None else _rows_where(bad, float("nan"), t) for t in (grad_xt, grad_s, grad_x)
+            )
+        return grad_xt, grad_s, None, None, None, None, None, None, grad_x
 
 
 # -- the method interface -----------------------------------------------------------------------------
@@ -560,8 +720,17 @@ def _check_options(mode, tol, max_iter):
         raise ValueError(f"max_iter must be a nonnegative integer, got {max_iter!r}")
 
 
-def _transport(xt, softness, b, beta, mode, log, tol, max_iter):
-    """Plan (or log-plan) ``(..., n, m)`` between the scores ``xt (..., n)`` and the anchors."""
+def _working(xt, mode, tol, max_iter):
+    """Check the options and ``xt``; return ``xt`` in the dtype the solver runs in."""
+    _check_options(mode, tol, max_iter)
+    if xt.dim() == 0:
+        raise ValueError("xt must have at least one dimension (the elements are the last dim), got a 0-d tensor")
+    return xt.float() if xt.dtype in (torch.float16, torch.bfloat16) else xt
+
+
+def _transport(xt, softness, b, beta, mode, log, tol, max_iter, x=None):
+    """Plan (or log-plan) ``(..., n, m)`` between the scores ``xt (..., n)`` and the anchors, or
+    with ``x`` (same shape as ``xt``) the values ``(..., m)`` it sends to the anchors."""
     batch, n, m = xt.shape[:-1], xt.shape[-1], b.shape[0]
     flat = xt.reshape(-1, n)
     B = flat.shape[0]
@@ -569,22 +738,12 @@ def _transport(xt, softness, b, beta, mode, log, tol, max_iter):
         s = softness.to(flat.dtype).expand(batch + (1,)).reshape(B, 1, 1)
     else:
         s = torch.full((B, 1, 1), float(softness), dtype=flat.dtype, device=flat.device)
+    shape = batch + ((m,) if x is not None else (n, m))
     if B == 0:
-        return flat.new_zeros(batch + (n, m))
-    C = (flat.unsqueeze(-1) - b).square()
-    # Subtract the hard-sort potentials from the cost: C - f0 - g0 >= 0, zero on the hard
-    # assignment. The plan does not change (row and column shifts of the cost are absorbed by the
-    # potentials, whatever they depend on, so the shift needs no gradient), but the potentials the
-    # solver works with become O(softness) instead of O(1): the slack (f + g - C) / s is then
-    # computed from small numbers, which in float32 gains two digits at small softness.
-    with torch.no_grad():
-        g0 = _hard_dual(torch.nan_to_num(flat), b, beta)
-        f0 = (C - g0).amin(-1, keepdim=True)
-    C = C - f0 - g0
-    f, g = _TransportDuals.apply(C, s, beta, mode, float(tol), int(max_iter))
-    u = (f + g - C) / s
-    out = _log_plan(u, mode) if log else _plan(u, mode)
-    return out.reshape(batch + (n, m))
+        return with_zero_grad(flat.new_zeros(shape), xt, softness)
+    x = None if x is None else x.reshape(B, n)
+    out = _Transport.apply(flat, s, b, beta, mode, log, float(tol), int(max_iter), x)[0]
+    return out.reshape(shape)
 
 
 def permutation(
@@ -634,16 +793,12 @@ def permutation(
         tensor([[0.0000, 0.0000, 0.2815, 0.7185],
                 [0.2074, 0.0000, 0.5111, 0.2815]])
     """
-    _check_options(mode, tol, max_iter)
-    if xt.dim() == 0:
-        raise ValueError("xt must have at least one dimension (the elements are the last dim), got a 0-d tensor")
-    dtype = xt.dtype
-    work = xt.float() if dtype in (torch.float16, torch.bfloat16) else xt
-    n = work.shape[-1]
+    work = _working(xt, mode, tol, max_iter)
+    dtype, n = xt.dtype, work.shape[-1]
     b, beta, pick = _layout(n, rows, descending, work.dtype, work.device)
-    if n == 1:
-        out = work.new_zeros(work.shape[:-1] + (pick.shape[0], 1))
-        return (out if log else out + 1.0).to(dtype)
+    if n == 1:  # one element fills every slot; a zero gradient keeps the result in the graph
+        out = torch.full(work.shape[:-1] + (pick.shape[0], 1), 0.0 if log else 1.0, dtype=dtype, device=work.device)
+        return with_zero_grad(out, xt, softness)
     plan = _transport(work, softness, b, beta, mode, log, tol, max_iter)
     if rows is None:
         rows_p = plan.transpose(-1, -2)
@@ -685,11 +840,19 @@ def argmax(xt, softness, mode, log=False, *, tol=DEFAULT_TOL, max_iter=DEFAULT_M
 def sort_values(x, xt, softness, mode, descending=False, *, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER):
     r"""Soft sorted values ``P @ x`` ``(..., n)`` with the full-layout plan of :func:`permutation`.
 
+    The values :math:`\Gamma^{\star\top} x` are computed inside the transport's autograd function,
+    so neither pass builds anything larger than the plan (see :class:`_Transport`).
+
     Example:
         >>> import torch
         >>> x = torch.tensor([-0.2, -1.0, 0.3, 1.0])
         >>> sort_values(x, torch.sigmoid((x - x.mean()) / x.std(unbiased=False)), 0.1, "smooth")
         tensor([-0.7324, -0.2396,  0.3286,  0.7434])
     """
-    p = permutation(xt, softness, mode, descending, None, False, tol=tol, max_iter=max_iter)
-    return torch.matmul(p, x.unsqueeze(-1).to(p.dtype)).squeeze(-1).to(x.dtype)
+    work = _working(xt, mode, tol, max_iter)
+    n = work.shape[-1]
+    if n == 1:
+        return x.clone()
+    b, beta, _ = _layout(n, None, False, work.dtype, work.device)
+    values = _transport(work, softness, b, beta, mode, False, tol, max_iter, x.to(work.dtype).expand_as(work))
+    return (values.flip(-1) if descending else values).to(x.dtype)
