@@ -37,6 +37,9 @@ DEFAULT_SOFTNESS = 0.1
 #: Exceptions meaning "this library does not offer that combination" (recorded as "n/a"); a
 #: missing operator is reported as NotImplementedError.
 UNSUPPORTED = (NotImplementedError, ValueError)
+#: torchsort regularization matching a softtorch mode (the projections of fast_soft_sort): the
+#: entropic one for "smooth", the Euclidean one for "c0".
+TORCHSORT_REGULARIZATION = {"smooth": "kl", "c0": "l2"}
 
 
 class NotDifferentiable(RuntimeError):
@@ -122,12 +125,19 @@ def hard_call(case: dict):
 
 
 def torchsort_call(lib, case: dict):
-    """Return ``f(x) -> Tensor`` for torchsort's soft_sort / soft_rank (sort and rank only)."""
+    """Return ``f(x) -> Tensor`` for torchsort's soft_sort / soft_rank (sort and rank only).
+
+    ``regularization_strength`` is the case's softness; the regularization follows its mode
+    (``TORCHSORT_REGULARIZATION``), torchsort's default ("l2") for any other mode.
+    """
     fns = {"sort": lib.soft_sort, "rank": lib.soft_rank}
     if case["op"] not in fns:
         raise NotImplementedError(f"torchsort has no {case['op']}")
-    fn, strength = fns[case["op"]], case.get("softness", DEFAULT_SOFTNESS)
-    return lambda x: fn(x, regularization_strength=strength)
+    fn = fns[case["op"]]
+    kwargs = {"regularization_strength": case.get("softness", DEFAULT_SOFTNESS)}
+    if case.get("mode") in TORCHSORT_REGULARIZATION:
+        kwargs["regularization"] = TORCHSORT_REGULARIZATION[case["mode"]]
+    return lambda x: fn(x, **kwargs)
 
 
 def make_call(lib, case: dict):

@@ -219,17 +219,38 @@ def grid_memory(results: list[dict], args) -> None:
             log(f"[memory] {describe(r)}: {report.fmt_mib(r['peak_mib'])} MiB")
 
 
+def torchsort_available() -> bool:
+    """Whether ``import torchsort`` works in this interpreter (it is never a dependency)."""
+    try:
+        import torchsort  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def reference_comparison(ref_python: str, args) -> tuple[list[dict], dict]:
-    """Time sort at the reference cases in two worker processes per case (ours, reference),
-    alternating so that both see the same machine load. Returns pairs and the reference meta."""
+    """Time sort at the reference cases (those of ``--methods`` when given) in worker processes
+    run one after the other so that all see the same machine load: ours, the reference, and
+    torchsort for the cases with a ``torchsort_target`` (when it imports). Returns one dict per
+    case and the reference meta."""
+    methods = comma_list(args.methods, grid.METHODS)
+    with_torchsort = torchsort_available()
+    if not with_torchsort:
+        log("torchsort is not installed: no torchsort comparison")
     pairs, meta = [], {}
-    for rc in grid.REFERENCE_CASES:
+    for rc in (rc for rc in grid.REFERENCE_CASES if rc.method in methods):
         case = dict(
             op="sort", method=rc.method, mode="smooth", batch=rc.batch, n=rc.n, device="cpu", **REFERENCE_TIMING
         )
         sides = {}
-        for side, python, path in (("ours", sys.executable, args.softtorch_path), ("reference", ref_python, None)):
-            task = {"library": "softtorch", "path": path, "threads": args.threads, "cases": [case]}
+        runs = [
+            ("ours", "softtorch", sys.executable, args.softtorch_path),
+            ("reference", "softtorch", ref_python, None),
+        ]
+        if rc.torchsort_target is not None and with_torchsort:
+            runs.append(("torchsort", "torchsort", sys.executable, None))
+        for side, library, python, path in runs:
+            task = {"library": library, "path": path, "threads": args.threads, "cases": [case]}
             try:
                 answer = run_worker(python, task)
                 sides[side] = answer["results"][0]
@@ -237,7 +258,16 @@ def reference_comparison(ref_python: str, args) -> tuple[list[dict], dict]:
             except RuntimeError as exc:
                 sides[side] = dict(case, status="error", error=str(exc))
             log(f"[reference] {side}: {describe(sides[side])}")
-        pairs.append(dict(method=rc.method, batch=rc.batch, n=rc.n, target=rc.target, **sides))
+        pairs.append(
+            dict(
+                method=rc.method,
+                batch=rc.batch,
+                n=rc.n,
+                target=rc.target,
+                torchsort_target=rc.torchsort_target,
+                **sides,
+            )
+        )
     return pairs, meta
 
 
@@ -315,6 +345,14 @@ def main(argv=None) -> dict:
             (
                 "vs reference 0.1.1 (sort, CPU, float32, smooth, fwd+bwd; speed-up = reference ms / ours ms)",
                 report.reference_table(pairs),
+            )
+        )
+    if any("torchsort" in p for p in pairs):
+        sections.append(
+            (
+                "vs torchsort.soft_sort (same cases, regularization_strength = softness, "
+                f"regularization {_worker.TORCHSORT_REGULARIZATION['smooth']!r}; ratio = ours ms / torchsort ms)",
+                report.torchsort_table(pairs),
             )
         )
     text = "\n\n".join(f"## {title}\n\n{body}" for title, body in sections) + "\n"

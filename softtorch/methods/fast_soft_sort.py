@@ -101,7 +101,21 @@ block by block, with :math:`U_B = \sum_B \phi'(s_i - \gamma_B)\, g_i`,
 (``"c0"``: :math:`g_j - \bar g_B` and :math:`\bar g_B`, block averages). The sorts around the
 isotonic problem and the scalings by ``softness`` are differentiated by autograd.
 
-**Algorithm.** Pool-adjacent-violators runs as rounds over the whole ``(rows, n)`` batch at
+**Algorithm.** ``"c0"`` and ``"smooth"`` first try a direct formula. The first block of the
+sub-problem on elements ``j, ..., n - 1`` has the largest value of the blocks starting at ``j``,
+:math:`u_j = \max_{k \ge j} \gamma_{j..k}`, and the solution is its running minimum
+:math:`v_i = \min_{j \le i} u_j` (one ``cummin``). Taking ``k`` within a window of ``K`` elements
+is exact when no block is longer than ``K``, and changes :math:`u_j` only near a violation
+:math:`y_c < y_{c+1}` of the singleton values :math:`y = s - w`, so the windows are computed for
+the few starts before each violation only (segments gathered around them, in-segment prefix
+sums). The candidate is then checked against the optimality conditions of the isotonic problem
+(a running sum, see :func:`_windowed`); rows that fail (a block longer than the window), rows of
+``"c1"``/``"c2"``, and batches whose violations are too dense for useful windows go to the rounds
+below. For sparse pooling (every row of a sort of 64 x 1000 standardized normal scores at
+softness 0.1; ranks pool more and mostly take the rounds) this costs a fixed number of
+batch-wide operations and two host synchronizations.
+
+Pool-adjacent-violators runs as rounds over the whole ``(rows, n)`` batch at
 once: a round computes the value of every current block (segment sums by ``scatter_add``) and
 merges every adjacent pair of blocks that violates the order. Any such pair belongs to one block
 of the solution (a suffix of a solution block has a value at least the block's, a prefix at
@@ -116,6 +130,9 @@ work and :math:`O(n)` memory per row; the stopping test is one host synchronizat
 (two in rounds with windows).
 (A stack-based PAV is :math:`O(n)` but inherently sequential: a Python loop over elements.)
 
+Either way the backward is the closed-form vector-Jacobian product above: two segment sums over
+the final block ids, whatever the rounds were.
+
 .. seealso::
     M. Blondel, O. Teboul, Q. Berthet, J. Djolonga, "Fast Differentiable Sorting and Ranking",
     ICML 2020.
@@ -124,6 +141,7 @@ work and :math:`O(n)` memory per row; the stopping test is one host synchronizat
 from __future__ import annotations
 
 import functools
+import math
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -517,10 +535,22 @@ _REGULARIZERS = {"c0": _L2, "smooth": _KL, "c1": _Power(3), "c2": _Power(4)}
 _MAX_WINDOW = 64
 _WINDOW_BUDGET = 0.25
 _SPARSE = 8
+#: Candidate windows: width at most _CANDIDATE_WIDTH, with (violations x width^2) at most
+#: _CANDIDATE_CELLS times the elements (no windows below _MIN_CANDIDATE_WIDTH); the optimality check
+#: allows _CHECK_ROUNDINGS roundings of the row's magnitudes per pooled element; e^(w - max w) is
+#: used over a range of at most _EXP_RANGE.
+_CANDIDATE_WIDTH = 32
+_CANDIDATE_CELLS = 0.5
+_MIN_CANDIDATE_WIDTH = 4
+_CHECK_ROUNDINGS = 16
+_EXP_RANGE = {torch.float32: 80.0, torch.float64: 700.0}
+#: Batches of at least this many float32 elements are sorted by radix sort on CPU.
+_RADIX_MIN = 2**15
 
 
-def _isotonic(s: torch.Tensor, w: torch.Tensor, mode: str):
-    """PAV on ``(R, n)`` rows (``s`` and ``w`` decreasing), all rows and blocks at once."""
+def _rounds(s: torch.Tensor, w: torch.Tensor, mode: str):
+    """PAV on ``(R, n)`` rows (``s`` and ``w`` decreasing), all rows and blocks at once: the
+    block ids and the pieces of ``final``."""
     rows, n = s.shape
     reg = _REGULARIZERS[mode]
     blk = _Blocks.singletons(rows, n, s.dtype, s.device)
@@ -553,7 +583,128 @@ def _isotonic(s: torch.Tensor, w: torch.Tensor, mode: str):
         start = keep if start is None else start & keep
         blk = _Blocks(start, s.dtype)
         gamma, aux = reg.values(s, w, blk)
-    return blk, reg.final(s, w, blk, aux)
+    return blk.bid, reg.final(s, w, blk, aux)
+
+
+def _window_values(s: torch.Tensor, w: torch.Tensor, mode: str, width: int) -> torch.Tensor:
+    """Values :math:`\\gamma_{a..a+m}` of the blocks of ``(V, L)`` segments of decreasing ``s``,
+    ``w`` (float64), for starts ``a < width - 1`` and sizes ``m + 1 <= width``: ``(V, width - 1,
+    width)``, from in-segment prefix sums :math:`P_0 = 0, P_{k + 1} = P_k + x_k`.
+
+    ``"c0"``: :math:`(P_{a+m+1} - P_a) / (m + 1)` of :math:`x = s - w`. ``"smooth"``:
+    :math:`\\log \\frac{\\sum e^{s}}{\\sum e^{w}}` over the block, each exponential shifted by the
+    block's first (largest) term and summed along the window: a difference of prefix sums of the
+    segment would cancel catastrophically where the segment's scores span more than the float64
+    exponent range of 1e-16 (heavy-tailed rows at small softness).
+    """
+    if mode == "c0":
+        prefix = torch.nn.functional.pad((s - w).cumsum(-1), (1, 0))
+        sums = prefix[:, 1:].unfold(1, width, 1)[:, : width - 1] - prefix[:, : width - 1, None]
+        return sums / torch.arange(1, width + 1, dtype=s.dtype, device=s.device)
+    windows = torch.cat((s, w)).unfold(1, width, 1)[:, : width - 1]  # (2V, width - 1, width)
+    top = windows[..., :1]
+    sums = torch.exp(windows - top).cumsum(-1)  # terms <= 1, the first one 1: no cancellation
+    count = s.shape[0]
+    return torch.log(sums[:count] / sums[count:]) + (top[:count] - top[count:])
+
+
+def _windowed(s: torch.Tensor, w: torch.Tensor, mode: str):
+    """Exact solution of the rows whose blocks are short, for ``"c0"`` and ``"smooth"``.
+
+    Returns ``(bid, final pieces, failed rows)``, or None when violations are too dense for
+    windows of a useful width ``K``. The value of the first block of the sub-problem on
+    ``j, j + 1, ..., n - 1`` is :math:`u_j = \\max_{k \\ge j} \\gamma_{j..k}` (from ``j``, a
+    decreasing solution takes the block of largest value), and the solution is the running minimum
+
+    .. math::
+        v_i = \\min_{j \\le i} u_j
+
+    (for ``i`` in a block ``B = [b, e]``: ``j = b`` gives :math:`\\gamma_B`, and any ``j`` in or
+    before ``B`` has :math:`\\gamma_{j..e} \\le \\gamma_B`). With ``k`` restricted to ``K``
+    elements, :math:`u_j` is exact when the first block from ``j`` is shorter than ``K``, and it
+    equals :math:`y_j = s_j - w_j` unless ``y`` increases inside the window; so only the ``K - 1``
+    starts up to each violation ``y_c < y_{c + 1}`` are computed, on a gathered segment of
+    ``2K - 2`` elements around it. The candidate is then checked against the optimality (KKT)
+    conditions: with :math:`D_i = \\sum_{t \\le i} \\phi(s_t - v_t) - w_t` (``"smooth"``:
+    :math:`e^{s_t - v_t} - e^{w_t}`, in units of :math:`e^{w_0}`), it is the solution iff
+    :math:`D \\le 0` everywhere and :math:`D = 0` where ``v`` steps down and at the row end (the
+    multipliers of the order constraints are :math:`-D`). Rows that fail (a block longer than the
+    window) are left to :func:`_rounds`. The windows are computed in float64, the rest in the
+    working dtype, checked with a tolerance of a few roundings of the row's magnitudes per pooled
+    element (singletons contribute exact zeros).
+    """
+    rows, n = s.shape
+    y = s - w
+    site_row, site_col = (y[:, :-1] < y[:, 1:]).nonzero(as_tuple=True)  # one host synchronization
+    count = site_row.shape[0]
+    width = min(_CANDIDATE_WIDTH, n, math.isqrt(int(_CANDIDATE_CELLS * rows * n / max(count, 1))))
+    if count and width < min(_MIN_CANDIDATE_WIDTH, n):
+        return None
+    u = y
+    if count:
+        # Segment p, ..., p + 2K - 3 around each violation c, p = max(c - K + 2, 0); its starts
+        # p, ..., p + K - 2 (all before the row end) cover those up to c. Past the row end, w
+        # reads +inf, which gives the blocks reaching there the value -inf.
+        position = (site_col - (width - 2)).clamp_min(0).unsqueeze(-1) + torch.arange(2 * width - 2, device=s.device)
+        flat = (site_row * n).unsqueeze(-1) + position.clamp(max=n - 1)
+        w_seg = _take(w, flat).double().masked_fill_(position >= n, math.inf)
+        gamma = _window_values(_take(s, flat).double(), w_seg, mode, width)
+        u = y.clone()
+        u.view(-1)[flat[:, : width - 1]] = gamma.amax(-1).to(u.dtype)  # repeated starts: equal values
+    # From here on, full-row temporaries are updated in place: on CPU, fresh buffers of a batch's
+    # size cost more than the arithmetic.
+    v = u.cummin(-1).values
+    out = torch.sub(y, v, out=u) if count else y - v  # exactly 0 on singletons
+    pooled = out.sign().abs_().sum(-1)
+    out.add_(w)  # w + y - v = s - v: phi(s - v) for c0, log phi(s - v) for smooth
+    if mode == "smooth":
+        top = w[:, :1]
+        ew, eo = torch.sub(w, top).exp_(), torch.sub(out, top).exp_()  # <= 1
+        term = eo - ew  # exactly 0 on singletons
+    else:
+        term = out - w
+    D = term.cumsum(-1)
+    # D <= 0, D = 0 where v drops (sum D drop = 0, every term being <= 0) and at the row end;
+    # tolerance: roundings of the pooled elements' terms. NaN-safe: a non-finite candidate fails.
+    tol = (
+        (_CHECK_ROUNDINGS * torch.finfo(s.dtype).eps)
+        * pooled
+        * (s[:, :: max(n - 1, 1)].abs().amax(-1) + w[:, :: max(n - 1, 1)].abs().amax(-1) + 1)
+    )
+    slack = (v[:, :-1] - v[:, 1:]).mul_(D[:, :-1]).sum(-1)
+    ok = (D.amax(-1) <= tol) & (slack >= -tol * (v[:, 0] - v[:, -1])) & (D[:, -1].abs() <= tol)
+    if mode == "smooth":
+        ok = ok & (w[:, 0] - w[:, -1] <= _EXP_RANGE[s.dtype])  # e^(w - w_0) does not underflow
+    steps = v[:, :-1] > v[:, 1:]
+    bid = torch.cat((steps.new_zeros((rows, 1)), steps), -1).cumsum(-1)
+    if mode == "smooth":
+        total = torch.zeros_like(ew).scatter_add_(1, bid, ew).gather(1, bid)  # block sums of e^w
+        alpha, beta = eo.div_(total), ew.div_(total)
+    else:
+        ones = torch.ones((1, 1), dtype=s.dtype, device=s.device).expand(rows, n)
+        alpha = beta = ones.new_zeros((rows, n)).scatter_add_(1, bid, ones).gather(1, bid).reciprocal_()
+    return bid, (out, None, None, alpha, beta), (~ok).nonzero().squeeze(-1)
+
+
+def _isotonic(s: torch.Tensor, w: torch.Tensor, mode: str):
+    """Decreasing isotonic solution of ``(R, n)`` rows: block ids and the pieces of ``final``
+    (windows first for ``"c0"`` and ``"smooth"``, rounds for the rest and the rows they miss)."""
+    found = None
+    if mode in ("c0", "smooth"):
+        # In float64 whatever the working dtype: the optimality check must tell a block value a
+        # few float32 roundings off (a block longer than the window) from the rounding itself.
+        found = _windowed(s.double(), w.double(), mode)
+    if found is None:
+        return _rounds(s, w, mode)
+    bid, pieces, failed = found
+    pieces = tuple(None if piece is None else piece.to(s.dtype) for piece in pieces)
+    if failed.numel():  # one host synchronization
+        sub_bid, sub_pieces = _rounds(s[failed], w[failed], mode)
+        bid[failed] = sub_bid
+        for piece, sub in zip(pieces, sub_pieces):
+            if piece is not None:
+                piece[failed] = sub
+    return bid, pieces
 
 
 class _Projection(torch.autograd.Function):
@@ -561,9 +712,9 @@ class _Projection(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, s, w, mode):
-        blk, (out, direct, weight, alpha, beta) = _isotonic(s, w, mode)
+        bid, (out, direct, weight, alpha, beta) = _isotonic(s, w, mode)
         ctx.has_direct, ctx.has_weight = direct is not None, weight is not None
-        ctx.save_for_backward(blk.bid, *(t for t in (direct, weight, alpha, beta) if t is not None))
+        ctx.save_for_backward(bid, *(t for t in (direct, weight, alpha, beta) if t is not None))
         return out
 
     @staticmethod
@@ -602,6 +753,31 @@ def _project_sorted(s: torch.Tensor, w: torch.Tensor, mode: str) -> torch.Tensor
         w = (w - low) / width
     out = _Projection.apply(s.reshape(-1, n).contiguous(), w.reshape(-1, n).contiguous(), mode).view(shape)
     return out if low is None else low + width * out
+
+
+def _sort_descending(x: torch.Tensor, with_order: bool = False):
+    """``torch.sort(x, -1, descending=True, stable=True)``: the values and, with ``with_order``,
+    the indices.
+
+    On CPU, torch sorts rows by comparisons but a 1-D integer tensor of at least ``2 ** 15``
+    elements by radix sort, much faster for a batch of float32 rows: each element becomes the
+    int64 key ``row * 2^32 + (2^31 - 1 - b)``, with ``b`` the bits of its magnitude as an int32,
+    negated for negative numbers (an integer in the order of the floats), and one stable 1-D sort
+    of the keys orders the rows. The values are gathered with autograd.
+    """
+    n = x.shape[-1]
+    if x.device.type != "cpu" or x.dtype != torch.float32 or x.numel() < _RADIX_MIN or n == 0:
+        out = torch.sort(x, dim=-1, descending=True, stable=True)
+        return (out.values, out.indices) if with_order else (out.values, None)
+    flat = x.reshape(-1)
+    bits = flat.detach().contiguous().view(torch.int32)
+    sign = bits >> 31  # 0 or -1
+    ordered = (bits & 0x7FFFFFFF).bitwise_xor_(sign).sub_(sign)  # +-magnitude: increasing with x, -0 = 0
+    rows = torch.arange(flat.numel() // n, device=x.device).unsqueeze(-1)
+    key = ordered.to(torch.int64).view(-1, n).neg_().add_((rows << 32) + (2**31 - 1))
+    position = key.view(-1).sort(stable=True).indices
+    values = flat.index_select(0, position).view(x.shape)
+    return values, ((position.view(-1, n) - rows * n).view(x.shape) if with_order else None)
 
 
 def _prepare(xt, softness, mode):
@@ -660,7 +836,7 @@ def sort_values(xt, softness, mode, descending=False):
     """
     x, tau, a_desc = _prepare(xt, softness, mode)
     z = a_desc / tau  # decreasing: the slots, largest first
-    w = x.sort(-1, descending=True).values
+    w = _sort_descending(x)[0]
     z, w = torch.broadcast_tensors(z, w)
     out = _project_sorted(z, w, mode)
     return (out if descending else out.flip(-1)).to(xt.dtype)
@@ -707,7 +883,7 @@ def rank(xt, softness, mode, descending=True):
     n = x.shape[-1]
     z = (-x if descending else x) / tau
     z = z.expand(torch.broadcast_shapes(z.shape, x.shape))
-    s, order = torch.sort(z, dim=-1, descending=True, stable=True)
+    s, order = _sort_descending(z, with_order=True)
     out = _project_sorted(s, a_desc.expand_as(s), mode)
     mu = torch.empty_like(out).scatter(-1, order, out)
     return (1 + (n - 1) * mu).to(xt.dtype)
