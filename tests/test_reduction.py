@@ -6,7 +6,8 @@ import itertools
 
 import pytest
 import torch
-from hypothesis import given, settings
+from helpers import F64, HYP, assert_one_hot, assert_prob, distinct, seed_x
+from hypothesis import given
 from hypothesis import strategies as hs
 
 import softtorch as st
@@ -15,34 +16,10 @@ METHODS = ("softsort", "neuralsort", "sorting_network")
 GATHERING = ("softsort", "neuralsort")  # methods whose values are gathered from x with the soft index
 SOFT_MODES = ("smooth", "c0", "c1", "c2")
 MODES = ("hard",) + SOFT_MODES
-F64 = torch.float64
-SEED_X = [-0.2, -1.0, 0.3, 1.0]
-HYP = settings(max_examples=25, deadline=None, database=None)
 
 VALUE_OPS = {"max": st.max, "min": st.min}
 INDEX_OPS = {"argmax": st.argmax, "argmin": st.argmin}
 TORCH = {"max": torch.max, "min": torch.min, "argmax": torch.argmax, "argmin": torch.argmin}
-
-
-def seed_x(dtype=torch.float32):
-    return torch.tensor(SEED_X, dtype=dtype)
-
-
-def distinct(shape, dim=-1, seed=0, dtype=F64, spacing=1.0):
-    """A random permutation of a spaced grid along ``dim`` plus noise: pairwise gaps >= 0.75 * spacing."""
-    g = torch.Generator().manual_seed(seed)
-    shape = tuple(shape)
-    grid = torch.rand(shape, generator=g).argsort(dim).to(dtype)
-    return (grid + 0.25 * torch.rand(shape, generator=g, dtype=dtype)) * spacing - 0.4 * shape[dim] * spacing
-
-
-def assert_prob(p, atol=1e-5):
-    assert (p >= 0).all()
-    torch.testing.assert_close(p.sum(-1), torch.ones_like(p.sum(-1)), atol=atol, rtol=0)
-
-
-def assert_one_hot(p, index, n):
-    assert torch.equal(p, torch.nn.functional.one_hot(index, n).to(p.dtype))
 
 
 # -- seed figures (seed README, "Tensor-valued operators" and "Operators returning indices") ----------

@@ -10,7 +10,8 @@ import itertools
 
 import pytest
 import torch
-from hypothesis import given, settings
+from helpers import F64, HYP, assert_one_hot, assert_prob, distinct, seed_x
+from hypothesis import given
 from hypothesis import strategies as hs
 
 import softtorch as st
@@ -20,30 +21,6 @@ GATHERING = ("softsort", "neuralsort")  # methods whose values are gathered from
 SOFT_MODES = ("smooth", "c0", "c1", "c2")
 MODES = ("hard",) + SOFT_MODES
 INTERPOLATIONS = ("linear", "lower", "higher", "nearest", "midpoint")
-F64 = torch.float64
-SEED_X = [-0.2, -1.0, 0.3, 1.0]
-HYP = settings(max_examples=25, deadline=None, database=None)
-
-
-def seed_x(dtype=torch.float32):
-    return torch.tensor(SEED_X, dtype=dtype)
-
-
-def distinct(shape, dim=-1, seed=0, dtype=F64, spacing=1.0):
-    """A random permutation of a spaced grid along ``dim`` plus noise: pairwise gaps >= 0.75 * spacing."""
-    g = torch.Generator().manual_seed(seed)
-    shape = tuple(shape)
-    grid = torch.rand(shape, generator=g).argsort(dim).to(dtype)
-    return (grid + 0.25 * torch.rand(shape, generator=g, dtype=dtype)) * spacing - 0.4 * shape[dim] * spacing
-
-
-def assert_prob(p, atol=1e-5):
-    assert (p >= 0).all()
-    torch.testing.assert_close(p.sum(-1), torch.ones_like(p.sum(-1)), atol=atol, rtol=0)
-
-
-def assert_one_hot(p, index, n):
-    assert torch.equal(p, torch.nn.functional.one_hot(index, n).to(p.dtype))
 
 
 def hard_rank(x, dim, descending):
