@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import torch
 
+from .precision import compute_dtype
+
 __all__ = ["project_simplex", "log_project_simplex"]
 
 _MODES = ("smooth", "c0", "c1", "c2")
@@ -60,11 +62,6 @@ def _check_scores(scores) -> None:
         raise TypeError(f"scores must be a floating-point tensor, got dtype {scores.dtype}")
     if scores.dim() == 0:
         raise ValueError("scores must have at least one dimension (the simplex is the last dim), got a 0-d tensor")
-
-
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    # Half precision has too few bits for the cumulative moments: compute in float32.
-    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
 def _closed_form_threshold(y: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -292,7 +289,7 @@ def project_simplex(scores: torch.Tensor, mode: str) -> torch.Tensor:
     _check_mode(mode)
     _check_scores(scores)
     dtype = scores.dtype
-    ct = _compute_dtype(dtype)
+    ct = compute_dtype(dtype)
     if mode == "smooth":
         return torch.softmax(scores, dim=-1, dtype=ct).to(dtype)
     if scores.shape[-1] == 0:
@@ -338,7 +335,7 @@ def log_project_simplex(scores: torch.Tensor, mode: str) -> torch.Tensor:
     _check_mode(mode)
     _check_scores(scores)
     dtype = scores.dtype
-    ct = _compute_dtype(dtype)
+    ct = compute_dtype(dtype)
     if mode == "smooth":
         return torch.log_softmax(scores, dim=-1, dtype=ct).to(dtype)
     if scores.shape[-1] == 0:

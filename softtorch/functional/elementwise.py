@@ -10,6 +10,7 @@ import torch
 
 from .._core.checks import check_bool, check_bound, check_broadcast, check_positive_int
 from .._core.kernels import WINDOW, relu_kernel, sigmoidal_kernel
+from .._core.precision import is_half
 from .._core.prepare import as_float_like, prepare_elementwise
 from .._core.straight_through import st
 from .._core.zero_grad import with_zero_grad
@@ -113,7 +114,7 @@ def softrelu(x, softness=0.1, mode="smooth", gated=False):
     check_bool("gated", gated)
     if mode == "hard":
         return torch.relu(x)
-    if x.dtype in (torch.float16, torch.bfloat16):
+    if is_half(x):
         # x / softness and softness * relu_kernel leave float16's range: compute in float32
         return softrelu(x.float(), softness, mode, gated).to(x.dtype)
     if gated:
@@ -287,7 +288,7 @@ def clamp(x, min=None, max=None, *, softness=0.1, mode="smooth", gated=False):
     hi = None if max is None else as_float_like(max, x, "max")
     if mode == "hard":
         return torch.clamp(x, lo, hi)
-    if x.dtype in (torch.float16, torch.bfloat16):
+    if is_half(x):
         # lo + relu(x - lo) - relu(x - hi) cancels: in half precision it loses every digit
         return clamp(x.float(), min, max, softness=softness, mode=mode, gated=gated).to(x.dtype)
     if lo is None:

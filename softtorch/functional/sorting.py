@@ -15,6 +15,7 @@ from typing import NamedTuple
 import torch
 
 from .._core.checks import check_bool, check_choice, check_flags, check_positive_int, check_quantile_level
+from .._core.precision import compute_dtype
 from .._core.straight_through import st
 from .._core.zero_grad import with_zero_grad
 from ._family import (
@@ -420,7 +421,7 @@ def _quantile(
         out_values = _quantile_layout(fam, v, keepdim, scalar, extra=0)
     elif values and fam.mode == "hard":
         # torch.quantile takes float32/float64 only; half inputs go through float32.
-        computed = fam.x if fam.x.dtype in (torch.float32, torch.float64) else fam.x.float()
+        computed = fam.x.to(compute_dtype(fam.x.dtype))
         level = qt[0] if scalar else qt
         out_values = torch.quantile(
             computed, level.to(computed.dtype), dim=dim, keepdim=keepdim, interpolation=interpolation

@@ -147,6 +147,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from .._core.checks import SOFT_MODES, check_choice
+from .._core.precision import compute_dtype
 
 __all__ = ["sort_values", "rank"]
 
@@ -784,7 +785,7 @@ def _prepare(xt, softness, mode):
     check_choice("mode", mode, SOFT_MODES)
     if not isinstance(xt, torch.Tensor) or xt.dim() == 0:
         raise ValueError("xt must be a tensor with at least one dimension (the sorted one), got a 0-d tensor")
-    work = torch.float32 if xt.dtype in (torch.float16, torch.bfloat16) else xt.dtype
+    work = compute_dtype(xt.dtype)
     x = xt.to(work)
     tau = softness.to(work) if isinstance(softness, torch.Tensor) else float(softness)
     n = x.shape[-1]

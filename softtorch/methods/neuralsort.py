@@ -18,6 +18,7 @@ import torch
 from .._core.chunking import map_row_chunks
 from .._core.expectation import expect
 from .._core.kernels import sigmoidal_kernel
+from .._core.precision import is_half
 from .._core.projections import log_project_simplex, project_simplex
 from ._common import row_softness, select_rows
 
@@ -25,7 +26,6 @@ __all__ = ["permutation", "argmax", "sort_values"]
 
 # Half precision runs in float32: the row scores (coef x - sums) / softness overflow float16
 # for small softness (inf - inf), before the projection could upcast them.
-_HALF = (torch.float16, torch.bfloat16)
 
 
 def _pairwise_abs_sums(xt, softness, mode):
@@ -69,7 +69,7 @@ def _row_scores(xt, sums, coef, softness):
 
 def permutation(xt, softness, mode, descending=False, rows=None, log=False):
     """Soft permutation rows ``(..., r, n)`` of ``xt`` (slots ``rows`` of the sorted order)."""
-    if xt.dtype in _HALF:
+    if is_half(xt):
         return permutation(xt.float(), softness, mode, descending, rows, log).to(xt.dtype)
     n = xt.shape[-1]
     sums = _pairwise_abs_sums(xt, softness, mode)
@@ -79,7 +79,7 @@ def permutation(xt, softness, mode, descending=False, rows=None, log=False):
 
 def argmax(xt, softness, mode, log=False):
     """Soft argmax ``(..., n)``: the first row of the descending permutation."""
-    if xt.dtype in _HALF:
+    if is_half(xt):
         return argmax(xt.float(), softness, mode, log).to(xt.dtype)
     n = xt.shape[-1]
     scores = ((n - 1.0) * xt - _pairwise_abs_sums(xt, softness, mode)) / softness
@@ -88,7 +88,7 @@ def argmax(xt, softness, mode, log=False):
 
 def sort_values(x, xt, softness, mode, descending=False):
     """Soft sorted values ``P @ x`` computed in row chunks, never holding the full ``P``."""
-    if xt.dtype in _HALF:
+    if is_half(xt):
         return sort_values(x.float(), xt.float(), softness, mode, descending).to(x.dtype)
     n = xt.shape[-1]
     sums = _pairwise_abs_sums(xt, softness, mode)

@@ -67,6 +67,7 @@ from __future__ import annotations
 import torch
 
 from .._core.expectation import expect
+from .._core.precision import compute_dtype
 from .._core.zero_grad import with_zero_grad
 
 __all__ = ["permutation", "argmax", "sort_values", "DEFAULT_TOL", "DEFAULT_MAX_ITER"]
@@ -725,7 +726,7 @@ def _working(xt, mode, tol, max_iter):
     _check_options(mode, tol, max_iter)
     if xt.dim() == 0:
         raise ValueError("xt must have at least one dimension (the elements are the last dim), got a 0-d tensor")
-    return xt.float() if xt.dtype in (torch.float16, torch.bfloat16) else xt
+    return xt.to(compute_dtype(xt.dtype))
 
 
 def _transport(xt, softness, b, beta, mode, log, tol, max_iter, x=None):
