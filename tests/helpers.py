@@ -32,3 +32,12 @@ def assert_prob(p, atol=1e-5):
 
 def assert_one_hot(p, index, n):
     assert torch.equal(p, torch.nn.functional.one_hot(index, n).to(p.dtype))
+
+
+def assert_grads_close(actual_loss, expected_loss, actual_leaves, expected_leaves, **tolerances):
+    """The gradients of two losses with respect to matching leaves are close (an unused leaf has a
+    zero gradient); ``tolerances`` go to :func:`torch.testing.assert_close`."""
+    got = torch.autograd.grad(actual_loss, actual_leaves, allow_unused=True, materialize_grads=True)
+    want = torch.autograd.grad(expected_loss, expected_leaves, allow_unused=True, materialize_grads=True)
+    for a, e in zip(got, want):
+        torch.testing.assert_close(a, e, **tolerances)

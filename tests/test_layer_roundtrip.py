@@ -18,6 +18,7 @@ import pickle
 
 import pytest
 import torch
+from helpers import assert_grads_close
 from torch import nn
 
 import softtorch.nn as snn
@@ -339,10 +340,7 @@ def _compare_bundle(names, device, backend="aot_eager"):
         if params:
             loss_c = sum(t.sum() for out in got for t in tensors_of(out) if t.requires_grad)
             loss_e = sum(t.sum() for out in expected for t in tensors_of(out) if t.requires_grad)
-            gc = torch.autograd.grad(loss_c, params, allow_unused=True, materialize_grads=True)
-            ge = torch.autograd.grad(loss_e, params, allow_unused=True, materialize_grads=True)
-            for a, b in zip(gc, ge):
-                torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+            assert_grads_close(loss_c, loss_e, params, params, rtol=1e-4, atol=1e-5)
     finally:
         torch._dynamo.reset()
 

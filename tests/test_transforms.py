@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import pytest
 import torch
+from helpers import assert_grads_close
 
 import softtorch as st
 
@@ -401,10 +402,7 @@ def _check_compiled(family, mode, method, device, backend, grads=True, names=Non
         leaves_c = [t for v in comp_in.values() for t in v]
         loss_e = sum((t * w).sum() for t, w in zip(flat_e, weights) if t.requires_grad)
         loss_c = sum((t * w).sum() for t, w in zip(flat_c, weights) if t.requires_grad)
-        ge = torch.autograd.grad(loss_e, leaves_e, allow_unused=True, materialize_grads=True)
-        gc = torch.autograd.grad(loss_c, leaves_c, allow_unused=True, materialize_grads=True)
-        for a, b in zip(ge, gc):
-            torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+        assert_grads_close(loss_c, loss_e, leaves_c, leaves_e, rtol=1e-5, atol=1e-5)
     finally:
         torch._dynamo.reset()
 
