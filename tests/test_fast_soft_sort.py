@@ -282,6 +282,50 @@ def test_gradcheck_rounds(mode, fn, monkeypatch):
     assert torch.autograd.gradcheck(lambda a, b: fn(a, b, mode), (x, softness))
 
 
+def _clustered():
+    """(s, w) rows of a sort at softness 0.15 (slots over sorted squashed scores, float64) with a
+    few short pooled blocks: the windowed (sparse) path solves them."""
+    x = squashed(torch.randn(2, 200, generator=torch.Generator().manual_seed(0), dtype=torch.float64))[0]
+    w = x.sort(-1, descending=True).values
+    s = (torch.arange(199, -1, -1, dtype=torch.float64) / 199 / 0.15).expand_as(w).contiguous()
+    return s, w
+
+
+@pytest.mark.parametrize("mode", ["c0", "smooth"])
+@pytest.mark.parametrize("fail_row", [False, True])
+def test_gradcheck_windowed(mode, fail_row, monkeypatch):
+    """The sparse vector-Jacobian product of the windowed path (clusters; singletons pass ``g``
+    to ``w``) is the Jacobian, alone and mixed with rounds for a row whose check fails."""
+    s, w = _clustered()
+    if fail_row:  # a block of 10 in row 1, longer than windows of 4: rounds for that row only
+        w[1] = torch.cat((torch.linspace(1, 0.6, 10), torch.linspace(0.59, 0, 190))).double()
+        monkeypatch.setattr(fss, "_CANDIDATE_WIDTH", 4)
+    out, clusters, failed = fss._windowed(s, w, mode)
+    assert clusters.at.shape[0] >= 2
+    assert failed.tolist() == ([1] if fail_row else [])
+    s.requires_grad_(True)
+    w.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda a, b: fss._Projection.apply(a, b, mode), (s, w))
+
+
+def test_windowed_check_sees_blocks_far_below_the_cluster_top(monkeypatch):
+    """``"smooth"``: a block e^100 below the first element of its cluster, longer than the
+    window. Its wrong candidate changes D by e^-100 in units of the cluster's top; in units of each
+    block's own top the check rejects it, and the rounds give the solution."""
+    i = torch.arange(1, 15, dtype=torch.float64)
+    s = torch.cat((torch.tensor([20.0], dtype=torch.float64), -99 - i)).unsqueeze(0)
+    w = torch.cat((torch.zeros(1, dtype=torch.float64), torch.where(i <= 12, -100 - 2 * i, -124 - 0.1 * (i - 12))))
+    w = w.unsqueeze(0)
+    for name, value in (("_CANDIDATE_WIDTH", 4), ("_MIN_CANDIDATE_WIDTH", 2), ("_CANDIDATE_CELLS", 100)):
+        monkeypatch.setattr(fss, name, value)
+    assert fss._windowed(s, w, "smooth")[2].tolist() == [0]
+    got = fss._Projection.apply(s, w, "smooth")
+    _rounds_only(monkeypatch)
+    torch.testing.assert_close(got, fss._Projection.apply(s, w, "smooth"), rtol=0, atol=1e-12)
+    v = torch.tensor(_pav("smooth", s[0].tolist(), w[0].tolist()), dtype=torch.float64)
+    torch.testing.assert_close(got[0], s[0] - v, rtol=0, atol=1e-9)
+
+
 def test_radix_sort_of_a_float32_batch():
     """Batches of float32 rows are sorted through one 1-D integer radix sort: same values,
     stable indices and gradient as torch.sort, with ties, signed zeros and infinities."""
@@ -292,7 +336,8 @@ def test_radix_sort_of_a_float32_batch():
     x[0, 1, 3], x[0, 1, 4] = -0.0, 0.0
     x[1, 2, 5], x[1, 2, 6] = float("inf"), -float("inf")
     x[2, 3] = x[2, 3, 0]
-    for xx in (x, x.transpose(0, 1)):
+    many_rows = torch.randn(300, 110, generator=g)  # row numbers take two bytes
+    for xx in (x, x.transpose(0, 1), many_rows):
         xx = xx.clone().requires_grad_(True)
         values, order = fss._sort_descending(xx, with_order=True)
         expected = torch.sort(xx, dim=-1, descending=True, stable=True)

@@ -101,19 +101,20 @@ block by block, with :math:`U_B = \sum_B \phi'(s_i - \gamma_B)\, g_i`,
 (``"c0"``: :math:`g_j - \bar g_B` and :math:`\bar g_B`, block averages). The sorts around the
 isotonic problem and the scalings by ``softness`` are differentiated by autograd.
 
-**Algorithm.** ``"c0"`` and ``"smooth"`` first try a direct formula. The first block of the
-sub-problem on elements ``j, ..., n - 1`` has the largest value of the blocks starting at ``j``,
-:math:`u_j = \max_{k \ge j} \gamma_{j..k}`, and the solution is its running minimum
-:math:`v_i = \min_{j \le i} u_j` (one ``cummin``). Taking ``k`` within a window of ``K`` elements
-is exact when no block is longer than ``K``, and changes :math:`u_j` only near a violation
-:math:`y_c < y_{c+1}` of the singleton values :math:`y = s - w`, so the windows are computed for
-the few starts before each violation only (segments gathered around them, in-segment prefix
-sums). The candidate is then checked against the optimality conditions of the isotonic problem
-(a running sum, see :func:`_windowed`); rows that fail (a block longer than the window), rows of
-``"c1"``/``"c2"``, and batches whose violations are too dense for useful windows go to the rounds
-below. For sparse pooling (every row of a sort of 64 x 1000 standardized normal scores at
-softness 0.1; ranks pool more and mostly take the rounds) this costs a fixed number of
-batch-wide operations and two host synchronizations.
+**Algorithm.** ``"c0"`` and ``"smooth"`` first try a direct formula. A block of the solution
+with more than one element contains a violation :math:`y_c < y_{c+1}` of the singleton values
+:math:`y = s - w`; every other element stays a block of its own (output ``w``, gradient passed
+to ``w``). So only short clusters of elements around the violations are gathered and solved: the
+first block of the sub-problem on elements ``j, ...`` has the largest value of the blocks starting
+at ``j``, :math:`u_j = \max_{k \ge j} \gamma_{j..k}`, and the solution is its running minimum
+:math:`v_i = \min_{j \le i} u_j` (one ``cummin``), exact when ``k`` is taken within a window of
+``K`` elements and no block is longer. The candidate is then checked against the optimality
+conditions of the isotonic problem (a running sum, see :func:`_windowed`); rows that fail (a
+block longer than the window), rows of ``"c1"``/``"c2"``, and batches whose violations are too
+dense for useful windows go to the rounds below. For sparse pooling (every row of a sort of
+64 x 1000 standardized normal scores at softness 0.1; ranks pool more and mostly take the rounds)
+this costs a few batch-wide operations, work on the clusters only and three host
+synchronizations.
 
 Pool-adjacent-violators runs as rounds over the whole ``(rows, n)`` batch at
 once: a round computes the value of every current block (segment sums by ``scatter_add``) and
@@ -142,6 +143,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import NamedTuple
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -537,13 +539,15 @@ _MAX_WINDOW = 64
 _WINDOW_BUDGET = 0.25
 _SPARSE = 8
 #: Candidate windows: width at most _CANDIDATE_WIDTH, with (violations x width^2) at most
-#: _CANDIDATE_CELLS times the elements (no windows below _MIN_CANDIDATE_WIDTH); the optimality check
-#: allows _CHECK_ROUNDINGS roundings of the row's magnitudes per pooled element; e^(w - max w) is
-#: used over a range of at most _EXP_RANGE.
+#: _CANDIDATE_CELLS times the elements (no windows below _MIN_CANDIDATE_WIDTH), and (clusters x
+#: longest cluster x width) at most _CLUSTER_CELLS times the elements; the optimality check allows
+#: _CHECK_ROUNDINGS roundings of a cluster's magnitudes per pooled element; e^(w - max w) is used
+#: over a range of at most _EXP_RANGE.
 _CANDIDATE_WIDTH = 32
 _CANDIDATE_CELLS = 0.5
 _MIN_CANDIDATE_WIDTH = 4
 _CHECK_ROUNDINGS = 16
+_CLUSTER_CELLS = 4
 _EXP_RANGE = {torch.float32: 80.0, torch.float64: 700.0}
 #: Batches of at least this many float32 elements are sorted by radix sort on CPU.
 _RADIX_MIN = 2**15
@@ -587,125 +591,211 @@ def _rounds(s: torch.Tensor, w: torch.Tensor, mode: str):
     return blk.bid, reg.final(s, w, blk, aux)
 
 
-def _window_values(s: torch.Tensor, w: torch.Tensor, mode: str, width: int) -> torch.Tensor:
-    """Values :math:`\\gamma_{a..a+m}` of the blocks of ``(V, L)`` segments of decreasing ``s``,
-    ``w`` (float64), for starts ``a < width - 1`` and sizes ``m + 1 <= width``: ``(V, width - 1,
-    width)``, from in-segment prefix sums :math:`P_0 = 0, P_{k + 1} = P_k + x_k`.
+def _first_block_values(s: torch.Tensor, w: torch.Tensor, mode: str, width: int) -> torch.Tensor:
+    r""":math:`\max_{j < k < j + K} \gamma_{j..k}` for every start ``j < L`` of ``(C, L + K - 1)``
+    rows of decreasing ``s``, ``w`` (float64, ``K = width``; columns past ``L`` are padding):
+    ``(C, L)``, the best block of two to ``K`` elements from ``j``.
 
-    ``"c0"``: :math:`(P_{a+m+1} - P_a) / (m + 1)` of :math:`x = s - w`. ``"smooth"``:
-    :math:`\\log \\frac{\\sum e^{s}}{\\sum e^{w}}` over the block, each exponential shifted by the
-    block's first (largest) term and summed along the window: a difference of prefix sums of the
-    segment would cancel catastrophically where the segment's scores span more than the float64
-    exponent range of 1e-16 (heavy-tailed rows at small softness).
+    ``"c0"``: :math:`\gamma_{j..k} = (P_{k+1} - P_j) / (k - j + 1)` from the in-row prefix sums
+    :math:`P_0 = 0, P_{i + 1} = P_i + s_i - w_i`. ``"smooth"``:
+    :math:`\gamma_{j..k} = \log \frac{\sum_{i=j}^{k} e^{s_i - s_0}}{\sum_{i=j}^{k} e^{w_i - w_0}}
+    + s_0 - w_0`, the sums taken along each window (sums of positive terms, so no cancellation,
+    where a difference of prefix sums would lose every digit of a window far below the row's
+    first term) and the logarithm once, after the maximum. The terms are in ``(0, 1]`` and do not
+    underflow while ``s`` and ``w`` span less than ``_EXP_RANGE``; the caller checks that.
     """
     if mode == "c0":
+        length = s.shape[-1] - width + 1
         prefix = torch.nn.functional.pad((s - w).cumsum(-1), (1, 0))
-        sums = prefix[:, 1:].unfold(1, width, 1)[:, : width - 1] - prefix[:, : width - 1, None]
-        return sums / torch.arange(1, width + 1, dtype=s.dtype, device=s.device)
-    windows = torch.cat((s, w)).unfold(1, width, 1)[:, : width - 1]  # (2V, width - 1, width)
-    top = windows[..., :1]
-    sums = torch.exp(windows - top).cumsum(-1)  # terms <= 1, the first one 1: no cancellation
+        sums = prefix[:, 2:].unfold(1, width - 1, 1) - prefix[:, :length, None]
+        return (sums / torch.arange(2, width + 1, dtype=s.dtype, device=s.device)).amax(-1)
     count = s.shape[0]
-    return torch.log(sums[:count] / sums[count:]) + (top[:count] - top[count:])
+    terms = torch.exp(torch.cat((s - s[:, :1], w - w[:, :1])))
+    sums = terms.unfold(1, width, 1).cumsum(-1)[..., 1:]  # (2C, L, K - 1)
+    return torch.log((sums[:count] / sums[count:]).amax(-1)) + (s[:, :1] - w[:, :1])
+
+
+class _Dense(NamedTuple):
+    """The solution of every row of a batch as block ids and the pieces of ``final`` (the rounds)."""
+
+    bid: torch.Tensor
+    direct: torch.Tensor | None
+    weight: torch.Tensor | None
+    alpha: torch.Tensor
+    beta: torch.Tensor
+
+    def vjp(self, g: torch.Tensor, needs_s: bool, needs_w: bool):
+        """``(grad_s, grad_w)`` for the cotangent ``g`` of the outputs (block by block, see the
+        module documentation)."""
+        terms = g if self.weight is None else self.weight * g
+        U = terms.new_zeros(terms.shape).scatter_add_(1, self.bid, terms).gather(1, self.bid)  # block sums
+        grad_s = (g if self.direct is None else self.direct * g) - self.alpha * U if needs_s else None
+        return grad_s, (self.beta * U if needs_w else None)
+
+
+class _Sparse(NamedTuple):
+    """The solution of ``"c0"``/``"smooth"`` rows that pool only inside short clusters.
+
+    Outside the clusters every element is a block of its own: the output is ``w`` and the
+    vector-Jacobian product is ``(0, g)``. Cluster ``c`` holds the elements ``at[c]`` (flat
+    indices into the ``(R, n)`` batch; the padding past its end repeats the last one and writes to
+    the extra slot ``R * n`` through ``to``), with block ids ``bid`` local to the cluster (every
+    padding entry a block of its own) and the pieces ``alpha``, ``beta`` of ``final``.
+    """
+
+    at: torch.Tensor
+    to: torch.Tensor
+    bid: torch.Tensor
+    alpha: torch.Tensor
+    beta: torch.Tensor
+
+    def vjp(self, g: torch.Tensor, needs_s: bool, needs_w: bool):
+        """``(grad_s, grad_w)``: the block formula inside the clusters, ``(0, g)`` outside."""
+        local = g.reshape(-1).index_select(0, self.at.view(-1)).view(self.at.shape)
+        U = torch.zeros_like(local).scatter_add_(1, self.bid, local).gather(1, self.bid)  # block sums
+        grad_s = _patched(torch.zeros_like(g), self.to, local - self.alpha * U) if needs_s else None
+        return grad_s, (_patched(g, self.to, self.beta * U) if needs_w else None)
+
+
+def _patched(base: torch.Tensor, to: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """A copy of the ``(R, n)`` ``base`` with ``values`` written at the flat indices ``to``
+    (index ``R * n``, the padding, goes to a scratch slot)."""
+    size = base.numel()
+    out = base.new_empty(size + 1)
+    out[:size] = base.reshape(-1)
+    out.index_copy_(0, to.view(-1), values.reshape(-1))
+    return out[:size].view(base.shape)
 
 
 def _windowed(s: torch.Tensor, w: torch.Tensor, mode: str):
     """Exact solution of the rows whose blocks are short, for ``"c0"`` and ``"smooth"``.
 
-    Returns ``(bid, final pieces, failed rows)``, or None when violations are too dense for
-    windows of a useful width ``K``. The value of the first block of the sub-problem on
-    ``j, j + 1, ..., n - 1`` is :math:`u_j = \\max_{k \\ge j} \\gamma_{j..k}` (from ``j``, a
-    decreasing solution takes the block of largest value), and the solution is the running minimum
+    Returns ``(outputs, _Sparse, failed rows)``, or None when violations are too dense for windows
+    of a useful width ``K``. A block of the solution with more than one element contains a
+    violation ``y_c < y_{c + 1}`` of the singleton values :math:`y = s - w`; so the elements
+    within ``K - 2`` before and ``K - 1`` after the violations, joined where they overlap or touch
+    into clusters ``[p, q]``, are solved on their own, and every other element is a singleton.
+    In a cluster, the value of the first block of the sub-problem on ``j, ..., q`` is
+    :math:`u_j = \\max_{k} \\gamma_{j..k}` (a decreasing solution takes the block of largest
+    value), and the solution is the running minimum
 
     .. math::
-        v_i = \\min_{j \\le i} u_j
+        v_i = \\min_{p \\le j \\le i} u_j
 
     (for ``i`` in a block ``B = [b, e]``: ``j = b`` gives :math:`\\gamma_B`, and any ``j`` in or
-    before ``B`` has :math:`\\gamma_{j..e} \\le \\gamma_B`). With ``k`` restricted to ``K``
-    elements, :math:`u_j` is exact when the first block from ``j`` is shorter than ``K``, and it
-    equals :math:`y_j = s_j - w_j` unless ``y`` increases inside the window; so only the ``K - 1``
-    starts up to each violation ``y_c < y_{c + 1}`` are computed, on a gathered segment of
-    ``2K - 2`` elements around it. The candidate is then checked against the optimality (KKT)
-    conditions: with :math:`D_i = \\sum_{t \\le i} \\phi(s_t - v_t) - w_t` (``"smooth"``:
-    :math:`e^{s_t - v_t} - e^{w_t}`, in units of :math:`e^{w_0}`), it is the solution iff
+    before ``B`` has :math:`\\gamma_{j..e} \\le \\gamma_B`). With ``k < j + K``, :math:`u_j` is
+    exact when the blocks are shorter than ``K``. The candidate is then checked against the
+    optimality (KKT) conditions of the whole row: with
+    :math:`D_i = \\sum_{t \\le i} \\phi(s_t - v_t) - w_t` (``"smooth"``: :math:`e^{s_t - v_t} -
+    e^{w_t}`, each term in units of :math:`e^{w}` at the first element of its block, which changes
+    no sign or zero below), it is the solution iff ``v`` decreases,
     :math:`D \\le 0` everywhere and :math:`D = 0` where ``v`` steps down and at the row end (the
-    multipliers of the order constraints are :math:`-D`). Rows that fail (a block longer than the
-    window) are left to :func:`_rounds`. The windows are computed in float64, the rest in the
-    working dtype, checked with a tolerance of a few roundings of the row's magnitudes per pooled
-    element (singletons contribute exact zeros).
+    multipliers of the order constraints are :math:`-D`). Singletons add nothing to ``D``, so
+    this holds iff every cluster has it on its own (``D`` back to 0 at ``q``) and fits between its
+    neighbours, :math:`y_{p - 1} \\ge v_p` and :math:`v_q \\ge y_{q + 1}`. Rows with a failing
+    cluster (a block longer than the window) are left to :func:`_rounds`. Clusters are computed
+    in float64, checked with a tolerance of a few roundings of their magnitudes per pooled
+    element: the check must tell a block value a few float32 roundings off from the rounding
+    itself.
     """
     rows, n = s.shape
     y = s - w
     site_row, site_col = (y[:, :-1] < y[:, 1:]).nonzero(as_tuple=True)  # one host synchronization
     count = site_row.shape[0]
-    width = min(_CANDIDATE_WIDTH, n, math.isqrt(int(_CANDIDATE_CELLS * rows * n / max(count, 1))))
-    if count and width < min(_MIN_CANDIDATE_WIDTH, n):
+    failed = site_row.new_empty((0,))
+    if count == 0:  # every element is a singleton
+        empty = site_row.new_empty((0, 0))
+        nothing = s.new_empty((0, 0))
+        return w.clone(), _Sparse(empty, empty, empty, nothing, nothing), failed
+    width = min(_CANDIDATE_WIDTH, n, math.isqrt(int(_CANDIDATE_CELLS * rows * n / count)))
+    if width < min(_MIN_CANDIDATE_WIDTH, n):
         return None
-    u = y
-    if count:
-        # Segment p, ..., p + 2K - 3 around each violation c, p = max(c - K + 2, 0); its starts
-        # p, ..., p + K - 2 (all before the row end) cover those up to c. Past the row end, w
-        # reads +inf, which gives the blocks reaching there the value -inf.
-        position = (site_col - (width - 2)).clamp_min(0).unsqueeze(-1) + torch.arange(2 * width - 2, device=s.device)
-        flat = (site_row * n).unsqueeze(-1) + position.clamp(max=n - 1)
-        w_seg = _take(w, flat).double().masked_fill_(position >= n, math.inf)
-        gamma = _window_values(_take(s, flat).double(), w_seg, mode, width)
-        u = y.clone()
-        u.view(-1)[flat[:, : width - 1]] = gamma.amax(-1).to(u.dtype)  # repeated starts: equal values
-    # From here on, full-row temporaries are updated in place: on CPU, fresh buffers of a batch's
-    # size cost more than the arithmetic.
+    # Segments [c - K + 2, c + K - 1] around the violations (sorted by row, then column), clipped
+    # to the row, joined into clusters [p, q] where they overlap or touch.
+    lo = (site_col - (width - 2)).clamp_min(0)
+    hi = (site_col + (width - 1)).clamp_max(n - 1)
+    opens = torch.ones_like(site_row, dtype=torch.bool)
+    opens[1:] = (site_row[1:] != site_row[:-1]) | (lo[1:] > hi[:-1] + 1)
+    first = opens.nonzero().squeeze(-1)  # one host synchronization
+    last = torch.cat((first[1:] - 1, first.new_full((1,), count - 1)))
+    row, p, q = site_row[first], lo[first], hi[last]
+    length = int((q - p).max()) + 1  # one host synchronization
+    if first.shape[0] * length * width > _CLUSTER_CELLS * rows * n:
+        return None
+    # Cluster elements, then K - 1 columns of padding (w = +inf: blocks reaching there get the
+    # value -inf); gathered at the clusters' last element so that every value stays finite.
+    q_ = q.unsqueeze(-1)
+    position = p.unsqueeze(-1) + torch.arange(length + width - 1, device=s.device)
+    inside = position <= q_
+    at = (row * n).unsqueeze(-1) + torch.minimum(position, q_)
+    s_c, w_c = _take(s, at).double(), _take(w, at).double()
+    best = _first_block_values(s_c, w_c.masked_fill(~inside, math.inf), mode, width)
+    s_c, w_c, inside, at = s_c[:, :length], w_c[:, :length], inside[:, :length], at[:, :length].contiguous()
+    y_c = s_c - w_c
+    # u_j (exactly y_j when j starts a singleton); +inf on the padding carries v_q along it.
+    u = torch.maximum(best, y_c).masked_fill_(~inside, math.inf)
     v = u.cummin(-1).values
-    out = torch.sub(y, v, out=u) if count else y - v  # exactly 0 on singletons
-    pooled = out.sign().abs_().sum(-1)
-    out.add_(w)  # w + y - v = s - v: phi(s - v) for c0, log phi(s - v) for smooth
+    out = w_c + (y_c - v)  # s - v: phi(s - v) for c0, log phi(s - v) for smooth; w on singletons
+    # Blocks: runs of equal v (every padding entry on its own).
+    opens = torch.cat((inside.new_ones((inside.shape[0], 1)), (v[:, :-1] > v[:, 1:]) | ~inside[:, 1:]), -1)
+    bid = opens.cumsum(-1) - 1
     if mode == "smooth":
-        top = w[:, :1]
-        ew, eo = torch.sub(w, top).exp_(), torch.sub(out, top).exp_()  # <= 1
-        term = eo - ew  # exactly 0 on singletons
+        # In units of e^w at each block's first (largest) element: every block's terms are O(1),
+        # so D sees a wrong block however far below the cluster's first element it lies.
+        head = (torch.arange(length, device=s.device) * opens).cummax(-1).values
+        top = w_c.gather(1, head)
+        ew, eo = torch.exp(w_c - top), torch.exp(out - top)
+        term = eo - ew
     else:
-        term = out - w
+        term = y_c - v
+    term = term * inside  # exactly 0 on singletons and padding
     D = term.cumsum(-1)
-    # D <= 0, D = 0 where v drops (sum D drop = 0, every term being <= 0) and at the row end;
-    # tolerance: roundings of the pooled elements' terms. NaN-safe: a non-finite candidate fails.
+    # NaN-safe: a non-finite candidate fails every comparison.
     tol = (
-        (_CHECK_ROUNDINGS * torch.finfo(s.dtype).eps)
-        * pooled
-        * (s[:, :: max(n - 1, 1)].abs().amax(-1) + w[:, :: max(n - 1, 1)].abs().amax(-1) + 1)
+        (_CHECK_ROUNDINGS * torch.finfo(torch.float64).eps)
+        * (term != 0).sum(-1)
+        * (s_c.abs().amax(-1) + w_c.abs().amax(-1) + 1)
     )
-    slack = (v[:, :-1] - v[:, 1:]).mul_(D[:, :-1]).sum(-1)
-    ok = (D.amax(-1) <= tol) & (slack >= -tol * (v[:, 0] - v[:, -1])) & (D[:, -1].abs() <= tol)
-    if mode == "smooth":
-        ok = ok & (w[:, 0] - w[:, -1] <= _EXP_RANGE[s.dtype])  # e^(w - w_0) does not underflow
-    steps = v[:, :-1] > v[:, 1:]
-    bid = torch.cat((steps.new_zeros((rows, 1)), steps), -1).cumsum(-1)
+    slack = ((v[:, :-1] - v[:, 1:]) * D[:, :-1]).sum(-1)
+    # The singletons next to the cluster, y_(p - 1) and y_(q + 1) (exact in float64).
+    beside = torch.stack(((at[:, 0] - 1).clamp_min(0), (at[:, -1] + 1).clamp_max(rows * n - 1)), -1)
+    before, after = (_take(s, beside).double() - _take(w, beside).double()).unbind(-1)
+    ok = (
+        (D.amax(-1) <= tol)
+        & (slack >= -tol * (v[:, 0] - v[:, -1]))
+        & (D[:, -1].abs() <= tol)
+        & ((p == 0) | (v[:, 0] <= before))
+        & ((q == n - 1) | (v[:, -1] >= after))
+    )
+    if mode == "smooth":  # e^(s - s_p) and e^(w - w_p) do not underflow
+        ok = ok & (torch.maximum(s_c[:, 0] - s_c[:, -1], w_c[:, 0] - w_c[:, -1]) <= _EXP_RANGE[torch.float64])
+    bad = torch.zeros(rows, dtype=torch.long, device=s.device).index_add_(0, row, (~ok).to(torch.long))
     if mode == "smooth":
         total = torch.zeros_like(ew).scatter_add_(1, bid, ew).gather(1, bid)  # block sums of e^w
-        alpha, beta = eo.div_(total), ew.div_(total)
+        alpha, beta = eo / total, ew / total
     else:
-        ones = torch.ones((1, 1), dtype=s.dtype, device=s.device).expand(rows, n)
-        alpha = beta = ones.new_zeros((rows, n)).scatter_add_(1, bid, ones).gather(1, bid).reciprocal_()
-    return bid, (out, None, None, alpha, beta), (~ok).nonzero().squeeze(-1)
+        alpha = beta = torch.zeros_like(v).scatter_add_(1, bid, torch.ones_like(v)).gather(1, bid).reciprocal_()
+    to = torch.where(inside, at, rows * n)
+    solution = _Sparse(at, to, bid, alpha.to(s.dtype), beta.to(s.dtype))
+    return _patched(w, to, out.to(s.dtype)), solution, bad.nonzero().squeeze(-1)
 
 
 def _isotonic(s: torch.Tensor, w: torch.Tensor, mode: str):
-    """Decreasing isotonic solution of ``(R, n)`` rows: block ids and the pieces of ``final``
-    (windows first for ``"c0"`` and ``"smooth"``, rounds for the rest and the rows they miss)."""
-    found = None
-    if mode in ("c0", "smooth"):
-        # In float64 whatever the working dtype: the optimality check must tell a block value a
-        # few float32 roundings off (a block longer than the window) from the rounding itself.
-        found = _windowed(s.double(), w.double(), mode)
+    """Decreasing isotonic solution of ``(R, n)`` rows: the outputs ``phi(s - v)``, the sparse
+    solution (None if not used), the rows it failed and the dense solution of those rows (all
+    rows when there is no sparse one; None when none failed). Windows first for ``"c0"`` and
+    ``"smooth"``, rounds for the rest and the rows they miss."""
+    found = _windowed(s, w, mode) if mode in ("c0", "smooth") else None
     if found is None:
-        return _rounds(s, w, mode)
-    bid, pieces, failed = found
-    pieces = tuple(None if piece is None else piece.to(s.dtype) for piece in pieces)
+        bid, (out, *pieces) = _rounds(s, w, mode)
+        return out, None, None, _Dense(bid, *pieces)
+    out, sparse, failed = found
+    dense = None
     if failed.numel():  # one host synchronization
-        sub_bid, sub_pieces = _rounds(s[failed], w[failed], mode)
-        bid[failed] = sub_bid
-        for piece, sub in zip(pieces, sub_pieces):
-            if piece is not None:
-                piece[failed] = sub
-    return bid, pieces
+        bid, (sub_out, *pieces) = _rounds(s[failed], w[failed], mode)
+        out[failed] = sub_out
+        dense = _Dense(bid, *pieces)
+    return out, sparse, failed, dense
 
 
 class _Projection(torch.autograd.Function):
@@ -713,26 +803,28 @@ class _Projection(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, s, w, mode):
-        bid, (out, direct, weight, alpha, beta) = _isotonic(s, w, mode)
-        ctx.has_direct, ctx.has_weight = direct is not None, weight is not None
-        ctx.save_for_backward(bid, *(t for t in (direct, weight, alpha, beta) if t is not None))
+        out, sparse, failed, dense = _isotonic(s, w, mode)
+        ctx.has_sparse, ctx.has_dense = sparse is not None, dense is not None
+        ctx.save_for_backward(failed, *(sparse or ()), *(dense or ()))
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g):
-        bid, *saved = ctx.saved_tensors
-        direct = saved.pop(0) if ctx.has_direct else None
-        weight = saved.pop(0) if ctx.has_weight else None
-        alpha, beta = saved
+        failed, *saved = ctx.saved_tensors
+        sparse = _Sparse(*saved[:5]) if ctx.has_sparse else None
+        dense = _Dense(*saved[-5:]) if ctx.has_dense else None
+        needs = ctx.needs_input_grad[:2]
         g = g.contiguous()
-        terms = g if weight is None else weight * g
-        U = terms.new_zeros(terms.shape).scatter_add_(1, bid, terms).gather(1, bid)  # block sums
-        grad_s = grad_w = None
-        if ctx.needs_input_grad[0]:
-            grad_s = (g if direct is None else direct * g) - alpha * U
-        if ctx.needs_input_grad[1]:
-            grad_w = beta * U
+        if sparse is None:
+            return *dense.vjp(g, *needs), None
+        grad_s, grad_w = sparse.vjp(g, *needs)
+        if dense is not None:  # the rows the windows failed
+            sub_s, sub_w = dense.vjp(g[failed], *needs)
+            if grad_s is not None:
+                grad_s[failed] = sub_s
+            if grad_w is not None:
+                grad_w[failed] = sub_w
         return grad_s, grad_w, None
 
 
@@ -761,24 +853,29 @@ def _sort_descending(x: torch.Tensor, with_order: bool = False):
     the indices.
 
     On CPU, torch sorts rows by comparisons but a 1-D integer tensor of at least ``2 ** 15``
-    elements by radix sort, much faster for a batch of float32 rows: each element becomes the
-    int64 key ``row * 2^32 + (2^31 - 1 - b)``, with ``b`` the bits of its magnitude as an int32,
-    negated for negative numbers (an integer in the order of the floats), and one stable 1-D sort
-    of the keys orders the rows. The values are gathered with autograd.
+    elements by radix sort, much faster for a batch of float32 rows. Two stable 1-D sorts order
+    the whole batch (least significant key first): one of the int32 keys ``-b``, with ``b`` the
+    bits of each magnitude, negated for negative numbers (an integer in the order of the floats),
+    then one of the row numbers, in the narrowest integer type that holds them (one radix pass
+    for up to 256 rows). The values are gathered with autograd.
     """
     n = x.shape[-1]
     if x.device.type != "cpu" or x.dtype != torch.float32 or x.numel() < _RADIX_MIN or n == 0:
         out = torch.sort(x, dim=-1, descending=True, stable=True)
         return (out.values, out.indices) if with_order else (out.values, None)
     flat = x.reshape(-1)
+    rows = flat.numel() // n
     bits = flat.detach().contiguous().view(torch.int32)
     sign = bits >> 31  # 0 or -1
-    ordered = (bits & 0x7FFFFFFF).bitwise_xor_(sign).sub_(sign)  # +-magnitude: increasing with x, -0 = 0
-    rows = torch.arange(flat.numel() // n, device=x.device).unsqueeze(-1)
-    key = ordered.to(torch.int64).view(-1, n).neg_().add_((rows << 32) + (2**31 - 1))
-    position = key.view(-1).sort(stable=True).indices
+    key = (bits & 0x7FFFFFFF).bitwise_xor_(sign).sub_(sign).neg_()  # -(+-magnitude): decreasing in x, -0 = 0
+    by_value = key.sort(stable=True).indices
+    row_type = torch.uint8 if rows <= 2**8 else torch.int16 if rows <= 2**15 else torch.int32
+    row_of = torch.arange(rows, dtype=row_type, device=x.device).repeat_interleave(n)
+    position = by_value.index_select(0, row_of.index_select(0, by_value).sort(stable=True).indices)
     values = flat.index_select(0, position).view(x.shape)
-    return values, ((position.view(-1, n) - rows * n).view(x.shape) if with_order else None)
+    if not with_order:
+        return values, None
+    return values, (position.view(rows, n) - torch.arange(0, rows * n, n, device=x.device).unsqueeze(-1)).view(x.shape)
 
 
 def _prepare(xt, softness, mode):
