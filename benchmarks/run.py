@@ -32,7 +32,7 @@ from benchmarks import _worker, grid, report  # noqa: E402
 
 WORKER = Path(_worker.__file__).resolve()
 DEFAULT_REFERENCE = Path("/work/bench_envs/ref/bin/python")
-REFERENCE_TIMING = {"warmup": 1, "repeats": 5, "max_repeats": 20, "budget": 4.0, "forward": False}
+REFERENCE_TIMING = {"warmup": 3, "repeats": 5, "max_repeats": 200, "budget": 2.0, "forward": False}
 PARTS = ("grid", "memory", "reference")
 
 

@@ -308,6 +308,30 @@ def test_gradcheck_windowed(mode, fail_row, monkeypatch):
     assert torch.autograd.gradcheck(lambda a, b: fss._Projection.apply(a, b, mode), (s, w))
 
 
+@pytest.mark.parametrize(
+    "y",
+    [
+        # The pair (0, 20) pools leftwards past the cluster's first element (a slow descent).
+        [10 - 0.01 * i for i in range(20)] + [0.0, 20.0] + [-5.0 - i for i in range(8)],
+        # ... and rightwards past its last one.
+        [30.0, 29.0, 28.0, 0.0, 20.0] + [19.9 - 0.1 * i for i in range(25)],
+    ],
+    ids=["left", "right"],
+)
+def test_windowed_cluster_ends_must_stay_singletons(y, monkeypatch):
+    """c0 with one violation and a block longer than the window: the cluster's own problem is
+    solved exactly (D passes), but its solution pools an end element, so it differs from the whole
+    row's. The row must go to the rounds and come out as sequential PAV."""
+    y = torch.tensor(y, dtype=torch.float64)
+    w = -100.0 * torch.arange(len(y), dtype=torch.float64)  # s = y + w and w decrease
+    s, w = (y + w).unsqueeze(0), w.unsqueeze(0)
+    for name, value in (("_CANDIDATE_WIDTH", 4), ("_MIN_CANDIDATE_WIDTH", 2), ("_CANDIDATE_CELLS", 100)):
+        monkeypatch.setattr(fss, name, value)
+    assert fss._windowed(s, w, "c0")[2].tolist() == [0]
+    v = torch.tensor(_pav("c0", s[0].tolist(), w[0].tolist()), dtype=torch.float64)
+    torch.testing.assert_close(fss._Projection.apply(s, w, "c0")[0], s[0] - v, rtol=0, atol=1e-9)
+
+
 def test_windowed_check_sees_blocks_far_below_the_cluster_top(monkeypatch):
     """``"smooth"``: a block e^100 below the first element of its cluster, longer than the
     window. Its wrong candidate changes D by e^-100 in units of the cluster's top; in units of each
