@@ -541,8 +541,8 @@ _SPARSE = 8
 #: Candidate windows: width at most _CANDIDATE_WIDTH, with (violations x width^2) at most
 #: _CANDIDATE_CELLS times the elements (no windows below _MIN_CANDIDATE_WIDTH), and (clusters x
 #: longest cluster x width) at most _CLUSTER_CELLS times the elements; the optimality check allows
-#: _CHECK_ROUNDINGS roundings of a cluster's magnitudes per pooled element; e^(w - max w) is used
-#: over a range of at most _EXP_RANGE.
+#: _CHECK_ROUNDINGS roundings of a cluster's magnitudes per element; e^(s - max s), e^(w - max w)
+#: are used over a range of at most _EXP_RANGE.
 _CANDIDATE_WIDTH = 32
 _CANDIDATE_CELLS = 0.5
 _MIN_CANDIDATE_WIDTH = 4
@@ -695,9 +695,8 @@ def _windowed(s: torch.Tensor, w: torch.Tensor, mode: str):
     stay singletons, :math:`v_p = y_p` and :math:`v_q = y_q`: there is no violation at ``p - 1`` or
     at ``q``, so ``v`` then decreases across the ends. Rows with a failing
     cluster (a block longer than the window) are left to :func:`_rounds`. Clusters are computed
-    in float64, checked with a tolerance of a few roundings of their magnitudes per pooled
-    element: the check must tell a block value a few float32 roundings off from the rounding
-    itself.
+    in float64, checked with a tolerance of a few roundings of their magnitudes per element: the
+    check must tell a block value a few float32 roundings off from the rounding itself.
     """
     rows, n = s.shape
     y = s - w
