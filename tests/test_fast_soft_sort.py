@@ -308,6 +308,17 @@ def test_gradcheck_windowed(mode, fail_row, monkeypatch):
     assert torch.autograd.gradcheck(lambda a, b: fss._Projection.apply(a, b, mode), (s, w))
 
 
+@pytest.mark.parametrize("mode", ["c0", "smooth"])
+def test_gradcheck_without_pooling(mode):
+    """No violation at all: every element is a singleton, output w and VJP (0, g) to (s, w)."""
+    x = distinct((2, 40), gap=2e-2, seed=3).requires_grad_(True)
+    w = x.detach().sort(-1, descending=True).values
+    s = (torch.arange(39, -1, -1, dtype=torch.float64) / 39 / 1e-3).expand_as(w).contiguous()
+    assert fss._windowed(s, w, mode)[1].at.numel() == 0
+    for fn in (sort_values, rank):
+        assert torch.autograd.gradcheck(lambda a, fn=fn: fn(a, 1e-3, mode), (x,))
+
+
 @pytest.mark.parametrize(
     "y",
     [
