@@ -96,8 +96,10 @@ def test_bad_arguments():
         permutation(xt, 0.1, "hard")
     with pytest.raises(ValueError, match="tol must be a positive finite number, got -1"):
         permutation(xt, 0.1, "smooth", tol=-1)
-    with pytest.raises(ValueError, match="max_iter must be a nonnegative integer, got 2.5"):
+    with pytest.raises(TypeError, match="max_iter must be an int, got float 2.5"):
         permutation(xt, 0.1, "smooth", max_iter=2.5)
+    with pytest.raises(ValueError, match=r"max_iter must be in \[0, inf\), got -1"):
+        permutation(xt, 0.1, "smooth", max_iter=-1)
     with pytest.raises(ValueError, match=r"rows must be 0-based sorted slots in \[0, 3\], got \[4\]"):
         permutation(xt, 0.1, "smooth", rows=torch.tensor([4]))
     with pytest.raises(ValueError, match="0-d"):

@@ -66,6 +66,7 @@ from __future__ import annotations
 
 import torch
 
+from .._core.checks import check_choice, check_positive, check_positive_int
 from .._core.expectation import expect
 from .._core.precision import compute_dtype
 from .._core.zero_grad import with_zero_grad
@@ -712,13 +713,10 @@ class _Transport(torch.autograd.Function):
 
 
 def _check_options(mode, tol, max_iter):
-    if not isinstance(mode, str) or mode not in _MODES:
-        allowed = ", ".join(repr(m) for m in _MODES)
-        raise ValueError(f"mode must be one of {allowed} for method='ot', got {mode!r}")
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0.0 < float(tol) < float("inf"):
-        raise ValueError(f"tol must be a positive finite number, got {tol!r}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 0:
-        raise ValueError(f"max_iter must be a nonnegative integer, got {max_iter!r}")
+    """The library's checks of the solver options (``max_iter = 0`` gives the warm start's plan)."""
+    check_choice("mode", mode, _MODES)
+    check_positive("tol", tol)
+    check_positive_int("max_iter", max_iter, low=0)
 
 
 def _working(xt, mode, tol, max_iter):
