@@ -113,8 +113,8 @@ conditions of the isotonic problem (a running sum, see :func:`_windowed`); rows 
 block longer than the window), rows of ``"c1"``/``"c2"``, and batches whose violations are too
 dense for useful windows go to the rounds below. For sparse pooling (every row of a sort of
 64 x 1000 standardized normal scores at softness 0.1; ranks pool more and mostly take the rounds)
-this costs a few batch-wide operations, work on the clusters only and three host
-synchronizations.
+this costs a few batch-wide operations, work on the clusters only and four host
+synchronizations (the violations, the clusters, their longest length, the failed rows).
 
 Pool-adjacent-violators runs as rounds over the whole ``(rows, n)`` batch at
 once: a round computes the value of every current block (segment sums by ``scatter_add``) and
@@ -702,11 +702,9 @@ def _windowed(s: torch.Tensor, w: torch.Tensor, mode: str):
     y = s - w
     site_row, site_col = (y[:, :-1] < y[:, 1:]).nonzero(as_tuple=True)  # one host synchronization
     count = site_row.shape[0]
-    failed = site_row.new_empty((0,))
     if count == 0:  # every element is a singleton
-        empty = site_row.new_empty((0, 0))
-        nothing = s.new_empty((0, 0))
-        return w.clone(), _Sparse(empty, empty, empty, nothing, nothing), failed
+        empty, nothing = site_row.new_empty((0, 0)), s.new_empty((0, 0))
+        return w.clone(), _Sparse(empty, empty, empty, nothing, nothing), site_row.new_empty((0,))
     width = min(_CANDIDATE_WIDTH, n, math.isqrt(int(_CANDIDATE_CELLS * rows * n / count)))
     if width < min(_MIN_CANDIDATE_WIDTH, n):
         return None
@@ -772,7 +770,8 @@ def _windowed(s: torch.Tensor, w: torch.Tensor, mode: str):
         alpha = beta = torch.zeros_like(v).scatter_add_(1, bid, torch.ones_like(v)).gather(1, bid).reciprocal_()
     to = torch.where(inside, at, rows * n)
     solution = _Sparse(at, to, bid, alpha.to(s.dtype), beta.to(s.dtype))
-    return _patched(w, to, out.to(s.dtype)), solution, bad.nonzero().squeeze(-1)
+    failed = bad.nonzero().squeeze(-1)  # one host synchronization
+    return _patched(w, to, out.to(s.dtype)), solution, failed
 
 
 def _isotonic(s: torch.Tensor, w: torch.Tensor, mode: str):
@@ -786,7 +785,7 @@ def _isotonic(s: torch.Tensor, w: torch.Tensor, mode: str):
         return out, None, None, _Dense(bid, *pieces)
     out, sparse, failed = found
     dense = None
-    if failed.numel():  # one host synchronization
+    if failed.numel():
         bid, (sub_out, *pieces) = _rounds(s[failed], w[failed], mode)
         out[failed] = sub_out
         dense = _Dense(bid, *pieces)
