@@ -362,7 +362,7 @@ def test_windowed_check_sees_blocks_far_below_the_cluster_top(monkeypatch):
 
 
 def test_radix_sort_of_a_float32_batch():
-    """Batches of float32 rows are sorted through one 1-D integer radix sort: same values,
+    """Batches of float32 rows are sorted through two stable 1-D integer radix sorts: same values,
     stable indices and gradient as torch.sort, with ties, signed zeros and infinities."""
     g = torch.Generator().manual_seed(0)
     x = torch.randn(3, 70, 1000, generator=g)
