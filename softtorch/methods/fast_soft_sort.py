@@ -548,7 +548,7 @@ _CANDIDATE_CELLS = 0.5
 _MIN_CANDIDATE_WIDTH = 4
 _CHECK_ROUNDINGS = 16
 _CLUSTER_CELLS = 4
-_EXP_RANGE = {torch.float32: 80.0, torch.float64: 700.0}
+_EXP_RANGE = 700.0  # float64: clusters are solved in float64
 #: Batches of at least this many float32 elements are sorted by radix sort on CPU.
 _RADIX_MIN = 2**15
 
@@ -761,7 +761,7 @@ def _windowed(s: torch.Tensor, w: torch.Tensor, mode: str):
         & ((q == n - 1) | (v[:, -1] >= y_c[:, -1]))
     )
     if mode == "smooth":  # e^(s - s_p) and e^(w - w_p) do not underflow
-        ok = ok & (torch.maximum(s_c[:, 0] - s_c[:, -1], w_c[:, 0] - w_c[:, -1]) <= _EXP_RANGE[torch.float64])
+        ok = ok & (torch.maximum(s_c[:, 0] - s_c[:, -1], w_c[:, 0] - w_c[:, -1]) <= _EXP_RANGE)
     bad = torch.zeros(rows, dtype=torch.long, device=s.device).index_add_(0, row, (~ok).to(torch.long))
     if mode == "smooth":
         total = torch.zeros_like(ew).scatter_add_(1, bid, ew).gather(1, bid)  # block sums of e^w
