@@ -1,0 +1,8 @@
+"""Drop-in shims for users of other soft-sorting libraries.
+
+Each submodule copies one peer library's public names, signatures and conventions on top of
+softtorch's own operators, so that moving over is one changed import line. Submodules are
+imported on demand (``import softtorch.compat.torchsort``); none of the peers is a dependency.
+"""
+
+__all__: list[str] = []
