@@ -130,6 +130,10 @@ OT_KWARGS = [
     Bad("max_iter", const({"max_iter": 0}), ValueError, r"in \[1, inf\)", r"got 0\b"),
     Bad("max_iter_float", const({"max_iter": 10.5}), TypeError, r"an int", r"float 10\.5"),
 ]
+METHOD_OPTIONS = [  # every function's default method (neuralsort or softsort) takes no options
+    Bad("list", const([("tol", 1e-3)]), TypeError, r"dict or None", r"list \["),
+    Bad("for_method", const({"tol": 1e-3}), ValueError, r"empty or None for method='\w+'", r"got \{'tol': 0\.001\}"),
+]
 RADIUS = [
     Bad("zero", const(0), ValueError, r"in \[1, inf\)", r"got 0\b"),
     Bad("negative", const(-2), ValueError, r"in \[1, inf\)", r"got -2\b"),
@@ -167,6 +171,7 @@ KIND_OF = {
     "q": Q,
     "length": LENGTH,
     "interpolation": INTERPOLATION,
+    "method_options": METHOD_OPTIONS,
     "ot_kwargs": OT_KWARGS,
     "neighbor_radius": RADIUS,
     "rtol": NONNEGATIVE,

@@ -834,6 +834,49 @@ def test_ot_kwargs_are_ignored_by_other_methods_and_kept_by_layers():
     torch.testing.assert_close(layer(x), st.sort(x, method="ot", softness=1.0, ot_kwargs={"max_iter": 1}).values)
 
 
+@pytest.mark.parametrize("op", sorted(OT_CALLS))
+def test_method_options_mean_the_same_as_ot_kwargs(op):
+    """``method_options`` is the generic spelling: it reaches the solver exactly as ``ot_kwargs``."""
+    x = distinct((3, 7), seed=6)
+    call = OT_CALLS[op]
+    rough = call(x, method="ot", softness=1.0, mode="c1", ot_kwargs={"max_iter": 1})
+    generic = call(x, method="ot", softness=1.0, mode="c1", method_options={"max_iter": 1})
+    both = call(x, method="ot", softness=1.0, mode="c1", method_options={"max_iter": 1}, ot_kwargs={"tol": 1e-5})
+    converged = call(x, method="ot", softness=1.0, mode="c1")
+    assert (rough - converged).abs().max() > 1e-5
+    torch.testing.assert_close(generic, rough, atol=0, rtol=0)
+    torch.testing.assert_close(both, rough, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"method": "ot", "method_options": {"eps": 1}}, ValueError, r"accepts the keys 'tol'.*got 'eps'"),
+        ({"method": "ot", "method_options": {"tol": -1.0}}, ValueError, r"method_options\['tol'\] must be a positive"),
+        ({"method": "softsort", "method_options": {"tol": 1e-3}}, ValueError, r"empty or None for method='softsort'"),
+        (
+            {"method": "ot", "method_options": {"tol": 1e-3}, "ot_kwargs": {"sinkhorn_tol": 1e-4}},
+            ValueError,
+            r"ot_kwargs and method_options both set 'tol'",
+        ),
+    ],
+)
+def test_bad_method_options(kwargs, exc, match, raises_before_work):
+    x = distinct((2, 5), seed=1)
+    raises_before_work(exc, match, st.sort, x, **kwargs)
+    with pytest.raises(exc, match=match):
+        st.nn.SoftSort(**kwargs)
+
+
+def test_method_options_are_kept_by_layers():
+    x = distinct((3, 7), seed=5)
+    layer = st.nn.SoftSort(method="ot", softness=1.0, mode="c1", method_options={"max_iter": 1})
+    assert "method_options={'max_iter': 1}" in repr(layer)
+    expected = st.sort(x, method="ot", softness=1.0, mode="c1", method_options={"max_iter": 1}).values
+    torch.testing.assert_close(layer(x), expected, atol=0, rtol=0)
+    assert st.sort(x, method="softsort", method_options={}).values.equal(st.sort(x, method="softsort").values)
+
+
 @pytest.mark.parametrize(
     ("ot_kwargs", "exc", "match"),
     [

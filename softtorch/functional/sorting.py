@@ -95,10 +95,12 @@ _SORT_ARGS = r"""
         standardize (bool): squash ``x`` along ``dim`` to
             :math:`\operatorname{sigmoid}((x - \mu) / \sqrt{\sigma^2 + 10^{-6}})` before relaxing,
             which makes the result invariant to :math:`a x + b`, :math:`a > 0`. Default: ``True``.
-        ot_kwargs (dict, optional): options of the ``"ot"`` solver: ``tol`` (relative error of
+        method_options (dict, optional): options of the chosen ``method``, checked against the
+            ones it declares (:ref:`method-options`); ``"ot"`` takes ``tol`` (relative error of
             the plan's marginals, default ``1e-5``) and ``max_iter`` (cap on its iterations,
-            default ``100``); ``sinkhorn_tol``/``sinkhorn_max_iter`` are accepted as aliases.
-            Ignored by the other methods. Default: ``None``.
+            default ``100``), also spelled ``sinkhorn_tol``/``sinkhorn_max_iter``. Default: ``None``.
+        ot_kwargs (dict, optional): the options of ``"ot"`` under their older name, checked
+            whatever the method and ignored by the other methods. Default: ``None``.
         gated_grad (bool): ``False`` detaches the soft index before values are gathered, so
             gradients reach ``x`` only through the gathered values. Default: ``True``.
         return_log_probs (bool): return soft indices as log-probabilities (``-inf`` at the exact
@@ -114,6 +116,7 @@ def sort(
     mode="smooth",
     method="neuralsort",
     standardize=True,
+    method_options=None,
     ot_kwargs=None,
     gated_grad=True,
     return_indices=None,
@@ -121,7 +124,17 @@ def sort(
 ):
     check_flags(descending=descending, gated_grad=gated_grad, return_log_probs=return_log_probs)
     check_bool("return_indices", return_indices, allow_none=True)
-    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=bool(return_indices), ot_kwargs=ot_kwargs)
+    fam = prepare(
+        x,
+        dim,
+        softness,
+        mode,
+        method,
+        standardize,
+        needs_indices=bool(return_indices),
+        method_options=method_options,
+        ot_kwargs=ot_kwargs,
+    )
     if return_indices is None:
         return_indices = fam.mode == "hard" or fam.method.gives_indices
     values, p = _sorted_rows(
@@ -185,11 +198,22 @@ def argsort(
     mode="smooth",
     method="neuralsort",
     standardize=True,
+    method_options=None,
     ot_kwargs=None,
     return_log_probs=False,
 ):
     check_flags(descending=descending, return_log_probs=return_log_probs)
-    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=True, ot_kwargs=ot_kwargs)
+    fam = prepare(
+        x,
+        dim,
+        softness,
+        mode,
+        method,
+        standardize,
+        needs_indices=True,
+        method_options=method_options,
+        ot_kwargs=ot_kwargs,
+    )
     if fam.mode == "hard":
         index = torch.sort(fam.flat, dim=-1, descending=descending).indices
         p = _log(one_hot(index, fam.n, fam.flat), return_log_probs)
@@ -240,6 +264,7 @@ def topk(
     mode="smooth",
     method="neuralsort",
     standardize=True,
+    method_options=None,
     ot_kwargs=None,
     gated_grad=True,
     return_log_probs=False,
@@ -254,6 +279,7 @@ def topk(
         standardize,
         needs_indices=False,
         check_n=lambda n: check_positive_int("k", k, low=1, high=n),
+        method_options=method_options,
         ot_kwargs=ot_kwargs,
     )
     if fam.mode == "hard":
@@ -311,10 +337,21 @@ def rank(
     mode="smooth",
     method="neuralsort",
     standardize=True,
+    method_options=None,
     ot_kwargs=None,
 ):
     check_flags(descending=descending)
-    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=False, ot_kwargs=ot_kwargs)
+    fam = prepare(
+        x,
+        dim,
+        softness,
+        mode,
+        method,
+        standardize,
+        needs_indices=False,
+        method_options=method_options,
+        ot_kwargs=ot_kwargs,
+    )
     n = fam.n
     order = torch.argsort(fam.flat, dim=-1, descending=descending, stable=True)
     slots = torch.arange(1, n + 1, device=fam.flat.device, dtype=fam.flat.dtype)
@@ -394,13 +431,13 @@ def _order_statistics(q, n, interpolation):
 
 
 def _quantile(
-    x, q, dim, keepdim, interpolation, softness, mode, method, standardize, ot_kwargs, gated_grad, log, values, indices
+    x, q, dim, keepdim, interpolation, softness, mode, method, standardize, options, gated_grad, log, values, indices
 ):
     """Shared body of quantile/argquantile: ``(values or None, soft index or None)`` in torch's layout."""
     check_choice("interpolation", interpolation, INTERPOLATIONS)
     check_quantile_level(q)
     check_flags(keepdim=keepdim, gated_grad=gated_grad, return_log_probs=log)
-    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=indices, ot_kwargs=ot_kwargs)
+    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=indices, **options)
     qt, scalar = _levels(q, fam.flat)
     lo, hi, weight = _order_statistics(qt, fam.n, interpolation)
     rows = torch.cat([lo, hi])
@@ -461,6 +498,7 @@ def quantile(
     mode="smooth",
     method="neuralsort",
     standardize=True,
+    method_options=None,
     ot_kwargs=None,
     gated_grad=True,
     return_log_probs=False,
@@ -476,7 +514,7 @@ def quantile(
         mode,
         method,
         standardize,
-        ot_kwargs,
+        {"method_options": method_options, "ot_kwargs": ot_kwargs},
         gated_grad,
         return_log_probs,
         values=True,
@@ -496,6 +534,7 @@ def argquantile(
     mode="smooth",
     method="neuralsort",
     standardize=True,
+    method_options=None,
     ot_kwargs=None,
     return_log_probs=False,
 ):
@@ -509,7 +548,7 @@ def argquantile(
         mode,
         method,
         standardize,
-        ot_kwargs,
+        {"method_options": method_options, "ot_kwargs": ot_kwargs},
         True,
         return_log_probs,
         values=False,
@@ -584,11 +623,11 @@ argquantile.__doc__ = (
 )
 
 
-def _median(x, dim, keepdim, softness, mode, method, standardize, ot_kwargs, gated_grad, log, values):
+def _median(x, dim, keepdim, softness, mode, method, standardize, options, gated_grad, log, values):
     check_flags(keepdim=keepdim, gated_grad=gated_grad, return_log_probs=log)
     if dim is None and keepdim:
         raise ValueError("keepdim=True needs an integer dim for median (torch.median() with dim=None has no keepdim)")
-    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=not values, ot_kwargs=ot_kwargs)
+    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=not values, **options)
     middle = torch.tensor([(fam.n - 1) // 2], device=fam.flat.device)
     if fam.mode == "hard":
         hard = torch.median(fam.flat, dim=-1)
@@ -611,12 +650,23 @@ def median(
     mode="smooth",
     method="neuralsort",
     standardize=True,
+    method_options=None,
     ot_kwargs=None,
     gated_grad=True,
     return_log_probs=False,
 ):
     value, p = _median(
-        x, dim, keepdim, softness, mode, method, standardize, ot_kwargs, gated_grad, return_log_probs, True
+        x,
+        dim,
+        keepdim,
+        softness,
+        mode,
+        method,
+        standardize,
+        {"method_options": method_options, "ot_kwargs": ot_kwargs},
+        gated_grad,
+        return_log_probs,
+        True,
     )
     return value if dim is None else torch.return_types.median((value, p))
 
@@ -630,10 +680,23 @@ def argmedian(
     mode="smooth",
     method="neuralsort",
     standardize=True,
+    method_options=None,
     ot_kwargs=None,
     return_log_probs=False,
 ):
-    return _median(x, dim, keepdim, softness, mode, method, standardize, ot_kwargs, True, return_log_probs, False)[1]
+    return _median(
+        x,
+        dim,
+        keepdim,
+        softness,
+        mode,
+        method,
+        standardize,
+        {"method_options": method_options, "ot_kwargs": ot_kwargs},
+        True,
+        return_log_probs,
+        False,
+    )[1]
 
 
 median.__doc__ = (

@@ -20,9 +20,8 @@ from .._core.checks import (
     check_softness,
 )
 from .._core.straight_through import straight_through as _straight_through
-from ..functional._family import check_ot_kwargs
 from ..functional.sorting import INTERPOLATIONS
-from ..methods import get_method
+from ..methods import check_method_options, get_method
 
 __all__ = ["SoftModule"]
 
@@ -46,7 +45,6 @@ _CONFIG_CHECKS = {
     "atol": lambda v: check_nonnegative("atol", v),
     "epsilon": lambda v: check_nonnegative("epsilon", v),
     "interpolation": lambda v: check_choice("interpolation", v, INTERPOLATIONS),
-    "ot_kwargs": check_ot_kwargs,
     "min": lambda v: check_bound("min", v),
     "max": lambda v: check_bound("max", v),
 }
@@ -55,6 +53,13 @@ _CONFIG_CHECKS = {
 def _needs_a_bound(layer: str, config: dict) -> None:
     if config["min"] is None and config["max"] is None:
         raise ValueError(f"{layer} needs at least one of min or max, got min=None and max=None")
+
+
+def _method_options(layer: str, config: dict) -> None:
+    """``method_options`` and ``ot_kwargs`` checked against the configured method's options."""
+    if "method" in config:
+        legacy = {"ot_kwargs": config["ot_kwargs"]} if "ot_kwargs" in config else {}
+        check_method_options(get_method(config["method"]), config.get("method_options"), **legacy)
 
 
 def _needs_int_dim(layer: str, config: dict) -> None:
@@ -184,6 +189,7 @@ class SoftModule(nn.Module):
         for name, value in values.items():
             if name in _CONFIG_CHECKS:
                 _CONFIG_CHECKS[name](value)
+        _method_options(type(self).__name__, values)
         check_config = _FUNCTION_CHECKS.get(type(self).function.__name__)
         if check_config is not None:
             check_config(type(self).__name__, values)
