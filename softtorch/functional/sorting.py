@@ -35,6 +35,8 @@ __all__ = [
     "rank",
     "quantile",
     "argquantile",
+    "percentile",
+    "argpercentile",
     "median",
     "argmedian",
     "sort_st",
@@ -43,6 +45,8 @@ __all__ = [
     "rank_st",
     "quantile_st",
     "argquantile_st",
+    "percentile_st",
+    "argpercentile_st",
     "median_st",
     "argmedian_st",
     "QuantileResult",
@@ -761,11 +765,147 @@ argmedian.__doc__ = (
 """
 )
 
+
+def _fraction(q):
+    """Percentile levels in [0, 100] (checked) as quantile levels: ``q / 100``."""
+    check_quantile_level(q, high=100)
+    return q / 100
+
+
+def percentile(
+    x,
+    q,
+    dim=None,
+    keepdim=False,
+    *,
+    interpolation="linear",
+    return_argpercentile=False,
+    softness=0.1,
+    mode="smooth",
+    method="neuralsort",
+    standardize=True,
+    method_options=None,
+    ot_kwargs=None,
+    gated_grad=True,
+    return_log_probs=False,
+):
+    check_flags(return_argpercentile=return_argpercentile)
+    return quantile(
+        x,
+        _fraction(q),
+        dim,
+        keepdim,
+        interpolation=interpolation,
+        return_argquantile=return_argpercentile,
+        softness=softness,
+        mode=mode,
+        method=method,
+        standardize=standardize,
+        method_options=method_options,
+        ot_kwargs=ot_kwargs,
+        gated_grad=gated_grad,
+        return_log_probs=return_log_probs,
+    )
+
+
+def argpercentile(
+    x,
+    q,
+    dim=None,
+    keepdim=False,
+    *,
+    interpolation="linear",
+    softness=0.1,
+    mode="smooth",
+    method="neuralsort",
+    standardize=True,
+    method_options=None,
+    ot_kwargs=None,
+    return_log_probs=False,
+):
+    return argquantile(
+        x,
+        _fraction(q),
+        dim,
+        keepdim,
+        interpolation=interpolation,
+        softness=softness,
+        mode=mode,
+        method=method,
+        standardize=standardize,
+        method_options=method_options,
+        ot_kwargs=ot_kwargs,
+        return_log_probs=return_log_probs,
+    )
+
+
+_PERCENTILE_ARGS = (
+    _QUANTILE_DOC.split("    Args:")[1]
+    .replace("quantile level(s) in :math:`[0, 1]`", "percentile(s) in :math:`[0, 100]`")
+    .replace("K`` levels", "K`` percentiles")
+)
+
+percentile.__doc__ = (
+    r"""Soft percentile: :func:`quantile` at ``q / 100``, like :func:`numpy.percentile`.
+
+    With :math:`q \in [0, 100]`, :math:`\operatorname{percentile}_{soft}(x, q) =
+    \operatorname{quantile}_{soft}(x, q / 100)` exactly (the same computation, so the same bits).
+
+    Args:"""
+    + _PERCENTILE_ARGS
+    + r"""
+        return_argpercentile (bool): also return the soft index. Default: ``False``."""
+    + _SORT_ARGS
+    + r"""
+
+    Shape:
+        As :func:`quantile`.
+
+    Returns:
+        Tensor, or ``QuantileResult(values, indices)`` with ``return_argpercentile=True``.
+
+    .. seealso:: :func:`argpercentile`, :class:`softtorch.nn.SoftPercentile`, :func:`percentile_st`.
+
+    Example:
+        >>> import torch, softtorch
+        >>> x = torch.tensor([-0.2, -1.0, 0.3, 1.0])
+        >>> softtorch.percentile(x, q=20)
+        tensor(-0.4501)
+        >>> softtorch.percentile(x, q=torch.tensor([25.0, 75.0]), mode="hard")
+        tensor([-0.4000,  0.4750])
+"""
+)
+
+argpercentile.__doc__ = (
+    r"""Soft argpercentile: :func:`argquantile` at ``q / 100``.
+
+    Args:"""
+    + _PERCENTILE_ARGS
+    + _SORT_ARGS.split("        gated_grad")[0]
+    + r"""        return_log_probs (bool): return log-probabilities. Default: ``False``.
+
+    Shape:
+        As :func:`argquantile`.
+
+    Returns:
+        Tensor: probability vectors (mixtures of two soft permutation rows).
+
+    .. seealso:: :func:`percentile`, :class:`softtorch.nn.SoftArgpercentile`, :func:`argpercentile_st`.
+
+    Example:
+        >>> import torch, softtorch
+        >>> softtorch.argpercentile(torch.tensor([-0.2, -1.0, 0.3, 1.0]), q=20, mode="hard")
+        tensor([0.6000, 0.4000, 0.0000, 0.0000])
+"""
+)
+
 sort_st = st(sort)
 argsort_st = st(argsort)
 topk_st = st(topk)
 rank_st = st(rank)
 quantile_st = st(quantile)
 argquantile_st = st(argquantile)
+percentile_st = st(percentile)
+argpercentile_st = st(argpercentile)
 median_st = st(median)
 argmedian_st = st(argmedian)

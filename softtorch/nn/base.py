@@ -66,9 +66,22 @@ def _needs_int_dim(layer: str, config: dict) -> None:
     check_int("dim", config["dim"])
 
 
+def _percent_level(layer: str, config: dict) -> None:
+    check_quantile_level(config["q"], high=100)
+
+
 #: Checks that involve more than one configuration value, or a value's meaning for one function,
 #: keyed by the function's name.
-_FUNCTION_CHECKS = {"clamp": _needs_a_bound, "index_select": _needs_int_dim, "narrow": _needs_int_dim}
+_FUNCTION_CHECKS = {
+    "clamp": _needs_a_bound,
+    "index_select": _needs_int_dim,
+    "narrow": _needs_int_dim,
+    "percentile": _percent_level,
+    "argpercentile": _percent_level,
+}
+#: Configuration values whose meaning differs for these functions: their _FUNCTION_CHECKS check
+#: them instead of _CONFIG_CHECKS.
+_CHECKED_BY_FUNCTION = {"percentile": ("q",), "argpercentile": ("q",)}
 
 
 def _check_factory(device, dtype) -> None:
@@ -186,8 +199,9 @@ class SoftModule(nn.Module):
         self.return_indices = values.pop("return_indices", False) if self._returns_pair else False
         if "return_indices" in self._config_names:
             values["return_indices"] = self.return_indices
+        own_checks = _CHECKED_BY_FUNCTION.get(type(self).function.__name__, ())
         for name, value in values.items():
-            if name in _CONFIG_CHECKS:
+            if name in _CONFIG_CHECKS and name not in own_checks:
                 _CONFIG_CHECKS[name](value)
         _method_options(type(self).__name__, values)
         check_config = _FUNCTION_CHECKS.get(type(self).function.__name__)
@@ -196,6 +210,32 @@ class SoftModule(nn.Module):
         if self._uses_softness:
             self._init_softness(values.pop("softness"), device, dtype)
         self.config = values
+
+    # -- configuration as attributes ----------------------------------------------------------
+    def __getattr__(self, name):
+        # Configuration values read like a torch layer's attributes: ``SoftTopK(k=3).k == 3``.
+        config = self.__dict__.get("config")
+        if config is not None and name in config:
+            return config[name]
+        return super().__getattr__(name)
+
+    def __setattr__(self, name, value):
+        config = self.__dict__.get("config")
+        if config is not None and name in config:
+            # The same checks as when the layer is built, then the change takes effect.
+            trial = {**config, name: value}
+            if name in _CONFIG_CHECKS and name not in _CHECKED_BY_FUNCTION.get(type(self).function.__name__, ()):
+                _CONFIG_CHECKS[name](value)
+            if type(self).function.__name__ in _FUNCTION_CHECKS:
+                _FUNCTION_CHECKS[type(self).function.__name__](type(self).__name__, trial)
+            if name in self._bool_names:
+                check_bool(name, value)
+            _method_options(type(self).__name__, trial)
+            config[name] = value
+            if name in self.__dict__:  # return_indices is also kept as a plain attribute
+                self.__dict__[name] = value
+            return
+        super().__setattr__(name, value)
 
     # -- softness ---------------------------------------------------------------------------
     def _init_softness(self, softness, device, dtype):
