@@ -140,12 +140,13 @@ def _product(x, dim, keepdim, use_geometric_mean):
     if x.dim() == 0:
         return x.clone()
     if dim is None:
-        out = _geometric_mean(x.reshape(-1), 0) if use_geometric_mean else x.prod()
+        out = _geometric_mean(x.reshape(-1), 0) if use_geometric_mean else x.prod().to(x.dtype)
         return out.reshape([1] * x.dim()) if keepdim else out
     if use_geometric_mean:
         out = _geometric_mean(x, dim)
         return out.unsqueeze(dim) if keepdim else out
-    return x.prod(dim, keepdim=keepdim)
+    # autocast runs prod in float32; the soft booleans keep the input's dtype.
+    return x.prod(dim, keepdim=keepdim).to(x.dtype)
 
 
 def _reduction_args(x, dim, keepdim, use_geometric_mean):
