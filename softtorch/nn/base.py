@@ -120,6 +120,9 @@ class SoftModule(nn.Module):
     inputs: tuple = ("x",)
     #: Layer defaults that differ from the function's.
     defaults: dict = {}
+    #: Construction-time checks of config names whose meaning is the layer's own, replacing the
+    #: shared ones of the same name (e.g. a ``k`` that may be ``None``).
+    config_checks: dict = {}
 
     #: Whether the function returns ``(values, indices)``; the layer then returns ``values``
     #: unless built with ``return_indices=True``.
@@ -181,9 +184,10 @@ class SoftModule(nn.Module):
         self.return_indices = values.pop("return_indices", False) if self._returns_pair else False
         if "return_indices" in self._config_names:
             values["return_indices"] = self.return_indices
+        checks = {**_CONFIG_CHECKS, **self.config_checks}
         for name, value in values.items():
-            if name in _CONFIG_CHECKS:
-                _CONFIG_CHECKS[name](value)
+            if name in checks:
+                checks[name](value)
         check_config = _FUNCTION_CHECKS.get(type(self).function.__name__)
         if check_config is not None:
             check_config(type(self).__name__, values)
