@@ -392,7 +392,7 @@ def topk_cross_entropy(
         >>> softtorch.topk_cross_entropy(scores, labels, k=2, reduction="none")
         tensor([5.9605e-08, 1.7526e-01])
         >>> softtorch.topk_cross_entropy(scores, labels, p_k=[0.5, 0.5])
-        tensor(1.1347)
+        tensor(0.6551)
     """
     input = check_float_tensor("input", input)
     if input.dim() == 0:
