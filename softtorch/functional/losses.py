@@ -80,12 +80,15 @@ def check_p_k(p_k, n: int | None = None):
     return tuple(values)
 
 
-def _check_common(input, softness, mode, dim, standardize, method=None, ot_kwargs=None, needs_indices=False):
+_NO_METHOD = object()
+
+
+def _check_common(input, softness, mode, dim, standardize, method=_NO_METHOD, ot_kwargs=None, needs_indices=False):
     """The soft arguments every metric takes, checked before any work (``dim`` already normalized)."""
     mode = check_mode(mode)
     softness = check_softness(softness)
     check_bool("standardize", standardize)
-    if method is not None:
+    if method is not _NO_METHOD:
         get_method(method, needs_indices=needs_indices)
     check_ot_kwargs(ot_kwargs)
     check_reduction_softness(softness, input.shape, dim)
