@@ -171,6 +171,11 @@ P_K = [  # a distribution over k for n = 5 classes
     Bad("empty", const([]), ValueError, r"nonempty distribution", r"got \[\]"),
     Bad("too_long", const([0.5] + [0.1] * 5), ValueError, r"at most n = 5 entries", r"6 entries"),
 ]
+SINKHORN_ITER = [
+    Bad("negative", const(-1), ValueError, r"in \[0, inf\)", r"got -1\b"),
+    Bad("float", const(2.5), TypeError, r"an int", r"float 2\.5"),
+    Bad("none", const(None), TypeError, r"an int", r"NoneType None"),
+]
 LAST_AXIS = [  # a soft index over an operated dim of n = 5 elements
     Bad("last_axis", lambda d: torch.full((3, 2, 4), 0.25, device=d), ValueError, r"size n = 5", r"size 4"),
     Bad("scalar", tensor(1.0), ValueError, r"size n = 5", r"0-d tensor"),
@@ -203,6 +208,7 @@ KIND_OF = {
     "target": TARGET,
     "reduction": REDUCTION,
     "p_k": P_K,
+    "sinkhorn_iter": SINKHORN_ITER,
 }
 BOOL_NAMES = {
     "gated",

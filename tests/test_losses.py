@@ -145,6 +145,23 @@ def test_ndcg_hand_checked():
     assert st.ndcg(scores, torch.zeros(4, dtype=F64)).item() == 0.0  # no relevant item: 0
 
 
+@pytest.mark.parametrize("method", ["neuralsort", "softsort"])
+def test_soft_ndcg_stays_in_0_1(method):
+    """Sinkhorn scaling makes P doubly stochastic: no document contributes more than its gain
+    (without it NeuralSort's columns can sum above 1 and the soft NDCG exceed 1)."""
+    relevance = _lists(21, (50, 12), ties=True)
+    scores = relevance + 0.5 * _lists(20, (50, 12))  # well ranked lists, where the defect shows
+    for softness in (0.03, 0.3, 3.0):
+        scaled = st.ndcg(scores, relevance, softness=softness, method=method)
+        assert 0 <= scaled.min() and scaled.max() <= 1 + 1e-6, (softness, scaled.max())
+    raw = st.ndcg(scores, relevance, softness=0.3, method="neuralsort", sinkhorn_iter=0)
+    assert raw.max() > 1  # the defect the scaling removes
+    p = st.argsort(scores, descending=True, softness=0.3)
+    expected = ((p @ (2**relevance - 1)[..., None]).squeeze(-1)[..., :4] / torch.log2(torch.arange(2.0, 6.0))).sum(-1)
+    ideal = ((2 ** relevance.sort(-1, descending=True).values - 1)[..., :4] / torch.log2(torch.arange(2.0, 6.0))).sum(-1)
+    torch.testing.assert_close(st.ndcg(scores, relevance, 4, softness=0.3, sinkhorn_iter=0), expected / ideal)
+
+
 # -- hard mode is the exact metric -----------------------------------------------------------------
 
 

@@ -33,7 +33,7 @@ from .._core.standardize import standardize as _standardize
 from .._core.zero_grad import with_zero_grad
 from ..methods import get_method
 from ._family import check_ot_kwargs
-from .sorting import rank, topk
+from .sorting import argsort, rank, topk
 
 __all__ = ["spearman_corrcoef", "kendall_tau", "topk_cross_entropy", "ndcg"]
 
@@ -437,6 +437,21 @@ def topk_cross_entropy(
 # -- NDCG -----------------------------------------------------------------------------------------
 
 
+def check_sinkhorn_iter(sinkhorn_iter) -> int:
+    """``sinkhorn_iter``: an int >= 0 (0 leaves the soft permutation as the method gives it)."""
+    return check_positive_int("sinkhorn_iter", sinkhorn_iter, low=0)
+
+
+def _sinkhorn(p: torch.Tensor, iterations: int) -> torch.Tensor:
+    """Sinkhorn scaling of row-stochastic ``(..., n, n)`` matrices towards doubly stochastic ones:
+    alternate column and row normalizations, ending with the rows."""
+    tiny = torch.finfo(p.dtype).tiny
+    for _ in range(iterations):
+        p = p / p.sum(-2, keepdim=True).clamp_min(tiny)
+        p = p / p.sum(-1, keepdim=True).clamp_min(tiny)
+    return p
+
+
 def _discounts(k: int, like: torch.Tensor) -> torch.Tensor:
     r""":math:`1 / \log_2(i + 1)` for the slots :math:`i = 1, \dots, k`."""
     return 1.0 / torch.log2(torch.arange(2, k + 2, device=like.device, dtype=like.dtype))
@@ -453,6 +468,7 @@ def ndcg(
     method="neuralsort",
     standardize=True,
     ot_kwargs=None,
+    sinkhorn_iter=50,
 ):
     r"""NeuralNDCG: the normalized discounted cumulative gain of a soft ranking (Pobrotyn & Bialobrzeski, 2021).
 
@@ -466,8 +482,12 @@ def ndcg(
 
     where :math:`g_{[i]}` is the :math:`i`-th largest gain (the ideal ranking's DCG). A list with no
     positive ideal DCG (all labels 0) scores 0. In hard mode this is the exact NDCG@k (ties in the
-    scores keep their input order). The paper makes :math:`P` doubly stochastic with Sinkhorn
-    scaling; ``method="ot"`` gives a doubly stochastic :math:`P` directly.
+    scores keep their input order).
+
+    As in the paper, :math:`P` is first made (nearly) doubly stochastic by ``sinkhorn_iter``
+    Sinkhorn scalings (alternate column and row normalizations): the rows of NeuralSort's and
+    SoftSort's :math:`P` are distributions but its columns are not, and without the scaling a
+    document could contribute more than its gain, which lets the soft NDCG exceed 1.
 
     Args:
         input (Tensor): scores, any shape.
@@ -481,6 +501,8 @@ def ndcg(
             ``"softsort"``, ``"sorting_network"`` or ``"ot"``. Default: ``"neuralsort"``.
         standardize (bool): standardize the scores along ``dim`` first. Default: ``True``.
         ot_kwargs (dict, optional): options of the ``"ot"`` method. Default: ``None``.
+        sinkhorn_iter (int): Sinkhorn scalings of :math:`P` (0: none; then only the first ``k``
+            rows of :math:`P` are computed). Default: ``50``.
 
     Shape:
         ``input`` and ``target``: :math:`(*)`; output: :math:`(*)` without ``dim``.
@@ -499,25 +521,22 @@ def ndcg(
         >>> softtorch.ndcg(scores, relevance, mode="hard")
         tensor(0.5869)
         >>> softtorch.ndcg(scores, relevance, k=2)
-        tensor(0.2429)
+        tensor(0.2205)
     """
     input, target, d = _paired(input, target, dim)
     k = check_ndcg_k(k)
     mode, softness = _check_common(input, softness, mode, d, standardize, method, ot_kwargs, True)
+    sinkhorn_iter = check_sinkhorn_iter(sinkhorn_iter)
     computed = input.to(compute_dtype(input.dtype))
     n = 1 if input.dim() == 0 else input.shape[d]
     top = n if k is None else min(k, n)
-    rows = topk(
-        computed,
-        top,
-        dim=d,
-        softness=softness,
-        mode=mode,
-        method=method,
-        standardize=standardize,
-        ot_kwargs=ot_kwargs,
-    ).indices
-    rows = rows.reshape(top, n) if input.dim() == 0 else rows.movedim(d, -2)  # (..., k, n)
+    options = dict(softness=softness, mode=mode, method=method, standardize=standardize, ot_kwargs=ot_kwargs)
+    scaled = mode != "hard" and sinkhorn_iter > 0
+    # The scaling needs every row of P; without it the first k rows are enough.
+    rows = argsort(computed, d, True, **options) if scaled else topk(computed, top, d, **options).indices
+    rows = rows.reshape(-1, n) if input.dim() == 0 else rows.movedim(d, -2)  # (..., n or k, n)
+    if scaled:
+        rows = _sinkhorn(rows, sinkhorn_iter)[..., :top, :]
     gains = torch.exp2(_last(target, d).to(rows.dtype)) - 1.0
     discounts = _discounts(top, rows)
     dcg = (expect(rows, gains) * discounts).sum(-1)
@@ -568,11 +587,21 @@ def ndcg_loss(
     method="neuralsort",
     standardize=True,
     ot_kwargs=None,
+    sinkhorn_iter=50,
     reduction="mean",
 ):
     """``1 - ndcg(...)``, reduced (the function of :class:`softtorch.nn.NDCGLoss`)."""
     reduction = check_reduction(reduction)
     score = ndcg(
-        input, target, k, dim, softness=softness, mode=mode, method=method, standardize=standardize, ot_kwargs=ot_kwargs
+        input,
+        target,
+        k,
+        dim,
+        softness=softness,
+        mode=mode,
+        method=method,
+        standardize=standardize,
+        ot_kwargs=ot_kwargs,
+        sinkhorn_iter=sinkhorn_iter,
     )
     return _reduce(1.0 - score, reduction)

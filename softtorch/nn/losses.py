@@ -112,7 +112,7 @@ class NDCGLoss(SoftModule):
     Args:
         k (int, optional): the cutoff; ``None`` uses the whole list. Default: ``None``.
         dim (int): the dimension holding each list. Default: ``-1``.
-        softness, mode, method, standardize, ot_kwargs: as in :func:`softtorch.ndcg`.
+        softness, mode, method, standardize, ot_kwargs, sinkhorn_iter: as in :func:`softtorch.ndcg`.
         reduction (str): ``"mean"``, ``"sum"`` or ``"none"``. Default: ``"mean"``.
         straight_through, learnable, device, dtype: see :class:`softtorch.nn.SoftModule`.
 
@@ -132,4 +132,4 @@ class NDCGLoss(SoftModule):
 
     function = F.ndcg_loss
     inputs = ("input", "target")
-    config_checks = {**_PERMUTATION_CHECKS, "k": F.check_ndcg_k}
+    config_checks = {**_PERMUTATION_CHECKS, "k": F.check_ndcg_k, "sinkhorn_iter": F.check_sinkhorn_iter}
