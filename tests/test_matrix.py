@@ -436,7 +436,7 @@ def test_index_functions_refuse_fast_soft_sort():
     for op in OPS.values():
         if op.methods != (None,) and "fast_soft_sort" not in op.methods:
             with pytest.raises(ValueError, match="fast_soft_sort"):
-                op.call(op.fn, [x], mode="smooth", method="fast_soft_sort")
+                op.call(op.fn, op.inputs(x, False), mode="smooth", method="fast_soft_sort")
 
 
 # -- 2. edge inputs -----------------------------------------------------------------------------------
