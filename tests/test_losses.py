@@ -258,7 +258,7 @@ def _calls():
     """(id, fn(input, target, mode, method)) for every metric and loss layer."""
 
     def labels(x):
-        return torch.arange(x.shape[0]) % x.shape[-1]
+        return torch.arange(x.shape[0], device=x.device) % x.shape[-1]
 
     return [
         ("spearman", lambda x, y, **kw: st.spearman_corrcoef(x, y, **kw)),
@@ -273,8 +273,8 @@ def _calls():
 @pytest.mark.parametrize("mode, method", [("hard", "neuralsort"), ("smooth", "neuralsort"), ("c1", "softsort"),
                                           ("smooth", "sorting_network"), ("c0", "ot")])  # fmt: skip
 @pytest.mark.parametrize("name, fn", _calls(), ids=[c[0] for c in _calls()])
-def test_edges_give_finite_values_and_gradients(name, fn, edge, mode, method):
-    x = torch.tensor(EDGES[edge], dtype=F64, requires_grad=True)
+def test_edges_give_finite_values_and_gradients(name, fn, edge, mode, method, device):
+    x = torch.tensor(EDGES[edge], dtype=F64, device=device, requires_grad=True)
     y = x.detach().flip(-1).clone().requires_grad_()
     out = fn(x, y, mode=mode, method=method)
     assert torch.isfinite(out).all(), out
@@ -343,8 +343,8 @@ LAYER_ARGS = {"TopKCrossEntropyLoss": {"k": 2}}
 
 
 @pytest.mark.parametrize("name", list(LOSSES))
-def test_reduction_like_torch(name):
-    x, y = _layer_inputs(name)
+def test_reduction_like_torch(name, device):
+    x, y = (t.to(device) for t in _layer_inputs(name))
     cls = getattr(snn, name)
     per_item = cls(reduction="none", softness=0.3, **LAYER_ARGS.get(name, {}))(x, y)
     assert per_item.shape == (4,)
