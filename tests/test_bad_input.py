@@ -160,6 +160,33 @@ BOUND = [
     Bad("complex", tensor([0.5j]), TypeError, r"real number or a real tensor", r"complex"),
     Bad("shape", lambda d: torch.zeros(4, device=d), ValueError, r"broadcast together", r"of shape \(4,\)"),
 ]
+REDUCTION = [
+    Bad("unknown", const("avg"), ValueError, r"'mean', 'sum', 'none'", r"got 'avg'"),
+    Bad("none", const(None), ValueError, r"'mean', 'sum', 'none'", r"got None"),
+]
+TARGET = TENSOR + [  # the target of a loss, paired with an input of shape (3, 5)
+    Bad("shape", lambda d: torch.zeros(3, 4, device=d), ValueError, r"shape of input \(3, 5\)", r"\(3, 4\)"),
+]
+LABELS = [  # class indices for an input of shape (3, 5): 3 labels in [0, 5)
+    Bad("str", const("abc"), TypeError, r"torch\.Tensor of class indices", r"str 'abc'"),
+    Bad("float", tensor([0.0, 1.0, 2.0]), TypeError, r"integer tensor of class indices", r"torch\.float32"),
+    Bad("shape", tensor([0, 1]), ValueError, r"without its class dim 1, i\.e\. \(3,\)", r"\(2,\)"),
+    Bad("range", tensor([0, 5, 1]), ValueError, r"class indices in \[0, 5\)", r"got 5\b", True),
+    Bad("negative", tensor([0, -1, 1]), ValueError, r"class indices in \[0, 5\)", r"got -1\b", True),
+]
+P_K = [  # a distribution over k for n = 5 classes
+    Bad("str", const("abc"), TypeError, r"sequence of floats or a 1-D floating-point tensor", r"str 'abc'"),
+    Bad("int_tensor", tensor([1]), TypeError, r"sequence of floats or a 1-D floating-point tensor", r"torch\.int64"),
+    Bad("negative", const([0.5, -0.5, 1.0]), ValueError, r"nonnegative, summing to 1", r"-0\.5"),
+    Bad("sum", const([0.5, 0.2]), ValueError, r"nonnegative, summing to 1", r"\[0\.5, 0\.2\]"),
+    Bad("empty", const([]), ValueError, r"nonempty distribution", r"got \[\]"),
+    Bad("too_long", const([0.5] + [0.1] * 5), ValueError, r"at most n = 5 entries", r"6 entries"),
+]
+SINKHORN_ITER = [
+    Bad("negative", const(-1), ValueError, r"in \[0, inf\)", r"got -1\b"),
+    Bad("float", const(2.5), TypeError, r"an int", r"float 2\.5"),
+    Bad("none", const(None), TypeError, r"an int", r"NoneType None"),
+]
 LAST_AXIS = [  # a soft index over an operated dim of n = 5 elements
     Bad("last_axis", lambda d: torch.full((3, 2, 4), 0.25, device=d), ValueError, r"size n = 5", r"size 4"),
     Bad("scalar", tensor(1.0), ValueError, r"size n = 5", r"0-d tensor"),
@@ -189,6 +216,11 @@ KIND_OF = {
     "return_indices": BOOL_OR_NONE,
     "soft_index": TENSOR + LAST_AXIS,
     "soft_start": TENSOR + LAST_AXIS,
+    "input": TENSOR,
+    "target": TARGET,
+    "reduction": REDUCTION,
+    "p_k": P_K,
+    "sinkhorn_iter": SINKHORN_ITER,
 }
 BOOL_NAMES = {
     "gated",
@@ -214,6 +246,14 @@ def kind_of(fn_name, arg):
         return DIM_REQUIRED
     if arg in ("soft_index", "soft_start") and fn_name == "take":
         return TENSOR + [LAST_AXIS[1]]
+    if arg == "target" and fn_name == "topk_cross_entropy":
+        return LABELS
+    if arg == "k" and fn_name == "ndcg":  # None and k > n mean the whole list
+        return [
+            Bad(b.label, b.make, b.exc, b.expected.replace(r"\[1, 5\]", r"\[1, inf\)"), b.received)
+            for b in K
+            if b.label in ("zero", "negative", "float")
+        ]
     return KIND_OF[arg]
 
 
@@ -236,8 +276,11 @@ def valid_kwargs(name, device):
 
     base = name.removesuffix("_st")
     x = torch.rand(3, 5, generator=g).to(device) if base in LOGIC else randn(3, 5)
-    kwargs = {"x": x}
     params = inspect.signature(getattr(st, name)).parameters
+    if "input" in params:  # a loss: (input, target)
+        target = torch.tensor([0, 4, 2], device=device) if base == "topk_cross_entropy" else randn(3, 5)
+        return {"input": x, "target": target}
+    kwargs = {"x": x}
     if "y" in params:
         kwargs["y"] = torch.rand(3, 5, generator=g).to(device) if base in LOGIC else randn(3, 5)
     extra = {
@@ -412,6 +455,10 @@ def layer_kind(layer, arg):
         return PERCENT
     if arg == "dim" and layer in ("SoftIndexSelect", "SoftNarrow"):
         return LAYER_KIND["dim"] + [DIM_REQUIRED[-1]]
+    if arg == "k" and layer == "NDCGLoss":  # None means the whole list
+        return [b for b in LAYER_KIND["k"] if b.label != "none"]
+    if arg == "p_k":  # its length is checked against the number of classes of the input
+        return [b for b in P_K if b.label != "too_long"]
     if arg in LAYER_KIND:
         return LAYER_KIND[arg]
     if arg in BOOL_NAMES:

@@ -4,7 +4,7 @@ learnable softness that stays positive and finite under aggressive optimizer ste
 ``load_state_dict``.
 
 ``tests/test_layers.py`` and ``tests/test_sorting_layers.py`` check these per family on hand-picked
-configurations; this file runs one table over all 36 layers so a new layer or a new config name
+configurations; this file runs one table over all 40 layers so a new layer or a new config name
 cannot slip past.
 """
 
@@ -29,6 +29,7 @@ WITH_SOFTNESS = [name for name in LAYERS if getattr(snn, name)._uses_softness]
 SORTING = {
     "SoftMax", "SoftMin", "SoftArgmax", "SoftArgmin", "SoftSort", "SoftArgsort", "SoftTopK", "SoftRank",
     "SoftQuantile", "SoftArgquantile", "SoftPercentile", "SoftArgpercentile", "SoftMedian", "SoftArgmedian",
+    "SpearmanLoss", "KendallTauLoss", "TopKCrossEntropyLoss", "NDCGLoss",
 }  # fmt: skip
 
 #: Non-default configuration per layer, so that round-trips carry something to lose.
@@ -71,6 +72,10 @@ CONFIG = {
     "SoftArgpercentile": {"q": 35.0, "method": "ot", "softness": 0.3},
     "SoftMedian": {"method": "sorting_network", "mode": "c1", "return_indices": True},
     "SoftArgmedian": {"softness": 0.35, "return_log_probs": True},
+    "SpearmanLoss": {"method": "neuralsort", "mode": "c1", "reduction": "sum"},
+    "KendallTauLoss": {"softness": 0.3, "reduction": "none"},
+    "TopKCrossEntropyLoss": {"k": 2, "method": "softsort", "standardize": False},
+    "NDCGLoss": {"k": 3, "mode": "c2", "reduction": "none"},
 }
 
 
@@ -96,6 +101,8 @@ def inputs_of(name, dtype=torch.float32, device="cpu"):
         "SoftTake": lambda: (values(3, 5), probs(4, 15)),
         "SoftIndexSelect": lambda: (values(3, 5), probs(5)),
         "SoftNarrow": lambda: (values(3, 5), probs(5)),
+        "TopKCrossEntropyLoss": lambda: (values(3, 5), torch.tensor([0, 4, 2], device=device)),
+        "NDCGLoss": lambda: (values(3, 5), 3.0 * probs(3, 5)),
     }
     if name in special:
         return special[name]()
@@ -144,7 +151,7 @@ PARAMS = [pytest.param(name, kind, make, id=f"{name}-{kind}") for name in LAYERS
 
 def test_table_covers_every_layer():
     assert set(CONFIG) == set(LAYERS)
-    assert len(LAYERS) == 38
+    assert len(LAYERS) == 42
 
 
 # -- state_dict, pickle, deepcopy, torch.save ----------------------------------------------------------
@@ -196,7 +203,7 @@ def test_to_float64_moves_softness_and_runs_on_float64(name, kind, make, device)
     if kind != "plain":
         assert layer.softness.dtype == F64
     x32 = inputs_of(name, device=device)
-    x64 = tuple(t.to(F64) for t in x32)
+    x64 = tuple(t.to(F64) if t.is_floating_point() else t for t in x32)
     out = tensors_of(layer(*x64))
     assert all(t.dtype == F64 for t in out), [t.dtype for t in out]
     reference = tensors_of(make().to(device)(*x32))

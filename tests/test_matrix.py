@@ -107,6 +107,18 @@ def _inputs_narrow(x, exact):
     return [x, _soft_index((_n(x),), x, exact)]
 
 
+def _inputs_relevance(x, exact):
+    # graded relevance labels in [0, 3], row-aligned with x (NDCG's gains 2^y - 1 stay finite)
+    return [x, 3.0 * torch.sigmoid(_partner(x))]
+
+
+def _inputs_labels(x, exact):
+    # one class index per row (a 0-d input has no class dim: the loss refuses it)
+    if x.dim() == 0:
+        return [x, torch.tensor(0)]
+    return [x, torch.arange(math.prod(x.shape[:-1])).reshape(x.shape[:-1]) % x.shape[-1]]
+
+
 def _torch_take_along(ins):
     x, p = ins
     return torch.take_along_dim(x, p.argmax(-1), dim=-1)
@@ -227,6 +239,15 @@ OPS = {
         *_family("argpercentile", lambda fn, ins, **kw: fn(ins[0], 30.0, -1, **kw), INDEX_METHODS),
         *_family("median", _dim, METHODS),
         *_family("argmedian", _dim, INDEX_METHODS),
+        Op("spearman_corrcoef", lambda fn, ins, **kw: fn(ins[0], ins[1], -1, **kw), _inputs_binary, methods=METHODS),
+        Op("kendall_tau", lambda fn, ins, **kw: fn(ins[0], ins[1], -1, **kw), _inputs_binary),
+        Op(
+            "topk_cross_entropy",
+            lambda fn, ins, **kw: fn(ins[0], ins[1], reduction="none", **kw),
+            _inputs_labels,
+            methods=INDEX_METHODS,
+        ),
+        Op("ndcg", lambda fn, ins, **kw: fn(ins[0], ins[1], None, -1, **kw), _inputs_relevance, methods=INDEX_METHODS),
     ]
 }
 
@@ -417,7 +438,7 @@ def test_index_functions_refuse_fast_soft_sort():
     for op in OPS.values():
         if op.methods != (None,) and "fast_soft_sort" not in op.methods:
             with pytest.raises(ValueError, match="fast_soft_sort"):
-                op.call(op.fn, [x], mode="smooth", method="fast_soft_sort")
+                op.call(op.fn, op.inputs(x, False), mode="smooth", method="fast_soft_sort")
 
 
 # -- 2. edge inputs -----------------------------------------------------------------------------------
@@ -561,7 +582,7 @@ def test_half_precision(name, mode, method, softness, dtype):
     inputs = op.inputs(x, False)
     label = _id(name, mode, method, softness, dtype)
     outs = _run(op, _leaves(inputs), mode, method, softness)
-    refs = _run(op, _leaves([t.float() for t in inputs]), mode, method, softness)
+    refs = _run(op, _leaves([t.float() if t.is_floating_point() else t for t in inputs]), mode, method, softness)
     eps = EPS[dtype]
     if any(ref.detach().abs().max() > torch.finfo(dtype).max for ref in refs if ref.numel()):
         pytest.skip(f"the float32 result is outside {dtype}'s range (softrelu is softness * log 2 at 0)")

@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 
 #: The family pages; each is both ``softtorch/functional/<stem>.py`` and ``docs/api/<stem>.rst``.
-FAMILIES = ("elementwise", "comparison", "logic", "selection", "reduction", "sorting")
+FAMILIES = ("elementwise", "comparison", "logic", "selection", "reduction", "sorting", "losses")
 #: Page of the names that belong to no family (``softtorch.st``, ``softtorch.nn.SoftModule``).
 BASE_PAGE = "base"
 
@@ -188,6 +188,8 @@ TUTORIAL_ORDER = (
     "plot_learning_to_rank_items.py",
     "plot_straight_through.py",
     "plot_spearman_ranking.py",
+    "plot_topk_classification.py",
+    "plot_learning_to_rank_losses.py",
 )
 
 

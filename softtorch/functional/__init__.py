@@ -1,9 +1,10 @@
 """The functional core: one module per operator family."""
 
-from . import comparison, elementwise, logic, reduction, selection, sorting
+from . import comparison, elementwise, logic, losses, reduction, selection, sorting
 from .comparison import *  # noqa: F401,F403
 from .elementwise import *  # noqa: F401,F403
 from .logic import *  # noqa: F401,F403
+from .losses import *  # noqa: F401,F403
 from .reduction import *  # noqa: F401,F403
 from .selection import *  # noqa: F401,F403
 from .sorting import *  # noqa: F401,F403
@@ -15,4 +16,5 @@ __all__ = [
     *selection.__all__,
     *reduction.__all__,
     *sorting.__all__,
+    *losses.__all__,
 ]

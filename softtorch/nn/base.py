@@ -66,22 +66,13 @@ def _needs_int_dim(layer: str, config: dict) -> None:
     check_int("dim", config["dim"])
 
 
-def _percent_level(layer: str, config: dict) -> None:
-    check_quantile_level(config["q"], high=100)
-
-
 #: Checks that involve more than one configuration value, or a value's meaning for one function,
 #: keyed by the function's name.
 _FUNCTION_CHECKS = {
     "clamp": _needs_a_bound,
     "index_select": _needs_int_dim,
     "narrow": _needs_int_dim,
-    "percentile": _percent_level,
-    "argpercentile": _percent_level,
 }
-#: Configuration values whose meaning differs for these functions: their _FUNCTION_CHECKS check
-#: them instead of _CONFIG_CHECKS.
-_CHECKED_BY_FUNCTION = {"percentile": ("q",), "argpercentile": ("q",)}
 
 
 def _check_factory(device, dtype) -> None:
@@ -138,6 +129,9 @@ class SoftModule(nn.Module):
     inputs: tuple = ("x",)
     #: Layer defaults that differ from the function's.
     defaults: dict = {}
+    #: Construction-time checks of config names whose meaning is the layer's own, replacing the
+    #: shared ones of the same name (e.g. a ``k`` that may be ``None``).
+    config_checks: dict = {}
 
     #: Whether the function returns ``(values, indices)``; the layer then returns ``values``
     #: unless built with ``return_indices=True``.
@@ -199,17 +193,22 @@ class SoftModule(nn.Module):
         self.return_indices = values.pop("return_indices", False) if self._returns_pair else False
         if "return_indices" in self._config_names:
             values["return_indices"] = self.return_indices
-        own_checks = _CHECKED_BY_FUNCTION.get(type(self).function.__name__, ())
-        for name, value in values.items():
-            if name in _CONFIG_CHECKS and name not in own_checks:
-                _CONFIG_CHECKS[name](value)
-        _method_options(type(self).__name__, values)
-        check_config = _FUNCTION_CHECKS.get(type(self).function.__name__)
-        if check_config is not None:
-            check_config(type(self).__name__, values)
+        self._check_config(values)
         if self._uses_softness:
             self._init_softness(values.pop("softness"), device, dtype)
         self.config = values
+
+    def _check_config(self, values: dict) -> None:
+        """The build-time checks of configuration ``values``: each name's own check (the layer's
+        ``config_checks`` before the shared ones), those involving several names, method options."""
+        checks = {**_CONFIG_CHECKS, **self.config_checks}
+        for name, value in values.items():
+            if name in checks:
+                checks[name](value)
+        check_config = _FUNCTION_CHECKS.get(type(self).function.__name__)
+        if check_config is not None:
+            check_config(type(self).__name__, values)
+        _method_options(type(self).__name__, values)
 
     # -- configuration as attributes ----------------------------------------------------------
     def __getattr__(self, name):
@@ -223,14 +222,9 @@ class SoftModule(nn.Module):
         config = self.__dict__.get("config")
         if config is not None and name in config:
             # The same checks as when the layer is built, then the change takes effect.
-            trial = {**config, name: value}
-            if name in _CONFIG_CHECKS and name not in _CHECKED_BY_FUNCTION.get(type(self).function.__name__, ()):
-                _CONFIG_CHECKS[name](value)
-            if type(self).function.__name__ in _FUNCTION_CHECKS:
-                _FUNCTION_CHECKS[type(self).function.__name__](type(self).__name__, trial)
             if name in self._bool_names:
                 check_bool(name, value)
-            _method_options(type(self).__name__, trial)
+            self._check_config({**config, name: value})
             config[name] = value
             if name in self.__dict__:  # return_indices is also kept as a plain attribute
                 self.__dict__[name] = value

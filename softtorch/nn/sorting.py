@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .._core.checks import check_quantile_level
 from ..functional import sorting as F
 from .base import SoftModule
 
@@ -98,6 +99,10 @@ class SoftArgquantile(SoftModule):
     defaults = {"dim": -1}
 
 
+def _percent_level(q) -> None:
+    check_quantile_level(q, high=100)
+
+
 class SoftPercentile(SoftModule):
     """Layer form of :func:`softtorch.percentile` (along ``dim=-1`` by default).
 
@@ -109,6 +114,7 @@ class SoftPercentile(SoftModule):
 
     function = F.percentile
     defaults = {"dim": -1}
+    config_checks = {"q": _percent_level}
 
 
 class SoftArgpercentile(SoftModule):
@@ -122,6 +128,7 @@ class SoftArgpercentile(SoftModule):
 
     function = F.argpercentile
     defaults = {"dim": -1}
+    config_checks = {"q": _percent_level}
 
 
 class SoftMedian(SoftModule):
