@@ -94,6 +94,7 @@ def test_public_names():
         "DEFAULT_MAX_ITER",
         "OPTIONS",
         "OPTION_ALIASES",
+        "OPTION_MERGE",
     }
     assert set(ot.OPTIONS) == {"tol", "max_iter"}
     assert ot.DEFAULT_TOL == 1e-5

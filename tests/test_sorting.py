@@ -815,6 +815,8 @@ def test_ot_kwargs_reach_the_solver(op):
     for mode, softness, options, alias in (
         ("smooth", 0.1, {"tol": 0.5}, {"sinkhorn_tol": 0.5}),
         ("c1", 1.0, {"max_iter": 1}, {"sinkhorn_max_iter": 1}),
+        ("c1", 1.0, {"max_iter": 1}, {"lbfgs_max_iter": 1}),
+        ("smooth", 0.1, {"tol": 0.5}, {"lbfgs_tol": 0.5}),
     ):
         converged = call(x, method="ot", softness=softness, mode=mode)
         tight = call(x, method="ot", softness=softness, mode=mode, ot_kwargs={"tol": 1e-9, "max_iter": 500})
@@ -823,6 +825,20 @@ def test_ot_kwargs_reach_the_solver(op):
         torch.testing.assert_close(tight, converged, atol=1e-4, rtol=0)
         assert (rough - converged).abs().max() > 1e-5, (mode, options)
         torch.testing.assert_close(aliased, rough, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("mode", ["smooth", "c1"])
+def test_ot_kwargs_under_two_spellings_take_the_most_demanding_value(mode):
+    """The reference's tests pass its Sinkhorn and its L-BFGS pair together; one solver serves
+    both here, and it runs with the smaller tolerance and the larger iteration cap."""
+    x = distinct((3, 7), seed=4)
+    call = OT_CALLS["argsort"]
+    both = {"sinkhorn_tol": 0.5, "lbfgs_tol": 1e-9, "sinkhorn_max_iter": 1, "lbfgs_max_iter": 500}
+    merged = call(x, method="ot", softness=1.0, mode=mode, ot_kwargs=both)
+    plain = call(x, method="ot", softness=1.0, mode=mode, ot_kwargs={"tol": 1e-9, "max_iter": 500})
+    torch.testing.assert_close(merged, plain, atol=0, rtol=0)
+    rough = call(x, method="ot", softness=1.0, mode=mode, ot_kwargs={"tol": 0.5, "max_iter": 1})
+    assert (rough - plain).abs().max() > 1e-5
 
 
 def test_ot_kwargs_are_ignored_by_other_methods_and_kept_by_layers():
