@@ -375,6 +375,26 @@ def test_gradcheck_and_gradgradcheck(name, mode, softness, device):
 
 
 @pytest.mark.parametrize("mode", SOFT_MODES)
+@pytest.mark.parametrize("name", list(GRAD_CASES))
+def test_second_derivative_by_double_backward(name, mode, device):
+    """``grad(grad(f(x).sum(), x, create_graph=True)[0].sum(), x)`` runs in every mode (the c0
+    kernel's first derivative is piecewise constant, yet it must keep a graph, as torch.relu's
+    does) and equals the central difference of the first derivative."""
+    fn, points = GRAD_CASES[name]
+    x = grad_input(points, 0.3, device)
+
+    def first(v):
+        v = v.detach().requires_grad_(True)
+        return torch.autograd.grad(fn(v, softness=0.3, mode=mode).sum(), v)[0]
+
+    (g,) = torch.autograd.grad(fn(x, softness=0.3, mode=mode).sum(), x, create_graph=True)
+    (h,) = torch.autograd.grad(g.sum(), x)
+    step = 1e-6
+    expected = (first(x + step) - first(x - step)) / (2 * step)
+    torch.testing.assert_close(h, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("mode", SOFT_MODES)
 def test_gradcheck_through_tensor_clamp_bounds(mode, device):
     x = grad_input(CLAMP_POINTS, 0.1, device)
     lo = torch.full((6,), -0.5, dtype=torch.float64, device=device, requires_grad=True)
