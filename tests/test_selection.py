@@ -73,6 +73,24 @@ def test_where_soft_condition_is_convex(device):
     assert (out >= torch.minimum(x, y) - 1e-12).all() and (out <= torch.maximum(x, y) + 1e-12).all()
 
 
+def test_where_python_number_branches_like_torch(dtype, device, bitwise_equal):
+    """Either branch may be a Python number (as in torch.where): it takes the dtype of the other
+    branch, or of the condition when both are numbers."""
+    c = torch.tensor([0.1, 0.2, 0.8, 1.0], dtype=dtype, device=device)
+    x = torch.tensor([-0.2, -1.0, 0.3, 1.0], dtype=dtype, device=device)
+    bitwise_equal(st.where(c, x, 0.0), st.where(c, x, torch.zeros_like(x)))
+    bitwise_equal(st.where(c, 2, x), st.where(c, torch.full_like(x, 2.0), x))
+    both = st.where(c, 1.0, 0.0)
+    assert both.dtype == dtype
+    bitwise_equal(both, c)
+    # hand-checked: 0.1 * -0.2 + 0.9 * 0.5, 0.8 * 0.3 + 0.2 * 0.5
+    torch.testing.assert_close(
+        st.where(c[1:3], x[[0, 2]], 0.5).cpu().double(), torch.tensor([0.36, 0.34], dtype=torch.float64), rtol=0, atol=1e-3
+    )
+    # an integer branch tensor is promoted before a number takes its dtype
+    bitwise_equal(st.where(c, torch.arange(4, device=device), 0.5), st.where(c, torch.arange(4.0, device=device), 0.5))
+
+
 def test_where_gradcheck(device):
     c = torch.tensor([0.1, 0.35, 0.5, 0.72, 0.9, 0.2], dtype=torch.float64, device=device, requires_grad=True)
     x = torch.randn(6, dtype=torch.float64, device=device, requires_grad=True)

@@ -20,6 +20,7 @@ from .._core.checks import (
     result_dtype,
 )
 from .._core.expectation import expect, weighted
+from .._core.prepare import as_operand
 
 __all__ = ["where", "take_along_dim", "take", "index_select", "narrow"]
 
@@ -61,8 +62,10 @@ def where(condition, x, y):
 
     Args:
         condition (Tensor): soft booleans in :math:`[0, 1]` (bool tensors are promoted).
-        x (Tensor): values where the condition holds.
-        y (Tensor): values where it does not; all three broadcast together.
+        x (Tensor or Number): values where the condition holds.
+        y (Tensor or Number): values where it does not; all three broadcast together. As in
+            :func:`torch.where`, ``x`` or ``y`` may be a Python number, which takes the dtype of
+            the other (that of the condition when both are numbers).
 
     Shape:
         Output has the broadcast shape of the three inputs.
@@ -76,8 +79,8 @@ def where(condition, x, y):
         tensor([0.1600, 0.3400])
     """
     c = check_float_tensor("condition", condition)
-    x = check_float_tensor("x", x)
-    y = check_float_tensor("y", y)
+    x = as_operand("x", x, check_float_tensor("y", y) if isinstance(y, torch.Tensor) else c)
+    y = as_operand("y", y, x)
     check_broadcast(condition=c, x=x, y=y)
     return weighted(c, x) + weighted(1.0 - c, y)
 
