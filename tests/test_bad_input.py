@@ -179,6 +179,8 @@ KIND_OF = {
     "epsilon": NONNEGATIVE,
     "min": BOUND,
     "max": BOUND,
+    "a": BOUND[:3],  # clamp's 0.1.1 name of min; given with min, see SPECIAL
+    "b": BOUND[:3],
     "return_indices": BOOL_OR_NONE,
     "soft_index": TENSOR + LAST_AXIS,
     "soft_start": TENSOR + LAST_AXIS,
@@ -318,6 +320,8 @@ SPECIAL = [
     ("sort", {"method": "fast_soft_sort", "return_indices": True}, "method", r"to get indices", r"'fast_soft_sort'"),
     ("median", {"dim": None, "keepdim": True}, "keepdim", r"an integer dim", r"dim=None"),
     ("clamp", {"min": None, "max": None}, "min", r"at least one of min or max", r"min=None and max=None"),
+    ("clamp", {"a": -1.0}, "a", r"another name for min: give one of them", r"min=float -0\.5 and a=float -1\.0"),
+    ("clamp", {"b": 1.0}, "b", r"another name for max: give one of them", r"max=float 0\.5 and b=float 1\.0"),
     ("rank", {"dim": None, "softness": torch.full((3, 1), 0.1)}, "softness", r"one-element", r"\(3, 1\)"),
     ("sort", {"softness": torch.full((3, 5), 0.1)}, "softness", r"reduced dim 1 set to 1", r"\(3, 5\)"),
     ("greater", {"y": torch.zeros(4)}, "y", r"broadcast together", r"y of shape \(4,\)"),

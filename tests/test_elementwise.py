@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import pytest
@@ -264,6 +265,21 @@ def test_hard_clamp_equals_torch(bounds, shape, dtype, device, bitwise_equal):
     lo, hi = CLAMP_BOUNDS[bounds]
     for x in inputs_for(shape, dtype, device):
         bitwise_equal(st.clamp(x, lo, hi, mode="hard"), torch.clamp(x, lo, hi))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_clamp_takes_the_0_1_1_bound_names(mode, device, bitwise_equal):
+    """``a``/``b`` (softtorch 0.1.1's names) are ``min``/``max``; hand-checked in smooth mode."""
+    x = torch.tensor(SEED_X, device=device)
+    ref = st.clamp(x, -0.5, 0.5, mode=mode)
+    bitwise_equal(st.clamp(x, a=-0.5, b=0.5, mode=mode), ref)
+    bitwise_equal(st.clamp(x, -0.5, b=0.5, mode=mode), ref)
+    bitwise_equal(st.clamp(x, a=-0.5, mode=mode), st.clamp(x, min=-0.5, mode=mode))
+    bitwise_equal(st.clamp_st(x, a=-0.5, b=0.5, mode=mode), st.clamp_st(x, -0.5, 0.5, mode=mode))
+    if mode == "smooth":
+        expected = torch.tensor([-0.1952, -0.4993, 0.2873, 0.4993])
+        torch.testing.assert_close(st.clamp(x, a=-0.5, b=0.5).cpu(), expected, rtol=0, atol=1e-4)
+    assert "a" not in inspect.signature(st.nn.SoftClamp).parameters
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=str)

@@ -50,6 +50,12 @@ _CONFIG_CHECKS = {
 }
 
 
+#: Function arguments that exist only as other names of a function's own arguments, for code
+#: written against softtorch 0.1.1 (clamp's ``a``/``b`` for ``min``/``max``): layers take the
+#: torch names only.
+_FUNCTION_ONLY = frozenset({"a", "b"})
+
+
 def _needs_a_bound(layer: str, config: dict) -> None:
     if config["min"] is None and config["max"] is None:
         raise ValueError(f"{layer} needs at least one of min or max, got min=None and max=None")
@@ -139,7 +145,11 @@ class SoftModule(nn.Module):
         if cls.function is None:
             return
         fn = cls.function
-        params = [p for name, p in inspect.signature(fn).parameters.items() if name not in cls.inputs]
+        params = [
+            p
+            for name, p in inspect.signature(fn).parameters.items()
+            if name not in cls.inputs and name not in _FUNCTION_ONLY
+        ]
         cls._uses_softness = any(p.name == "softness" for p in params)
         cls._config_names = tuple(p.name for p in params if p.name not in ("softness",))
         cls._repr_names = tuple(p.name for p in params)
