@@ -204,6 +204,8 @@ def kind_of(fn_name, arg):
         return BOOL
     if arg == "dim" and fn_name.split("_st")[0] in ("index_select", "narrow"):
         return DIM_REQUIRED
+    if arg == "dim" and fn_name.split("_st")[0] == "take":  # x has one dim of n = 5 here
+        return [b for b in DIM if b.exc is TypeError] + [Bad("too_big", const(1), ValueError, r"in \[-1, 0\]", r"got 1\b")]
     if arg in ("soft_index", "soft_start") and fn_name == "take":
         return TENSOR + [LAST_AXIS[1]]
     return KIND_OF[arg]
