@@ -213,7 +213,7 @@ def kind_of(fn_name, arg):
 
 # -- valid calls --------------------------------------------------------------------------------------
 
-FUNCTIONS = [name for name in st.__all__ if name not in ("st", "QuantileResult")]
+FUNCTIONS = [name for name in st.__all__ if name not in ("st", "grad_replace", "QuantileResult")]
 LOGIC = {"logical_not", "logical_and", "logical_or", "logical_xor", "all", "any"}
 
 

@@ -520,6 +520,58 @@ def test_st_combinator_wraps_any_function(device, bitwise_equal):
     torch.testing.assert_close(x2.grad, ref.grad)
 
 
+def test_st_follows_the_wrapped_functions_mode(device, bitwise_equal):
+    """The twin's ``mode`` defaults to the wrapped function's default, and can be passed where
+    the wrapped function takes it positionally (not twice)."""
+    calls = []
+
+    def soft_relu_c1(v, softness=0.1, mode="c1"):
+        calls.append(mode)
+        return st.relu(v, softness=softness, mode=mode)
+
+    twin = st.st(soft_relu_c1)
+    x = torch.tensor([-0.2, 0.3], device=device, requires_grad=True)
+    y = twin(x, 0.5)
+    assert calls == ["hard", "c1"]
+    bitwise_equal(y.detach(), torch.relu(x.detach()))
+    y.sum().backward()
+    ref = x.detach().clone().requires_grad_(True)
+    st.relu(ref, softness=0.5, mode="c1").sum().backward()
+    torch.testing.assert_close(x.grad, ref.grad)
+    # the gradient of the soft c1 relu at softness 0.5 (the doc example of softtorch.st)
+    torch.testing.assert_close(x.grad.cpu(), torch.tensor([0.4401, 0.5896]), rtol=0, atol=1e-4)
+
+    calls.clear()
+    x.grad = None
+    twin(x, 0.5, "smooth").sum().backward()
+    assert calls == ["hard", "smooth"]
+    torch.testing.assert_close(x.grad.cpu(), torch.sigmoid(torch.tensor([-0.4, 0.6])), rtol=0, atol=1e-6)
+    with pytest.raises(TypeError, match="multiple values for argument 'mode'"):
+        twin(x, 0.5, "smooth", mode="c0")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        twin(x, 0.5, "soft")
+    assert inspect.signature(twin).parameters["mode"].default == "c1"
+
+
+def test_grad_replace_forward_value_backward_gradient(device, bitwise_equal):
+    """``grad_replace``: the ``forward=True`` result, the gradient of ``forward=False``, for every
+    tensor of the output (here a tuple, a list and a dict)."""
+
+    def step(v, scale=1.0, forward=True):
+        out = (v > 0).to(v.dtype) if forward else torch.sigmoid(scale * v)
+        return out, [2 * out], {"same": out}
+
+    replaced = st.grad_replace(step)
+    x = torch.tensor([-1.0, 2.0], device=device, requires_grad=True)
+    y, (y2,), d = replaced(x, scale=2.0)
+    bitwise_equal(y.detach(), torch.tensor([0.0, 1.0], device=device))
+    bitwise_equal(y2.detach(), torch.tensor([0.0, 2.0], device=device))
+    y.sum().backward()
+    s = torch.sigmoid(2.0 * x.detach())
+    torch.testing.assert_close(x.grad, 2.0 * s * (1 - s))
+    assert replaced.__name__ == "step" and d["same"].requires_grad
+
+
 def test_st_in_hard_mode_is_hard(device):
     x = torch.tensor([-0.2, 0.3], device=device, requires_grad=True)
     out = st.heaviside_st(x, mode="hard")

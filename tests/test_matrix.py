@@ -231,6 +231,7 @@ OPS = {
 #: Public names that are not operators on tensors.
 NOT_OPERATORS = {
     "st": "the straight-through combinator; every NAME_st it makes is in the table",
+    "grad_replace": "the straight-through combinator for functions taking forward: bool",
     "QuantileResult": "a NamedTuple type",
 }
 
