@@ -147,6 +147,12 @@ NONNEGATIVE = [
     Bad("str", const("0"), TypeError, r"nonnegative number", r"str '0'"),
     Bad("none", const(None), TypeError, r"nonnegative number", r"NoneType None"),
 ]
+LOG_PROB_EPS = [  # None or a positive float
+    Bad("zero", const(0.0), ValueError, r"positive finite", r"got 0\.0"),
+    Bad("negative", const(-1e-6), ValueError, r"positive finite", r"got -1e-06"),
+    Bad("nan", const(math.nan), ValueError, r"positive finite", r"got nan"),
+    Bad("str", const("1e-6"), TypeError, r"positive number", r"str '1e-6'"),
+]
 BOUND = [
     Bad("str", const("0.5"), TypeError, r"real number, a real tensor or None", r"str '0\.5'"),
     Bad("list", const([0.5]), TypeError, r"real number, a real tensor or None", r"list \[0\.5\]"),
@@ -177,6 +183,7 @@ KIND_OF = {
     "rtol": NONNEGATIVE,
     "atol": NONNEGATIVE,
     "epsilon": NONNEGATIVE,
+    "log_prob_eps": LOG_PROB_EPS,
     "min": BOUND,
     "max": BOUND,
     "a": BOUND[:3],  # clamp's 0.1.1 name of min; given with min, see SPECIAL

@@ -223,7 +223,7 @@ OPS = {
         *_family("rank", _dim, METHODS),
         *_family("quantile", lambda fn, ins, **kw: fn(ins[0], 0.3, -1, **kw), METHODS),
         *_family("argquantile", lambda fn, ins, **kw: fn(ins[0], 0.3, -1, **kw), INDEX_METHODS),
-        *_family("median", _dim, METHODS),
+        *_family("median", _dim, INDEX_METHODS),  # median(x, dim) returns soft indices
         *_family("argmedian", _dim, INDEX_METHODS),
     ]
 }
