@@ -652,7 +652,7 @@ def test_straight_through_forward_stays_hard():
     (g,) = torch.autograd.grad(out.values[1].sum(), x)
     assert torch.isfinite(g[1]).all() and g[1].abs().sum() > 0  # (gradients at infinite inputs are not defined)
     y = _distinct((3, 6), torch.float64).requires_grad_()
-    for name in ("max_st", "min_st", "sort_st", "topk_st", "median_st"):
+    for name in ("max_st", "min_st", "sort_st", "topk_st"):  # median(x, dim) needs soft indices
         fn = getattr(st, name)
         out = OPS[name].call(fn, [y], softness=0.5, mode="c1", method="fast_soft_sort")
         hard = OPS[name].call(fn, [y], mode="hard", method="fast_soft_sort")
