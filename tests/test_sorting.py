@@ -807,6 +807,9 @@ def test_median_with_a_dim_needs_soft_indices(raises_before_work):
         method="fast_soft_sort",
     )
     assert st.median(x, method="fast_soft_sort").shape == ()
+    with pytest.raises(ValueError, match="not supported for median with an integer dim"):
+        st.nn.SoftMedian(dim=-1, method="fast_soft_sort")
+    assert st.nn.SoftMedian(dim=None, method="fast_soft_sort")(x).shape == ()
 
 
 def test_fast_soft_sort_refuses_indices():

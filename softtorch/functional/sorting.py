@@ -664,13 +664,8 @@ def _median(x, dim, keepdim, softness, mode, method, standardize, options, gated
     log, eps = _log_mode(log, eps)
     if dim is None and keepdim and values:
         raise ValueError("keepdim=True needs an integer dim for median (torch.median() with dim=None has no keepdim)")
-    if values and dim is not None and method in METHOD_NAMES and not get_method(method).gives_indices:
-        with_indices = ", ".join(repr(m) for m in METHOD_NAMES if get_method(m).gives_indices)
-        raise ValueError(
-            f"method={method!r} is not supported for median with an integer dim: it computes sorted values "
-            f"only, with no soft indices for the (values, indices) result; use one of {with_indices}, or "
-            f"dim=None for the value alone"
-        )
+    if values:
+        check_median_method(method, dim)
     fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=not values, **options)
     middle = torch.tensor([(fam.n - 1) // 2], device=fam.flat.device)
     if fam.mode == "hard":
@@ -685,6 +680,18 @@ def _median(x, dim, keepdim, softness, mode, method, standardize, options, gated
         flat_index = [1] * fam.x.dim() + [fam.n] if keepdim else [-1]
         return value.reshape(()), _floored(None if p is None else p.reshape(flat_index), eps)
     return fam.values_back(value, keepdim), _floored(None if p is None else fam.index_back(p, keepdim), eps)
+
+
+def check_median_method(method, dim) -> None:
+    """``median(x, dim)`` returns soft indices: refuse a method without them (for ``dim=None``, the
+    value alone, every method serves). Unknown methods are left to the method lookup."""
+    if dim is not None and method in METHOD_NAMES and not get_method(method).gives_indices:
+        with_indices = ", ".join(repr(m) for m in METHOD_NAMES if get_method(m).gives_indices)
+        raise ValueError(
+            f"method={method!r} is not supported for median with an integer dim: it computes sorted values "
+            f"only, with no soft indices for the (values, indices) result; use one of {with_indices}, or "
+            f"dim=None for the value alone"
+        )
 
 
 def median(

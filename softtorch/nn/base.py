@@ -21,7 +21,7 @@ from .._core.checks import (
     check_softness,
 )
 from .._core.straight_through import straight_through as _straight_through
-from ..functional.sorting import INTERPOLATIONS
+from ..functional.sorting import INTERPOLATIONS, check_median_method
 from ..methods import check_method_options, get_method
 
 __all__ = ["SoftModule"]
@@ -76,7 +76,12 @@ def _needs_int_dim(layer: str, config: dict) -> None:
 
 #: Checks that involve more than one configuration value, or a value's meaning for one function,
 #: keyed by the function's name.
-_FUNCTION_CHECKS = {"clamp": _needs_a_bound, "index_select": _needs_int_dim, "narrow": _needs_int_dim}
+_FUNCTION_CHECKS = {
+    "clamp": _needs_a_bound,
+    "index_select": _needs_int_dim,
+    "narrow": _needs_int_dim,
+    "median": lambda layer, config: check_median_method(config["method"], config["dim"]),
+}
 
 
 def _check_factory(device, dtype) -> None:
