@@ -5,9 +5,9 @@ Every operator is a function here (``softtorch.sort``) and a layer in :mod:`soft
 """
 
 from . import functional, nn  # noqa: F401
-from ._core.straight_through import st
+from ._core.straight_through import grad_replace, st
 from .functional import *  # noqa: F401,F403
 
 __version__ = "0.1.0"
 
-__all__ = ["st", *functional.__all__]
+__all__ = ["st", "grad_replace", *functional.__all__]

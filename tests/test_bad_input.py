@@ -154,6 +154,12 @@ NONNEGATIVE = [
     Bad("str", const("0"), TypeError, r"nonnegative number", r"str '0'"),
     Bad("none", const(None), TypeError, r"nonnegative number", r"NoneType None"),
 ]
+LOG_PROB_EPS = [  # None or a positive float
+    Bad("zero", const(0.0), ValueError, r"positive finite", r"got 0\.0"),
+    Bad("negative", const(-1e-6), ValueError, r"positive finite", r"got -1e-06"),
+    Bad("nan", const(math.nan), ValueError, r"positive finite", r"got nan"),
+    Bad("str", const("1e-6"), TypeError, r"positive number", r"str '1e-6'"),
+]
 BOUND = [
     Bad("str", const("0.5"), TypeError, r"real number, a real tensor or None", r"str '0\.5'"),
     Bad("list", const([0.5]), TypeError, r"real number, a real tensor or None", r"list \[0\.5\]"),
@@ -211,8 +217,11 @@ KIND_OF = {
     "rtol": NONNEGATIVE,
     "atol": NONNEGATIVE,
     "epsilon": NONNEGATIVE,
+    "log_prob_eps": LOG_PROB_EPS,
     "min": BOUND,
     "max": BOUND,
+    "a": BOUND[:3],  # clamp's 0.1.1 name of min; given with min, see SPECIAL
+    "b": BOUND[:3],
     "return_indices": BOOL_OR_NONE,
     "soft_index": TENSOR + LAST_AXIS,
     "soft_start": TENSOR + LAST_AXIS,
@@ -244,6 +253,10 @@ def kind_of(fn_name, arg):
         return PERCENT
     if arg == "dim" and fn_name.split("_st")[0] in ("index_select", "narrow"):
         return DIM_REQUIRED
+    if arg == "dim" and fn_name.split("_st")[0] == "take":  # x has one dim of n = 5 here
+        return [b for b in DIM if b.exc is TypeError] + [
+            Bad("too_big", const(1), ValueError, r"in \[-1, 0\]", r"got 1\b")
+        ]
     if arg in ("soft_index", "soft_start") and fn_name == "take":
         return TENSOR + [LAST_AXIS[1]]
     if arg == "target" and fn_name == "topk_cross_entropy":
@@ -259,7 +272,7 @@ def kind_of(fn_name, arg):
 
 # -- valid calls --------------------------------------------------------------------------------------
 
-FUNCTIONS = [name for name in st.__all__ if name not in ("st", "QuantileResult")]
+FUNCTIONS = [name for name in st.__all__ if name not in ("st", "grad_replace", "QuantileResult")]
 LOGIC = {"logical_not", "logical_and", "logical_or", "logical_xor", "all", "any"}
 
 
@@ -385,6 +398,8 @@ SPECIAL = [
     ("sort", {"method": "fast_soft_sort", "return_indices": True}, "method", r"to get indices", r"'fast_soft_sort'"),
     ("median", {"dim": None, "keepdim": True}, "keepdim", r"an integer dim", r"dim=None"),
     ("clamp", {"min": None, "max": None}, "min", r"at least one of min or max", r"min=None and max=None"),
+    ("clamp", {"a": -1.0}, "a", r"another name for min: give one of them", r"min=float -0\.5 and a=float -1\.0"),
+    ("clamp", {"b": 1.0}, "b", r"another name for max: give one of them", r"max=float 0\.5 and b=float 1\.0"),
     ("rank", {"dim": None, "softness": torch.full((3, 1), 0.1)}, "softness", r"one-element", r"\(3, 1\)"),
     ("sort", {"softness": torch.full((3, 5), 0.1)}, "softness", r"reduced dim 1 set to 1", r"\(3, 5\)"),
     ("greater", {"y": torch.zeros(4)}, "y", r"broadcast together", r"y of shape \(4,\)"),

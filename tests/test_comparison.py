@@ -237,6 +237,42 @@ def test_mixed_float_dtypes_promote_like_torch(device):
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("name", list(OPS))
+def test_python_number_operand_like_torch(name, mode, dtype, device, bitwise_equal):
+    """A Python number on either side is taken as a 0-d tensor of the other operand's dtype, as
+    torch's binary ops do: the result is that of the equivalent full tensor, in that dtype."""
+    fn, _, _ = OPS[name]
+    x = torch.tensor(SEED_X, dtype=dtype, device=device)
+    for number in (0.25, -1, 0.3):
+        full = torch.full_like(x, number)
+        bitwise_equal(fn(x, number, mode=mode), fn(x, full, mode=mode))
+        bitwise_equal(fn(number, x, mode=mode), fn(full, x, mode=mode))
+        assert fn(x, number, mode=mode).dtype == dtype
+    # an integer tensor and a float number compare in the default float dtype, as torch does
+    ints = torch.tensor([0, 1, 2], device=device)
+    bitwise_equal(
+        fn(ints, 1.5, mode=mode),
+        fn(ints.to(torch.get_default_dtype()), torch.full((3,), 1.5, device=device), mode=mode),
+    )
+
+
+def test_python_number_operand_hand_checked(device):
+    x = torch.tensor([-0.2, 0.3], device=device)
+    # sigmoid((x - 0 - 1e-10) / 0.1): sigmoid(-2) and sigmoid(3)
+    torch.testing.assert_close(st.greater(x, 0.0).cpu(), torch.tensor([0.119203, 0.952574]), rtol=0, atol=1e-6)
+    torch.testing.assert_close(st.less(0.0, x).cpu(), 1 - torch.tensor([0.880797, 0.047426]), rtol=0, atol=1e-6)
+    assert torch.equal(st.greater(x, 0.0, mode="hard").cpu(), torch.tensor([0.0, 1.0]))
+
+
+@pytest.mark.parametrize("name", list(OPS))
+def test_two_numbers_or_a_non_number_are_refused(name, raises_before_work):
+    fn = OPS[name][0]
+    raises_before_work(TypeError, r"x must be a torch\.Tensor, got float 0\.5", fn, 0.5, 1.0)
+    raises_before_work(TypeError, r"y must be a torch\.Tensor or a real number, got str 'a'", fn, torch.ones(2), "a")
+    raises_before_work(TypeError, r"y must be a torch\.Tensor or a real number, got bool True", fn, torch.ones(2), True)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", list(OPS))
 def test_half_precision_keeps_dtype(name, mode, device):
     fn, _, _ = OPS[name]
     x = torch.tensor(SEED_X, device=device)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import pytest
@@ -266,6 +267,21 @@ def test_hard_clamp_equals_torch(bounds, shape, dtype, device, bitwise_equal):
         bitwise_equal(st.clamp(x, lo, hi, mode="hard"), torch.clamp(x, lo, hi))
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_clamp_takes_the_0_1_1_bound_names(mode, device, bitwise_equal):
+    """``a``/``b`` (softtorch 0.1.1's names) are ``min``/``max``; hand-checked in smooth mode."""
+    x = torch.tensor(SEED_X, device=device)
+    ref = st.clamp(x, -0.5, 0.5, mode=mode)
+    bitwise_equal(st.clamp(x, a=-0.5, b=0.5, mode=mode), ref)
+    bitwise_equal(st.clamp(x, -0.5, b=0.5, mode=mode), ref)
+    bitwise_equal(st.clamp(x, a=-0.5, mode=mode), st.clamp(x, min=-0.5, mode=mode))
+    bitwise_equal(st.clamp_st(x, a=-0.5, b=0.5, mode=mode), st.clamp_st(x, -0.5, 0.5, mode=mode))
+    if mode == "smooth":
+        expected = torch.tensor([-0.1952, -0.4993, 0.2873, 0.4993])
+        torch.testing.assert_close(st.clamp(x, a=-0.5, b=0.5).cpu(), expected, rtol=0, atol=1e-4)
+    assert "a" not in inspect.signature(st.nn.SoftClamp).parameters
+
+
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 @pytest.mark.parametrize("which", ["both", "min_only", "max_only", "broadcast"])
 def test_hard_clamp_tensor_bounds_equals_torch(which, shape, dtype, device, bitwise_equal):
@@ -372,6 +388,26 @@ def test_gradcheck_and_gradgradcheck(name, mode, softness, device):
     f = lambda v: fn(v, softness=softness, mode=mode)  # noqa: E731
     assert torch.autograd.gradcheck(f, (x,))
     assert torch.autograd.gradgradcheck(f, (x,))
+
+
+@pytest.mark.parametrize("mode", SOFT_MODES)
+@pytest.mark.parametrize("name", list(GRAD_CASES))
+def test_second_derivative_by_double_backward(name, mode, device):
+    """``grad(grad(f(x).sum(), x, create_graph=True)[0].sum(), x)`` runs in every mode (the c0
+    kernel's first derivative is piecewise constant, yet it must keep a graph, as torch.relu's
+    does) and equals the central difference of the first derivative."""
+    fn, points = GRAD_CASES[name]
+    x = grad_input(points, 0.3, device)
+
+    def first(v):
+        v = v.detach().requires_grad_(True)
+        return torch.autograd.grad(fn(v, softness=0.3, mode=mode).sum(), v)[0]
+
+    (g,) = torch.autograd.grad(fn(x, softness=0.3, mode=mode).sum(), x, create_graph=True)
+    (h,) = torch.autograd.grad(g.sum(), x)
+    step = 1e-6
+    expected = (first(x + step) - first(x - step)) / (2 * step)
+    torch.testing.assert_close(h, expected, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("mode", SOFT_MODES)
@@ -482,6 +518,58 @@ def test_st_combinator_wraps_any_function(device, bitwise_equal):
     ref = x2.detach().clone().requires_grad_(True)
     (st.relu(ref, mode="c1") + st.sign(ref, mode="c1")).sum().backward()
     torch.testing.assert_close(x2.grad, ref.grad)
+
+
+def test_st_follows_the_wrapped_functions_mode(device, bitwise_equal):
+    """The twin's ``mode`` defaults to the wrapped function's default, and can be passed where
+    the wrapped function takes it positionally (not twice)."""
+    calls = []
+
+    def soft_relu_c1(v, softness=0.1, mode="c1"):
+        calls.append(mode)
+        return st.relu(v, softness=softness, mode=mode)
+
+    twin = st.st(soft_relu_c1)
+    x = torch.tensor([-0.2, 0.3], device=device, requires_grad=True)
+    y = twin(x, 0.5)
+    assert calls == ["hard", "c1"]
+    bitwise_equal(y.detach(), torch.relu(x.detach()))
+    y.sum().backward()
+    ref = x.detach().clone().requires_grad_(True)
+    st.relu(ref, softness=0.5, mode="c1").sum().backward()
+    torch.testing.assert_close(x.grad, ref.grad)
+    # the gradient of the soft c1 relu at softness 0.5 (the doc example of softtorch.st)
+    torch.testing.assert_close(x.grad.cpu(), torch.tensor([0.4401, 0.5896]), rtol=0, atol=1e-4)
+
+    calls.clear()
+    x.grad = None
+    twin(x, 0.5, "smooth").sum().backward()
+    assert calls == ["hard", "smooth"]
+    torch.testing.assert_close(x.grad.cpu(), torch.sigmoid(torch.tensor([-0.4, 0.6])), rtol=0, atol=1e-6)
+    with pytest.raises(TypeError, match="multiple values for argument 'mode'"):
+        twin(x, 0.5, "smooth", mode="c0")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        twin(x, 0.5, "soft")
+    assert inspect.signature(twin).parameters["mode"].default == "c1"
+
+
+def test_grad_replace_forward_value_backward_gradient(device, bitwise_equal):
+    """``grad_replace``: the ``forward=True`` result, the gradient of ``forward=False``, for every
+    tensor of the output (here a tuple, a list and a dict)."""
+
+    def step(v, scale=1.0, forward=True):
+        out = (v > 0).to(v.dtype) if forward else torch.sigmoid(scale * v)
+        return out, [2 * out], {"same": out}
+
+    replaced = st.grad_replace(step)
+    x = torch.tensor([-1.0, 2.0], device=device, requires_grad=True)
+    y, (y2,), d = replaced(x, scale=2.0)
+    bitwise_equal(y.detach(), torch.tensor([0.0, 1.0], device=device))
+    bitwise_equal(y2.detach(), torch.tensor([0.0, 2.0], device=device))
+    y.sum().backward()
+    s = torch.sigmoid(2.0 * x.detach())
+    torch.testing.assert_close(x.grad, 2.0 * s * (1 - s))
+    assert replaced.__name__ == "step" and d["same"].requires_grad
 
 
 def test_st_in_hard_mode_is_hard(device):

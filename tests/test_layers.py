@@ -210,14 +210,14 @@ LAYERS = {
         {"dim": 0, "keepdim": True},
         fuzzy_unary,
         lambda x: st.all(x, dim=0, keepdim=True),
-        "SoftAll(dim=0, keepdim=True, use_geometric_mean=False)",
+        "SoftAll(dim=0, keepdim=True, use_geometric_mean=False, epsilon=1e-10)",
     ),
     "SoftAny": (
         snn.SoftAny,
         {"dim": -1, "use_geometric_mean": True},
         fuzzy_unary,
         lambda x: st.any(x, dim=-1, use_geometric_mean=True),
-        "SoftAny(dim=-1, keepdim=False, use_geometric_mean=True)",
+        "SoftAny(dim=-1, keepdim=False, use_geometric_mean=True, epsilon=1e-10)",
     ),
     "SoftWhere": (
         snn.SoftWhere,
@@ -238,7 +238,7 @@ LAYERS = {
         {},
         take_inputs,
         lambda x, p: st.take(x, p),
-        "SoftTake()",
+        "SoftTake(dim=None)",
     ),
     "SoftIndexSelect": (
         snn.SoftIndexSelect,

@@ -75,6 +75,23 @@ def test_geometric_mean_clamps_zeros(device):
     assert torch.isfinite(x.grad).all()
 
 
+def test_geometric_mean_floor_is_epsilon(device):
+    """The inputs of the geometric mean's logarithm are floored at ``epsilon`` (default 1e-10,
+    softtorch 0.1.1's): hand-checked on [0.1, 0.2, 0.8, 1.0]."""
+    x = torch.tensor([0.1, 0.2, 0.8, 1.0], dtype=torch.float64, device=device)
+    # any: 1 - (0.9 * 0.8 * 0.2 * 1e-10) ** (1 / 4)
+    torch.testing.assert_close(st.any(x, use_geometric_mean=True).item(), 1 - (0.144 * 1e-10) ** 0.25)
+    torch.testing.assert_close(st.any(x, use_geometric_mean=True).item(), 0.998052, atol=1e-6, rtol=0)
+    # all with a floor above 0.1: (0.15 * 0.2 * 0.8 * 1.0) ** (1 / 4)
+    torch.testing.assert_close(st.all(x, -1, epsilon=0.15, use_geometric_mean=True).item(), 0.024**0.25)
+    torch.testing.assert_close(st.any(x, epsilon=1e-4, use_geometric_mean=True).item(), 1 - (0.144 * 1e-4) ** 0.25)
+    # the product ignores epsilon; epsilon 0 still floors at the dtype's smallest normal number
+    assert st.all(x, epsilon=0.5).item() == pytest.approx(0.016)
+    zero = torch.tensor([0.0, 1.0], dtype=torch.float64, device=device)
+    tiny = torch.finfo(torch.float64).tiny
+    torch.testing.assert_close(st.all(zero, epsilon=0.0, use_geometric_mean=True).item(), tiny**0.5)
+
+
 # --------------------------------------------------------------------------------------------
 # Exact on hard booleans
 # --------------------------------------------------------------------------------------------

@@ -237,7 +237,7 @@ OPS = {
         *_family("argquantile", lambda fn, ins, **kw: fn(ins[0], 0.3, -1, **kw), INDEX_METHODS),
         *_family("percentile", lambda fn, ins, **kw: fn(ins[0], 30.0, -1, **kw), METHODS),
         *_family("argpercentile", lambda fn, ins, **kw: fn(ins[0], 30.0, -1, **kw), INDEX_METHODS),
-        *_family("median", _dim, METHODS),
+        *_family("median", _dim, INDEX_METHODS),  # median(x, dim) returns soft indices
         *_family("argmedian", _dim, INDEX_METHODS),
         Op("spearman_corrcoef", lambda fn, ins, **kw: fn(ins[0], ins[1], -1, **kw), _inputs_binary, methods=METHODS),
         Op("kendall_tau", lambda fn, ins, **kw: fn(ins[0], ins[1], -1, **kw), _inputs_binary),
@@ -254,6 +254,7 @@ OPS = {
 #: Public names that are not operators on tensors.
 NOT_OPERATORS = {
     "st": "the straight-through combinator; every NAME_st it makes is in the table",
+    "grad_replace": "the straight-through combinator for functions taking forward: bool",
     "QuantileResult": "a NamedTuple type",
 }
 
@@ -674,7 +675,7 @@ def test_straight_through_forward_stays_hard():
     (g,) = torch.autograd.grad(out.values[1].sum(), x)
     assert torch.isfinite(g[1]).all() and g[1].abs().sum() > 0  # (gradients at infinite inputs are not defined)
     y = _distinct((3, 6), torch.float64).requires_grad_()
-    for name in ("max_st", "min_st", "sort_st", "topk_st", "median_st"):
+    for name in ("max_st", "min_st", "sort_st", "topk_st"):  # median(x, dim) needs soft indices
         fn = getattr(st, name)
         out = OPS[name].call(fn, [y], softness=0.5, mode="c1", method="fast_soft_sort")
         hard = OPS[name].call(fn, [y], mode="hard", method="fast_soft_sort")

@@ -73,6 +73,27 @@ def test_where_soft_condition_is_convex(device):
     assert (out >= torch.minimum(x, y) - 1e-12).all() and (out <= torch.maximum(x, y) + 1e-12).all()
 
 
+def test_where_python_number_branches_like_torch(dtype, device, bitwise_equal):
+    """Either branch may be a Python number (as in torch.where): it takes the dtype of the other
+    branch, or of the condition when both are numbers."""
+    c = torch.tensor([0.1, 0.2, 0.8, 1.0], dtype=dtype, device=device)
+    x = torch.tensor([-0.2, -1.0, 0.3, 1.0], dtype=dtype, device=device)
+    bitwise_equal(st.where(c, x, 0.0), st.where(c, x, torch.zeros_like(x)))
+    bitwise_equal(st.where(c, 2, x), st.where(c, torch.full_like(x, 2.0), x))
+    both = st.where(c, 1.0, 0.0)
+    assert both.dtype == dtype
+    bitwise_equal(both, c)
+    # hand-checked: 0.1 * -0.2 + 0.9 * 0.5, 0.8 * 0.3 + 0.2 * 0.5
+    torch.testing.assert_close(
+        st.where(c[1:3], x[[0, 2]], 0.5).cpu().double(),
+        torch.tensor([0.36, 0.34], dtype=torch.float64),
+        rtol=0,
+        atol=1e-3,
+    )
+    # an integer branch tensor is promoted before a number takes its dtype
+    bitwise_equal(st.where(c, torch.arange(4, device=device), 0.5), st.where(c, torch.arange(4.0, device=device), 0.5))
+
+
 def test_where_gradcheck(device):
     c = torch.tensor([0.1, 0.35, 0.5, 0.72, 0.9, 0.2], dtype=torch.float64, device=device, requires_grad=True)
     x = torch.randn(6, dtype=torch.float64, device=device, requires_grad=True)
@@ -162,6 +183,30 @@ def test_take_soft_index_is_expectation(device):
     assert out.shape == (2, 5)
     torch.testing.assert_close(out, p @ x.reshape(-1))
     assert ((out >= x.min()) & (out <= x.max())).all()
+
+
+@pytest.mark.parametrize("dim", [0, 1, 2, -1])
+def test_take_along_a_dim_selects_in_that_dim(dim, dtype, device, bitwise_equal):
+    """``take(x, P, dim)`` (softtorch 0.1.1's form): the k rows of P select along ``dim``; one-hot
+    rows give :func:`torch.index_select`, a single row of shape (n,) removes the dim."""
+    x = random_x((3, 4, 5), dtype, device)
+    n = x.shape[dim]
+    idx = torch.tensor([n - 1, 0, 1], device=device)
+    bitwise_equal(st.take(x, one_hot(idx, n, dtype), dim=dim), torch.index_select(x, dim, idx))
+    bitwise_equal(st.take(x, one_hot(idx[:1], n, dtype)[0], dim=dim), x.select(dim, n - 1))
+
+
+def test_take_along_a_dim_hand_checked(device):
+    x = torch.tensor([[0.3, -1.2, 0.8, 0.1], [2.0, -0.5, -0.4, 1.1]], dtype=torch.float64, device=device)
+    p = torch.tensor([[0.1, 0.2, 0.3, 0.4], [0.0, 1.0, 0.0, 0.0]], dtype=torch.float64, device=device)
+    # row 0: 0.03 - 0.24 + 0.24 + 0.04; row 1: 0.2 - 0.1 - 0.12 + 0.44
+    expected = torch.tensor([[0.07, -1.2], [0.42, -0.5]], dtype=torch.float64)
+    torch.testing.assert_close(st.take(x, p, dim=1).cpu(), expected)
+    # 0.25 * row 0 + 0.75 * row 1
+    expected = torch.tensor([[1.575, -0.675, -0.1, 0.85]], dtype=torch.float64)
+    torch.testing.assert_close(
+        st.take(x, torch.tensor([[0.25, 0.75]], dtype=torch.float64, device=device), dim=0).cpu(), expected
+    )
 
 
 def test_take_gradcheck(device):

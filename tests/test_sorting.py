@@ -419,6 +419,59 @@ def test_return_log_probs(method, mode):
     torch.testing.assert_close(st.median(x, 1, return_log_probs=True, **kw).values, st.median(x, 1, **kw).values)
 
 
+def floored_log_loop(p, eps):
+    """Plain reference: each distribution (last axis) floored at eps, renormalized, logged."""
+    flat_p = p.reshape(-1, p.shape[-1])
+    flat_out = torch.empty_like(flat_p)
+    for r in range(flat_p.shape[0]):
+        row = [max(float(v), eps) for v in flat_p[r]]
+        total = sum(row)
+        for j, v in enumerate(row):
+            flat_out[r, j] = torch.log(torch.tensor(v / total, dtype=F64))
+    return flat_out.reshape(p.shape)
+
+
+@pytest.mark.parametrize("mode", ["hard", "smooth", "c0"])
+@pytest.mark.parametrize("method", ["neuralsort", "softsort", "ot"])
+def test_log_prob_eps_floors_and_renormalizes(method, mode):
+    """``log_prob_eps`` (softtorch's newest API): the log of the probabilities floored at eps and
+    renormalized, finite even at the exact zeros of c0 and of the hard one-hots; the values and
+    the plain log-probabilities (``log_prob_eps=None``) are unchanged."""
+    x = distinct((3, 7), seed=7)
+    kw = {"method": method, "mode": mode, "softness": 0.15}
+    q2 = torch.tensor([0.2, 0.7], dtype=F64)
+    getters = [
+        lambda **k: st.argsort(x, **k),
+        lambda **k: st.sort(x, **k).indices,
+        lambda **k: st.topk(x, 3, **k).indices,
+        lambda **k: st.argquantile(x, q2, -1, **k),
+        lambda **k: st.quantile(x, 0.3, 1, return_argquantile=True, **k).indices,
+        lambda **k: st.argmedian(x, 1, **k),
+        lambda **k: st.argmedian(x, **k),
+        lambda **k: st.median(x, 0, **k).indices,
+    ]
+    for eps in (1e-6, 0.05):
+        for get in getters:
+            p = get(**kw)
+            logp = get(return_log_probs=True, log_prob_eps=eps, **kw)
+            assert torch.isfinite(logp).all()
+            torch.testing.assert_close(logp, floored_log_loop(p, eps), atol=1e-10, rtol=0)
+            # without return_log_probs the floor has no effect
+            assert torch.equal(get(log_prob_eps=eps, **kw), p)
+    if mode != "smooth":
+        assert torch.isneginf(st.argsort(x, return_log_probs=True, **kw)).any()
+    values = st.sort(x, return_log_probs=True, log_prob_eps=0.05, **kw).values
+    torch.testing.assert_close(values, st.sort(x, **kw).values, atol=1e-12, rtol=0)
+
+
+def test_log_prob_eps_hand_checked():
+    """A one-hot over n = 4 floored at 0.1: (1, 0.1, 0.1, 0.1) / 1.3."""
+    x = torch.tensor([0.3, -1.0, 2.0, 0.5], dtype=F64)
+    logp = st.argsort(x, mode="hard", return_log_probs=True, log_prob_eps=0.1)
+    expected = torch.log(torch.tensor([0.1, 1.0, 0.1, 0.1], dtype=F64) / 1.3)
+    torch.testing.assert_close(logp[0], expected)
+
+
 @pytest.mark.parametrize("mode", SOFT_MODES)
 @pytest.mark.parametrize("method", METHODS)
 def test_log_probs_gradient_is_finite(method, mode):
@@ -727,9 +780,36 @@ def test_unknown_interpolation():
 
 
 def test_median_keepdim_needs_dim():
-    for fn in (st.median, st.argmedian):
-        with pytest.raises(ValueError, match="keepdim=True needs an integer dim"):
-            fn(torch.randn(5), keepdim=True)
+    with pytest.raises(ValueError, match="keepdim=True needs an integer dim"):
+        st.median(torch.randn(5), keepdim=True)
+
+
+@pytest.mark.parametrize("mode", ["hard", "smooth", "c0"])
+def test_argmedian_and_argmax_keepdim_without_dim(mode):
+    """``dim=None, keepdim=True``: one soft index over every element, of shape (1, ..., 1, n)
+    (softtorch 0.1.1's layout); the same numbers as without keepdim."""
+    x = distinct((3, 4), seed=2)
+    for fn in (st.argmedian, st.argmax, st.argmin, lambda v, **k: st.argquantile(v, 0.3, **k)):
+        kept = fn(x, dim=None, keepdim=True, mode=mode)
+        assert kept.shape == (1, 1, 12)
+        assert torch.equal(kept.reshape(-1), fn(x, dim=None, mode=mode))
+    # the hard argmedian of all 12 elements is the one-hot of the lower median
+    hard = st.argmedian(x, dim=None, keepdim=True, mode="hard").reshape(-1)
+    assert hard.argmax() == x.reshape(-1).median(0).indices and hard.sum() == 1
+
+
+def test_median_with_a_dim_needs_soft_indices(raises_before_work):
+    """``median(x, dim)`` returns (values, indices): a method without a permutation is refused
+    (as in softtorch 0.1.1); ``dim=None`` (the value alone) takes it."""
+    x = distinct((3, 5), seed=1)
+    raises_before_work(
+        ValueError, r"method='fast_soft_sort' is not supported for median with an integer dim", st.median, x, dim=1,
+        method="fast_soft_sort",
+    )
+    assert st.median(x, method="fast_soft_sort").shape == ()
+    with pytest.raises(ValueError, match="not supported for median with an integer dim"):
+        st.nn.SoftMedian(dim=-1, method="fast_soft_sort")
+    assert st.nn.SoftMedian(dim=None, method="fast_soft_sort")(x).shape == ()
 
 
 def test_fast_soft_sort_refuses_indices():
@@ -815,6 +895,8 @@ def test_ot_kwargs_reach_the_solver(op):
     for mode, softness, options, alias in (
         ("smooth", 0.1, {"tol": 0.5}, {"sinkhorn_tol": 0.5}),
         ("c1", 1.0, {"max_iter": 1}, {"sinkhorn_max_iter": 1}),
+        ("c1", 1.0, {"max_iter": 1}, {"lbfgs_max_iter": 1}),
+        ("smooth", 0.1, {"tol": 0.5}, {"lbfgs_tol": 0.5}),
     ):
         converged = call(x, method="ot", softness=softness, mode=mode)
         tight = call(x, method="ot", softness=softness, mode=mode, ot_kwargs={"tol": 1e-9, "max_iter": 500})
@@ -823,6 +905,20 @@ def test_ot_kwargs_reach_the_solver(op):
         torch.testing.assert_close(tight, converged, atol=1e-4, rtol=0)
         assert (rough - converged).abs().max() > 1e-5, (mode, options)
         torch.testing.assert_close(aliased, rough, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("mode", ["smooth", "c1"])
+def test_ot_kwargs_under_two_spellings_take_the_most_demanding_value(mode):
+    """The reference's tests pass its Sinkhorn and its L-BFGS pair together; one solver serves
+    both here, and it runs with the smaller tolerance and the larger iteration cap."""
+    x = distinct((3, 7), seed=4)
+    call = OT_CALLS["argsort"]
+    both = {"sinkhorn_tol": 0.5, "lbfgs_tol": 1e-9, "sinkhorn_max_iter": 1, "lbfgs_max_iter": 500}
+    merged = call(x, method="ot", softness=1.0, mode=mode, ot_kwargs=both)
+    plain = call(x, method="ot", softness=1.0, mode=mode, ot_kwargs={"tol": 1e-9, "max_iter": 500})
+    torch.testing.assert_close(merged, plain, atol=0, rtol=0)
+    rough = call(x, method="ot", softness=1.0, mode=mode, ot_kwargs={"tol": 0.5, "max_iter": 1})
+    assert (rough - plain).abs().max() > 1e-5
 
 
 def test_ot_kwargs_are_ignored_by_other_methods_and_kept_by_layers():
@@ -933,7 +1029,7 @@ def test_gradcheck(op, method, mode, fast):
     torch.autograd.gradcheck(_grad_call(op, method, mode), _grad_inputs(), fast_mode=fast)
 
 
-VALUE_GRAD_OPS = ("sort", "sort_values_only", "topk", "rank", "quantile", "median", "median_all")
+VALUE_GRAD_OPS = ("sort", "sort_values_only", "topk", "rank", "quantile", "median_all")
 
 
 @pytest.mark.parametrize("mode", SOFT_MODES)

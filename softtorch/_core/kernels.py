@@ -18,7 +18,15 @@ WINDOW = 5.0
 
 
 def _window(z: torch.Tensor) -> torch.Tensor:
-    return (z / WINDOW).clamp(-1.0, 1.0)
+    """``clamp(z / 5, -1, 1)``, whose derivative keeps a graph to ``z``.
+
+    :func:`torch.clamp`'s derivative is a mask with no graph, so a double backward through the c0
+    kernel (linear in the clamp) would find nothing to differentiate. Inside the window the term
+    ``relu(w - 1)`` is exactly 0 and so is its derivative, but that derivative is built from ``w``
+    (as :func:`torch.relu`'s is): the second derivative comes out as the zero it is.
+    """
+    w = z / WINDOW
+    return torch.where(w.abs() <= 1.0, w - F.relu(w - 1.0), w.clamp(-1.0, 1.0))
 
 
 def sigmoidal_kernel(z: torch.Tensor, mode: str) -> torch.Tensor:

@@ -16,6 +16,7 @@ from .._core.checks import (
     check_dim,
     check_float_tensor,
     check_mode,
+    check_positive,
     check_reduction_softness,
     check_softness,
 )
@@ -33,6 +34,8 @@ __all__ = [
     "soft_rows",
     "scores_sorted_back",
     "values_from_rows",
+    "check_log_prob_eps",
+    "floored_log",
 ]
 
 
@@ -142,3 +145,15 @@ def scores_sorted_back(fam: Family, descending: bool) -> torch.Tensor:
 def values_from_rows(fam: Family, rows_p: torch.Tensor, log: bool, gated_grad: bool) -> torch.Tensor:
     """Expected values under soft permutation rows (given as log-probabilities when ``log``)."""
     return gather(rows_p.exp() if log else rows_p, fam.flat, gated_grad)
+
+
+def check_log_prob_eps(log_prob_eps):
+    """``None`` or a positive float: the floor of the probabilities of ``return_log_probs``."""
+    return None if log_prob_eps is None else check_positive("log_prob_eps", log_prob_eps)
+
+
+def floored_log(p: torch.Tensor, log_prob_eps: float) -> torch.Tensor:
+    """Log-probabilities of the distributions ``p`` (last axis) floored at ``log_prob_eps`` and
+    renormalized: finite everywhere, even at the exact zeros of the sparse modes."""
+    floored = p.clamp(min=log_prob_eps)
+    return torch.log(floored / floored.sum(-1, keepdim=True))

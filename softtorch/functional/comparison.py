@@ -17,6 +17,7 @@ from .._core.checks import (
     result_dtype,
 )
 from .._core.kernels import sigmoidal_kernel
+from .._core.prepare import as_operand
 from .._core.straight_through import st
 from .._core.zero_grad import with_zero_grad
 
@@ -38,12 +39,21 @@ __all__ = [
 ]
 
 
+def _operands(x, y):
+    """``x`` and ``y`` as floating tensors. As in torch's binary ops, one of them may be a Python
+    number, which takes the dtype and device of the other."""
+    if isinstance(y, torch.Tensor) and not isinstance(x, torch.Tensor):
+        y = check_float_tensor("y", y)
+        return as_operand("x", x, y), y
+    x = check_float_tensor("x", x)
+    return x, as_operand("y", y, x)
+
+
 def _prepare(x, y, softness, mode, epsilon):
     mode = check_mode(mode)
     softness = check_softness(softness)
     epsilon = check_nonnegative("epsilon", epsilon)
-    x = check_float_tensor("x", x)
-    y = check_float_tensor("y", y)
+    x, y = _operands(x, y)
     check_broadcast(x=x, y=y, **({"softness": softness} if isinstance(softness, torch.Tensor) else {}))
     return x, y, softness, mode, epsilon
 
@@ -90,8 +100,9 @@ def _close(d, tolerance, softness, mode, epsilon):
 
 _SHARED_ARGS = r"""
     Args:
-        x (Tensor): first operand.
-        y (Tensor): second operand, broadcasting with ``x``.
+        x (Tensor or Number): first operand.
+        y (Tensor or Number): second operand, broadcasting with ``x``. One of the two may be a
+            Python number, as in torch's comparisons.
         softness (float or Tensor): temperature, positive. Default: ``0.1``.
         mode (str): one of ``"hard"``, ``"smooth"``, ``"c0"``, ``"c1"``, ``"c2"``. Default: ``"smooth"``.
         epsilon (float): tie-breaking shift that makes strict and non-strict comparisons differ

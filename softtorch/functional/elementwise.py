@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .._core.checks import check_bool, check_bound, check_broadcast, check_positive_int
+from .._core.checks import check_bool, check_bound, check_broadcast, check_positive_int, describe
 from .._core.kernels import WINDOW, relu_kernel, sigmoidal_kernel
 from .._core.precision import is_half
 from .._core.prepare import as_float_like, prepare_elementwise
@@ -246,7 +246,20 @@ def relu(x, *, softness=0.1, mode="smooth", gated=False):
     return softrelu(x, softness=softness, mode=mode, gated=gated)
 
 
-def clamp(x, min=None, max=None, *, softness=0.1, mode="smooth", gated=False):
+def _bound_alias(name, value, alias, alias_value):
+    """A bound given under its torch name or its softtorch 0.1.1 name (``a``/``b``), not both."""
+    check_bound(alias, alias_value)
+    if alias_value is None:
+        return value
+    if value is not None:
+        raise ValueError(
+            f"{alias} is another name for {name}: give one of them, got {name}={describe(value)} and "
+            f"{alias}={describe(alias_value)}"
+        )
+    return alias_value
+
+
+def clamp(x, min=None, max=None, *, softness=0.1, mode="smooth", gated=False, a=None, b=None):
     r"""Soft clamp, a relaxation of :func:`torch.clamp`.
 
     .. math::
@@ -262,6 +275,9 @@ def clamp(x, min=None, max=None, *, softness=0.1, mode="smooth", gated=False):
         softness (float or Tensor): temperature. Default: ``0.1``.
         mode (str): one of ``"hard"``, ``"smooth"``, ``"c0"``, ``"c1"``, ``"c2"``. Default: ``"smooth"``.
         gated (bool): use the gated soft ReLU. Default: ``False``.
+        a (float or Tensor, optional): ``min`` under the name softtorch 0.1.1 gave it; give one
+            of the two. Default: ``None``.
+        b (float or Tensor, optional): ``max`` under its softtorch 0.1.1 name. Default: ``None``.
 
     Shape:
         Output has the broadcast shape of ``x``, ``min`` and ``max``.
@@ -278,6 +294,7 @@ def clamp(x, min=None, max=None, *, softness=0.1, mode="smooth", gated=False):
     """
     x, softness, mode = prepare_elementwise("x", x, softness, mode)
     check_bool("gated", gated)
+    min, max = _bound_alias("min", min, "a", a), _bound_alias("max", max, "b", b)
     if min is None and max is None:
         raise ValueError("clamp needs at least one of min or max, got min=None and max=None")
     check_bound("min", min)

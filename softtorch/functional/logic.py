@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import torch
 
-from .._core.checks import check_broadcast, check_dim, check_flags, check_float_tensor
+from .._core.checks import check_broadcast, check_dim, check_flags, check_float_tensor, check_nonnegative
 
 __all__ = ["logical_not", "logical_and", "logical_or", "logical_xor", "all", "any"]
 
-#: Floor applied before logarithms in the geometric-mean variants.
-_LOG_FLOOR = 1e-12
+#: Floor applied before logarithms in the geometric-mean variants (``epsilon`` of all/any): that
+#: of softtorch 0.1.1, so the geometric means agree with it.
+_LOG_FLOOR = 1e-10
 
 
-def _geometric_mean(x: torch.Tensor, dim) -> torch.Tensor:
-    floor = max(_LOG_FLOOR, torch.finfo(x.dtype).tiny)
+def _geometric_mean(x: torch.Tensor, dim, epsilon: float = _LOG_FLOOR) -> torch.Tensor:
+    floor = max(epsilon, torch.finfo(x.dtype).tiny)
     return torch.exp(torch.log(x.clamp(min=floor)).mean(dim))
 
 
@@ -135,27 +136,28 @@ def logical_xor(x, y, *, use_geometric_mean=False):
     return 1.0 - _and(1.0 - left, 1.0 - right, use_geometric_mean)
 
 
-def _product(x, dim, keepdim, use_geometric_mean):
+def _product(x, dim, keepdim, use_geometric_mean, epsilon):
     """Product (or geometric mean) of checked ``x`` along normalized ``dim`` (None: everything)."""
     if x.dim() == 0:
         return x.clone()
     if dim is None:
-        out = _geometric_mean(x.reshape(-1), 0) if use_geometric_mean else x.prod().to(x.dtype)
+        out = _geometric_mean(x.reshape(-1), 0, epsilon) if use_geometric_mean else x.prod().to(x.dtype)
         return out.reshape([1] * x.dim()) if keepdim else out
     if use_geometric_mean:
-        out = _geometric_mean(x, dim)
+        out = _geometric_mean(x, dim, epsilon)
         return out.unsqueeze(dim) if keepdim else out
     # autocast runs prod in float32; the soft booleans keep the input's dtype.
     return x.prod(dim, keepdim=keepdim).to(x.dtype)
 
 
-def _reduction_args(x, dim, keepdim, use_geometric_mean):
+def _reduction_args(x, dim, keepdim, use_geometric_mean, epsilon):
     x = check_float_tensor("x", x)
     check_flags(keepdim=keepdim, use_geometric_mean=use_geometric_mean)
-    return x, (None if dim is None else check_dim(dim, x.dim()))
+    epsilon = check_nonnegative("epsilon", epsilon)
+    return x, (None if dim is None else check_dim(dim, x.dim())), epsilon
 
 
-def all(x, dim=-1, keepdim=False, *, use_geometric_mean=False):
+def all(x, dim=-1, keepdim=False, *, use_geometric_mean=False, epsilon=_LOG_FLOOR):
     r"""Soft :func:`torch.all`: the product (or geometric mean) along ``dim``.
 
     .. math::
@@ -166,6 +168,8 @@ def all(x, dim=-1, keepdim=False, *, use_geometric_mean=False):
         dim (int, optional): dimension to reduce; ``None`` reduces every element. Default: ``-1``.
         keepdim (bool): keep the reduced dimension with size 1. Default: ``False``.
         use_geometric_mean (bool): geometric mean instead of product. Default: ``False``.
+        epsilon (float): floor of the inputs before the logarithm of the geometric mean (the
+            smallest positive number of the dtype if that is larger). Default: ``1e-10``.
 
     Shape:
         ``x`` with ``dim`` removed (kept with size 1 if ``keepdim``); a 0-d tensor for ``dim=None``.
@@ -178,11 +182,11 @@ def all(x, dim=-1, keepdim=False, *, use_geometric_mean=False):
         >>> softtorch.all(torch.tensor([0.1, 0.2, 0.8, 1.0]))
         tensor(0.0160)
     """
-    x, dim = _reduction_args(x, dim, keepdim, use_geometric_mean)
-    return _product(x, dim, keepdim, use_geometric_mean)
+    x, dim, epsilon = _reduction_args(x, dim, keepdim, use_geometric_mean, epsilon)
+    return _product(x, dim, keepdim, use_geometric_mean, epsilon)
 
 
-def any(x, dim=-1, keepdim=False, *, use_geometric_mean=False):
+def any(x, dim=-1, keepdim=False, *, use_geometric_mean=False, epsilon=_LOG_FLOOR):
     r"""Soft :func:`torch.any`, by De Morgan from :func:`all`.
 
     .. math::
@@ -193,6 +197,8 @@ def any(x, dim=-1, keepdim=False, *, use_geometric_mean=False):
         dim (int, optional): dimension to reduce; ``None`` reduces every element. Default: ``-1``.
         keepdim (bool): keep the reduced dimension with size 1. Default: ``False``.
         use_geometric_mean (bool): geometric mean instead of product. Default: ``False``.
+        epsilon (float): floor of :math:`1 - x_i` before the logarithm of the geometric mean.
+            Default: ``1e-10``.
 
     Shape:
         ``x`` with ``dim`` removed (kept with size 1 if ``keepdim``); a 0-d tensor for ``dim=None``.
@@ -205,5 +211,5 @@ def any(x, dim=-1, keepdim=False, *, use_geometric_mean=False):
         >>> softtorch.any(torch.tensor([0.1, 0.2, 0.8]))
         tensor(0.8560)
     """
-    x, dim = _reduction_args(x, dim, keepdim, use_geometric_mean)
-    return 1.0 - _product(1.0 - x, dim, keepdim, use_geometric_mean)
+    x, dim, epsilon = _reduction_args(x, dim, keepdim, use_geometric_mean, epsilon)
+    return 1.0 - _product(1.0 - x, dim, keepdim, use_geometric_mean, epsilon)

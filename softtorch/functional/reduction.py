@@ -18,7 +18,7 @@ import torch
 
 from .._core.checks import check_flags
 from .._core.straight_through import st
-from ._family import Family, gather, one_hot, prepare
+from ._family import Family, check_log_prob_eps, floored_log, gather, one_hot, prepare
 
 __all__ = ["max", "min", "argmax", "argmin", "max_st", "min_st", "argmax_st", "argmin_st"]
 
@@ -48,11 +48,15 @@ def _extreme(
     ot_kwargs,
     gated_grad,
     return_log_probs,
+    log_prob_eps,
     values,
     indices,
 ):
     """Shared body of max/min/argmax/argmin: returns ``(value, index)`` in the caller's layout."""
     check_flags(keepdim=keepdim, gated_grad=gated_grad, return_log_probs=return_log_probs)
+    eps = check_log_prob_eps(log_prob_eps)
+    floor = return_log_probs and eps is not None  # log-probabilities from the floored probabilities
+    return_log_probs = return_log_probs and not floor
     fam = prepare(
         x,
         dim,
@@ -85,9 +89,12 @@ def _extreme(
         else:
             probs = dist.exp() if return_log_probs else dist
             value = gather(probs, flat, gated_grad)
+    if floor and dist is not None:
+        dist = floored_log(dist, eps)
     if fam.dim is None:
         value = None if value is None else value.reshape([1] * fam.x.dim() if keepdim else [])
-        dist = None if dist is None else dist.reshape(-1)
+        # keepdim: one soft index of shape (1, ..., 1, n), as torch.argmax(keepdim=True) keeps x's dims
+        dist = None if dist is None else dist.reshape([1] * fam.x.dim() + [fam.n] if keepdim else [-1])
     else:
         value = None if value is None else fam.values_back(value, keepdim)
         dist = None if dist is None else fam.index_back(dist, keepdim)
@@ -111,6 +118,10 @@ _ARGS = r"""
         ot_kwargs (dict, optional): the options of ``"ot"`` under their older name, ignored by
             the other methods. Default: ``None``.
         return_log_probs (bool): return log-probabilities for the soft index. Default: ``False``.
+        log_prob_eps (float, optional): with ``return_log_probs``, floor the probabilities at
+            this value and renormalize before the logarithm, so the log-probabilities stay finite
+            where the sparse modes (and ``"hard"``) give exact zeros. ``None``: the plain
+            logarithm. Default: ``None``.
 """
 _VALUE_ARGS = (
     _ARGS
@@ -133,6 +144,7 @@ def max(
     ot_kwargs=None,
     gated_grad=True,
     return_log_probs=False,
+    log_prob_eps=None,
 ):
     value, dist = _extreme(
         x,
@@ -147,6 +159,7 @@ def max(
         ot_kwargs=ot_kwargs,
         gated_grad=gated_grad,
         return_log_probs=return_log_probs,
+        log_prob_eps=log_prob_eps,
         values=True,
         indices=dim is not None,
     )
@@ -166,6 +179,7 @@ def min(
     ot_kwargs=None,
     gated_grad=True,
     return_log_probs=False,
+    log_prob_eps=None,
 ):
     value, dist = _extreme(
         x,
@@ -180,6 +194,7 @@ def min(
         ot_kwargs=ot_kwargs,
         gated_grad=gated_grad,
         return_log_probs=return_log_probs,
+        log_prob_eps=log_prob_eps,
         values=True,
         indices=dim is not None,
     )
@@ -198,6 +213,7 @@ def argmax(
     method_options=None,
     ot_kwargs=None,
     return_log_probs=False,
+    log_prob_eps=None,
 ):
     return _extreme(
         x,
@@ -212,6 +228,7 @@ def argmax(
         ot_kwargs=ot_kwargs,
         gated_grad=True,
         return_log_probs=return_log_probs,
+        log_prob_eps=log_prob_eps,
         values=False,
         indices=True,
     )[1]
@@ -229,6 +246,7 @@ def argmin(
     method_options=None,
     ot_kwargs=None,
     return_log_probs=False,
+    log_prob_eps=None,
 ):
     return _extreme(
         x,
@@ -243,6 +261,7 @@ def argmin(
         ot_kwargs=ot_kwargs,
         gated_grad=True,
         return_log_probs=return_log_probs,
+        log_prob_eps=log_prob_eps,
         values=False,
         indices=True,
     )[1]

@@ -20,6 +20,7 @@ from .._core.checks import (
     result_dtype,
 )
 from .._core.expectation import expect, weighted
+from .._core.prepare import as_operand
 
 __all__ = ["where", "take_along_dim", "take", "index_select", "narrow"]
 
@@ -61,8 +62,10 @@ def where(condition, x, y):
 
     Args:
         condition (Tensor): soft booleans in :math:`[0, 1]` (bool tensors are promoted).
-        x (Tensor): values where the condition holds.
-        y (Tensor): values where it does not; all three broadcast together.
+        x (Tensor or Number): values where the condition holds.
+        y (Tensor or Number): values where it does not; all three broadcast together. As in
+            :func:`torch.where`, ``x`` or ``y`` may be a Python number, which takes the dtype of
+            the other (that of the condition when both are numbers).
 
     Shape:
         Output has the broadcast shape of the three inputs.
@@ -76,8 +79,8 @@ def where(condition, x, y):
         tensor([0.1600, 0.3400])
     """
     c = check_float_tensor("condition", condition)
-    x = check_float_tensor("x", x)
-    y = check_float_tensor("y", y)
+    x = as_operand("x", x, check_float_tensor("y", y) if isinstance(y, torch.Tensor) else c)
+    y = as_operand("y", y, x)
     check_broadcast(condition=c, x=x, y=y)
     return weighted(c, x) + weighted(1.0 - c, y)
 
@@ -126,28 +129,41 @@ def take_along_dim(x, soft_index, dim=None):
     return out.reshape(()) if x.dim() == 0 else out.movedim(-1, dim)
 
 
-def take(x, soft_index):
+def take(x, soft_index, dim=None):
     r"""Soft :func:`torch.take`: select from the flattened input with a soft index.
 
     .. math::
         \text{out}[\dots] = \sum_j P[\dots, j]\; \operatorname{flatten}(x)_j
 
+    With an integer ``dim`` the soft indices select along that dim instead (softtorch 0.1.1's
+    ``take(x, soft_index, dim)``): ``k`` soft indices of shape ``(k, n)`` replace ``dim`` by
+    ``k``, as :func:`index_select` does; a single one of shape ``(n,)`` removes it.
+
     Args:
         x (Tensor): input of any shape, treated as flattened.
-        soft_index (Tensor): soft index of shape ``index_shape + (x.numel(),)``.
+        soft_index (Tensor): soft index of shape ``index_shape + (x.numel(),)``; with ``dim``, of
+            shape ``(k, n)`` or ``(n,)``, ``n = x.shape[dim]``.
+        dim (int, optional): dimension to select along; ``None`` flattens ``x``. Default: ``None``.
 
     Shape:
-        Output has shape ``index_shape``.
+        Output has shape ``index_shape``; with ``dim``, ``x``'s shape with ``dim`` replaced by
+        ``k`` (removed for a single soft index).
 
     Returns:
         Tensor: expected values of ``torch.take``.
 
     Example:
         >>> import torch, softtorch
-        >>> softtorch.take(torch.tensor([[1.0, 2.0], [3.0, 4.0]]), torch.tensor([0.0, 0.0, 0.25, 0.75]))
+        >>> x = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+        >>> softtorch.take(x, torch.tensor([0.0, 0.0, 0.25, 0.75]))
         tensor(3.7500)
+        >>> softtorch.take(x, torch.tensor([[0.5, 0.5]]), dim=1)
+        tensor([[1.5000],
+                [3.5000]])
     """
     x = check_float_tensor("x", x)
+    if dim is not None:
+        return _select(x, soft_index, dim, keepdim=False)
     flat = x.reshape(-1)
     soft_index = _check_index_length(soft_index, flat.numel(), "x.numel()")
     return _expect(soft_index, flat)
@@ -178,7 +194,11 @@ def index_select(x, soft_index, dim, keepdim=True):
         >>> softtorch.index_select(x, torch.tensor([0.25, 0.75]), dim=0)
         tensor([[2.5000, 3.5000]])
     """
-    x = check_float_tensor("x", x)
+    return _select(check_float_tensor("x", x), soft_index, dim, keepdim)
+
+
+def _select(x, soft_index, dim, keepdim):
+    """Body of :func:`index_select` (and of :func:`take` with a ``dim``) for a checked ``x``."""
     dim = check_dim(dim, x.dim())
     check_flags(keepdim=keepdim)
     n = x.shape[dim] if x.dim() else 1

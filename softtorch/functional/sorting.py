@@ -18,8 +18,11 @@ from .._core.checks import check_bool, check_choice, check_flags, check_positive
 from .._core.precision import compute_dtype
 from .._core.straight_through import st
 from .._core.zero_grad import with_zero_grad
+from ..methods import METHOD_NAMES, get_method
 from ._family import (
     Family,
+    check_log_prob_eps,
+    floored_log,
     gather,
     one_hot,
     prepare,
@@ -66,6 +69,18 @@ def _log(p: torch.Tensor, log: bool) -> torch.Tensor:
     return torch.log(p) if log else p
 
 
+def _log_mode(return_log_probs: bool, log_prob_eps):
+    """``(log, eps)``: whether the methods compute log-probabilities themselves, and the floor
+    (``None`` unless the log-probabilities come from floored probabilities, see :func:`_floored`)."""
+    eps = check_log_prob_eps(log_prob_eps)
+    return (return_log_probs and eps is None), (eps if return_log_probs else None)
+
+
+def _floored(p, eps):
+    """Soft indices ``p`` (probabilities) as floored log-probabilities when ``eps`` is set."""
+    return p if p is None or eps is None else floored_log(p, eps)
+
+
 def _sorted_rows(fam: Family, descending: bool, rows, *, with_indices, gated_grad, log):
     """Values ``(..., r)`` and (optionally) soft index rows ``(..., r, n)`` for sorted slots ``rows``."""
     if fam.mode == "hard":
@@ -102,13 +117,17 @@ _SORT_ARGS = r"""
         method_options (dict, optional): options of the chosen ``method``, checked against the
             ones it declares (:ref:`method-options`); ``"ot"`` takes ``tol`` (relative error of
             the plan's marginals, default ``1e-5``) and ``max_iter`` (cap on its iterations,
-            default ``100``), also spelled ``sinkhorn_tol``/``sinkhorn_max_iter``. Default: ``None``.
+            default ``100``), also spelled ``sinkhorn_tol``/``sinkhorn_max_iter`` and
+            ``lbfgs_tol``/``lbfgs_max_iter``. Default: ``None``.
         ot_kwargs (dict, optional): the options of ``"ot"`` under their older name, checked
             whatever the method and ignored by the other methods. Default: ``None``.
         gated_grad (bool): ``False`` detaches the soft index before values are gathered, so
             gradients reach ``x`` only through the gathered values. Default: ``True``.
         return_log_probs (bool): return soft indices as log-probabilities (``-inf`` at the exact
-            zeros of the polynomial modes). Default: ``False``."""
+            zeros of the polynomial modes). Default: ``False``.
+        log_prob_eps (float, optional): with ``return_log_probs``, floor the probabilities at
+            this value and renormalize before the logarithm, so the log-probabilities stay finite
+            at the exact zeros of the sparse modes and of ``"hard"``. Default: ``None``."""
 
 
 def sort(
@@ -125,9 +144,11 @@ def sort(
     gated_grad=True,
     return_indices=None,
     return_log_probs=False,
+    log_prob_eps=None,
 ):
     check_flags(descending=descending, gated_grad=gated_grad, return_log_probs=return_log_probs)
     check_bool("return_indices", return_indices, allow_none=True)
+    log, eps = _log_mode(return_log_probs, log_prob_eps)
     fam = prepare(
         x,
         dim,
@@ -141,10 +162,8 @@ def sort(
     )
     if return_indices is None:
         return_indices = fam.mode == "hard" or fam.method.gives_indices
-    values, p = _sorted_rows(
-        fam, descending, None, with_indices=return_indices, gated_grad=gated_grad, log=return_log_probs
-    )
-    return torch.return_types.sort((fam.values_back(values), None if p is None else fam.index_back(p)))
+    values, p = _sorted_rows(fam, descending, None, with_indices=return_indices, gated_grad=gated_grad, log=log)
+    return torch.return_types.sort((fam.values_back(values), _floored(None if p is None else fam.index_back(p), eps)))
 
 
 sort.__doc__ = (
@@ -205,8 +224,10 @@ def argsort(
     method_options=None,
     ot_kwargs=None,
     return_log_probs=False,
+    log_prob_eps=None,
 ):
     check_flags(descending=descending, return_log_probs=return_log_probs)
+    log, eps = _log_mode(return_log_probs, log_prob_eps)
     fam = prepare(
         x,
         dim,
@@ -220,10 +241,10 @@ def argsort(
     )
     if fam.mode == "hard":
         index = torch.sort(fam.flat, dim=-1, descending=descending).indices
-        p = _log(one_hot(index, fam.n, fam.flat), return_log_probs)
+        p = _log(one_hot(index, fam.n, fam.flat), log)
     else:
-        p = soft_rows(fam, descending, None, return_log_probs)
-    return fam.index_back(p)
+        p = soft_rows(fam, descending, None, log)
+    return _floored(fam.index_back(p), eps)
 
 
 argsort.__doc__ = (
@@ -238,6 +259,9 @@ argsort.__doc__ = (
         descending (bool): sort in descending order. Default: ``False``."""
     + _SORT_ARGS.split("        gated_grad")[0]
     + r"""        return_log_probs (bool): return log-probabilities. Default: ``False``.
+        log_prob_eps (float, optional): with ``return_log_probs``, floor the probabilities at
+            this value and renormalize before the logarithm, so the log-probabilities stay finite
+            at the exact zeros of the sparse modes and of ``"hard"``. Default: ``None``.
 
     Shape:
         ``x``'s shape plus a last axis of size ``n``.
@@ -272,8 +296,10 @@ def topk(
     ot_kwargs=None,
     gated_grad=True,
     return_log_probs=False,
+    log_prob_eps=None,
 ):
     check_flags(largest=largest, sorted=sorted, gated_grad=gated_grad, return_log_probs=return_log_probs)
+    log, eps = _log_mode(return_log_probs, log_prob_eps)
     fam = prepare(
         x,
         dim,
@@ -288,14 +314,12 @@ def topk(
     )
     if fam.mode == "hard":
         hard = torch.topk(fam.flat, k, dim=-1, largest=largest, sorted=sorted)
-        values, p = hard.values, _log(one_hot(hard.indices, fam.n, fam.flat), return_log_probs)
+        values, p = hard.values, _log(one_hot(hard.indices, fam.n, fam.flat), log)
     else:
         rows = torch.arange(k, device=fam.flat.device)
         with_indices = fam.method.gives_indices
-        values, p = _sorted_rows(
-            fam, largest, rows, with_indices=with_indices, gated_grad=gated_grad, log=return_log_probs
-        )
-    return torch.return_types.topk((fam.values_back(values), None if p is None else fam.index_back(p)))
+        values, p = _sorted_rows(fam, largest, rows, with_indices=with_indices, gated_grad=gated_grad, log=log)
+    return torch.return_types.topk((fam.values_back(values), _floored(None if p is None else fam.index_back(p), eps)))
 
 
 topk.__doc__ = (
@@ -435,12 +459,27 @@ def _order_statistics(q, n, interpolation):
 
 
 def _quantile(
-    x, q, dim, keepdim, interpolation, softness, mode, method, standardize, options, gated_grad, log, values, indices
+    x,
+    q,
+    dim,
+    keepdim,
+    interpolation,
+    softness,
+    mode,
+    method,
+    standardize,
+    options,
+    gated_grad,
+    log,
+    eps,
+    values,
+    indices,
 ):
     """Shared body of quantile/argquantile: ``(values or None, soft index or None)`` in torch's layout."""
     check_choice("interpolation", interpolation, INTERPOLATIONS)
     check_quantile_level(q)
     check_flags(keepdim=keepdim, gated_grad=gated_grad, return_log_probs=log)
+    log, eps = _log_mode(log, eps)
     fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=indices, **options)
     qt, scalar = _levels(q, fam.flat)
     lo, hi, weight = _order_statistics(qt, fam.n, interpolation)
@@ -475,7 +514,7 @@ def _quantile(
             v = gather(dist, fam.flat, gated_grad)
         out_values = _quantile_layout(fam, v, keepdim, scalar, extra=0)
     if dist is not None and indices:
-        dist = _quantile_layout(fam, _log(dist, log), keepdim, scalar, extra=1)
+        dist = _floored(_quantile_layout(fam, _log(dist, log), keepdim, scalar, extra=1), eps)
     return out_values, (dist if indices else None)
 
 
@@ -506,6 +545,7 @@ def quantile(
     ot_kwargs=None,
     gated_grad=True,
     return_log_probs=False,
+    log_prob_eps=None,
 ):
     check_flags(return_argquantile=return_argquantile)
     values, dist = _quantile(
@@ -521,6 +561,7 @@ def quantile(
         {"method_options": method_options, "ot_kwargs": ot_kwargs},
         gated_grad,
         return_log_probs,
+        log_prob_eps,
         values=True,
         indices=return_argquantile,
     )
@@ -541,6 +582,7 @@ def argquantile(
     method_options=None,
     ot_kwargs=None,
     return_log_probs=False,
+    log_prob_eps=None,
 ):
     return _quantile(
         x,
@@ -555,6 +597,7 @@ def argquantile(
         {"method_options": method_options, "ot_kwargs": ot_kwargs},
         True,
         return_log_probs,
+        log_prob_eps,
         values=False,
         indices=True,
     )[1]
@@ -610,6 +653,9 @@ argquantile.__doc__ = (
     + _QUANTILE_DOC
     + _SORT_ARGS.split("        gated_grad")[0]
     + r"""        return_log_probs (bool): return log-probabilities. Default: ``False``.
+        log_prob_eps (float, optional): with ``return_log_probs``, floor the probabilities at
+            this value and renormalize before the logarithm, so the log-probabilities stay finite
+            at the exact zeros of the sparse modes and of ``"hard"``. Default: ``None``.
 
     Shape:
         :func:`torch.quantile`'s output shape plus a last axis of size ``n``.
@@ -627,10 +673,13 @@ argquantile.__doc__ = (
 )
 
 
-def _median(x, dim, keepdim, softness, mode, method, standardize, options, gated_grad, log, values):
+def _median(x, dim, keepdim, softness, mode, method, standardize, options, gated_grad, log, eps, values):
     check_flags(keepdim=keepdim, gated_grad=gated_grad, return_log_probs=log)
-    if dim is None and keepdim:
+    log, eps = _log_mode(log, eps)
+    if dim is None and keepdim and values:
         raise ValueError("keepdim=True needs an integer dim for median (torch.median() with dim=None has no keepdim)")
+    if values:
+        check_median_method(method, dim)
     fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=not values, **options)
     middle = torch.tensor([(fam.n - 1) // 2], device=fam.flat.device)
     if fam.mode == "hard":
@@ -641,8 +690,22 @@ def _median(x, dim, keepdim, softness, mode, method, standardize, options, gated
         with_indices = (dim is not None or not values) and fam.method.gives_indices
         value, p = _sorted_rows(fam, False, middle, with_indices=with_indices, gated_grad=gated_grad, log=log)
     if fam.dim is None:
-        return value.reshape(()), (None if p is None else p.reshape(-1))
-    return fam.values_back(value, keepdim), (None if p is None else fam.index_back(p, keepdim))
+        # argmedian(dim=None, keepdim=True): one soft index of shape (1, ..., 1, n), as softtorch 0.1.1
+        flat_index = [1] * fam.x.dim() + [fam.n] if keepdim else [-1]
+        return value.reshape(()), _floored(None if p is None else p.reshape(flat_index), eps)
+    return fam.values_back(value, keepdim), _floored(None if p is None else fam.index_back(p, keepdim), eps)
+
+
+def check_median_method(method, dim) -> None:
+    """``median(x, dim)`` returns soft indices: refuse a method without them (for ``dim=None``, the
+    value alone, every method serves). Unknown methods are left to the method lookup."""
+    if dim is not None and method in METHOD_NAMES and not get_method(method).gives_indices:
+        with_indices = ", ".join(repr(m) for m in METHOD_NAMES if get_method(m).gives_indices)
+        raise ValueError(
+            f"method={method!r} is not supported for median with an integer dim: it computes sorted values "
+            f"only, with no soft indices for the (values, indices) result; use one of {with_indices}, or "
+            f"dim=None for the value alone"
+        )
 
 
 def median(
@@ -658,6 +721,7 @@ def median(
     ot_kwargs=None,
     gated_grad=True,
     return_log_probs=False,
+    log_prob_eps=None,
 ):
     value, p = _median(
         x,
@@ -670,6 +734,7 @@ def median(
         {"method_options": method_options, "ot_kwargs": ot_kwargs},
         gated_grad,
         return_log_probs,
+        log_prob_eps,
         True,
     )
     return value if dim is None else torch.return_types.median((value, p))
@@ -687,6 +752,7 @@ def argmedian(
     method_options=None,
     ot_kwargs=None,
     return_log_probs=False,
+    log_prob_eps=None,
 ):
     return _median(
         x,
@@ -699,6 +765,7 @@ def argmedian(
         {"method_options": method_options, "ot_kwargs": ot_kwargs},
         True,
         return_log_probs,
+        log_prob_eps,
         False,
     )[1]
 
@@ -749,6 +816,9 @@ argmedian.__doc__ = (
         keepdim (bool): keep the reduced dimension. Default: ``False``."""
     + _SORT_ARGS.split("        gated_grad")[0]
     + r"""        return_log_probs (bool): return log-probabilities. Default: ``False``.
+        log_prob_eps (float, optional): with ``return_log_probs``, floor the probabilities at
+            this value and renormalize before the logarithm, so the log-probabilities stay finite
+            at the exact zeros of the sparse modes and of ``"hard"``. Default: ``None``.
 
     Shape:
         ``x``'s shape without ``dim`` plus a last axis of size ``n``; ``dim=None``: ``(x.numel(),)``.

@@ -58,7 +58,12 @@ class SortingMethod(NamedTuple):
             raise ValueError(
                 f"{name} must be empty or None for method={self.name!r}, which takes no options, got {options!r}"
             )
-        return check_options(name, options, self.options, self.option_aliases)
+        checked = check_options(name, options, self.options, self.option_aliases)
+        for option, combine in getattr(self.module, "OPTION_MERGE", {}).items():
+            spellings = [key for key in options or () if self.option_aliases.get(key, key) == option]
+            if len(spellings) > 1:
+                checked[option] = combine(self.options[option](f"{name}[{key!r}]", options[key]) for key in spellings)
+        return checked
 
 
 _METHODS = {

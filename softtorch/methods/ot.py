@@ -71,7 +71,16 @@ from .._core.expectation import expect
 from .._core.precision import compute_dtype
 from .._core.zero_grad import with_zero_grad
 
-__all__ = ["permutation", "argmax", "sort_values", "DEFAULT_TOL", "DEFAULT_MAX_ITER", "OPTIONS", "OPTION_ALIASES"]
+__all__ = [
+    "permutation",
+    "argmax",
+    "sort_values",
+    "DEFAULT_TOL",
+    "DEFAULT_MAX_ITER",
+    "OPTIONS",
+    "OPTION_ALIASES",
+    "OPTION_MERGE",
+]
 
 #: Default tolerance on the relative marginal error of the plan (``method_options["tol"]``).
 DEFAULT_TOL = 1e-5
@@ -82,9 +91,19 @@ DEFAULT_MAX_ITER = 100
 
 #: The options the functions take (``tol``: relative marginal error of the plan; ``max_iter``:
 #: cap on the solver's iterations), with their checks; the reference library's spellings of the same
-#: options are accepted for drop-in use.
+#: options are accepted for drop-in use. The reference has one pair for its Sinkhorn solver
+#: (smooth mode) and one for its L-BFGS solver (p-norm modes); one solver serves every mode here,
+#: so both pairs name the same two options.
 OPTIONS = {"tol": check_positive, "max_iter": check_positive_int}
-OPTION_ALIASES = {"sinkhorn_tol": "tol", "sinkhorn_max_iter": "max_iter"}
+OPTION_ALIASES = {
+    "sinkhorn_tol": "tol",
+    "sinkhorn_max_iter": "max_iter",
+    "lbfgs_tol": "tol",
+    "lbfgs_max_iter": "max_iter",
+}
+#: An option given under several spellings at once (the reference's tests pass both pairs) takes
+#: the most demanding value: the smallest tolerance and the largest iteration cap.
+OPTION_MERGE = {"tol": min, "max_iter": max}
 
 _EXPONENT = {"c0": 1, "c1": 2, "c2": 3}
 _MODES = ("smooth", "c0", "c1", "c2")

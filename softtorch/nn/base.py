@@ -15,12 +15,13 @@ from .._core.checks import (
     check_int,
     check_mode,
     check_nonnegative,
+    check_positive,
     check_positive_int,
     check_quantile_level,
     check_softness,
 )
 from .._core.straight_through import straight_through as _straight_through
-from ..functional.sorting import INTERPOLATIONS
+from ..functional.sorting import INTERPOLATIONS, check_median_method
 from ..methods import check_method_options, get_method
 
 __all__ = ["SoftModule"]
@@ -44,10 +45,17 @@ _CONFIG_CHECKS = {
     "rtol": lambda v: check_nonnegative("rtol", v),
     "atol": lambda v: check_nonnegative("atol", v),
     "epsilon": lambda v: check_nonnegative("epsilon", v),
+    "log_prob_eps": lambda v: v is None or check_positive("log_prob_eps", v),
     "interpolation": lambda v: check_choice("interpolation", v, INTERPOLATIONS),
     "min": lambda v: check_bound("min", v),
     "max": lambda v: check_bound("max", v),
 }
+
+
+#: Function arguments that exist only as other names of a function's own arguments, for code
+#: written against softtorch 0.1.1 (clamp's ``a``/``b`` for ``min``/``max``): layers take the
+#: torch names only.
+_FUNCTION_ONLY = frozenset({"a", "b"})
 
 
 def _needs_a_bound(layer: str, config: dict) -> None:
@@ -72,6 +80,7 @@ _FUNCTION_CHECKS = {
     "clamp": _needs_a_bound,
     "index_select": _needs_int_dim,
     "narrow": _needs_int_dim,
+    "median": lambda layer, config: check_median_method(config["method"], config["dim"]),
 }
 
 
@@ -146,7 +155,11 @@ class SoftModule(nn.Module):
         if cls.function is None:
             return
         fn = cls.function
-        params = [p for name, p in inspect.signature(fn).parameters.items() if name not in cls.inputs]
+        params = [
+            p
+            for name, p in inspect.signature(fn).parameters.items()
+            if name not in cls.inputs and name not in _FUNCTION_ONLY
+        ]
         cls._uses_softness = any(p.name == "softness" for p in params)
         cls._config_names = tuple(p.name for p in params if p.name not in ("softness",))
         cls._repr_names = tuple(p.name for p in params)
