@@ -340,8 +340,11 @@ def test_function_rejects_bad_combination(name, overrides, arg, expected, receiv
 LAYERS = [name for name in snn.__all__ if name != "SoftModule"]
 LAYER_REQUIRED = {
     "SoftTopK": {"k": 2},
-    "SoftQuantile": {"q": 0.3},
-    "SoftArgquantile": {"q": 0.3},
+    "SoftQuantile": {"q": 0.3, "dim": -1},
+    "SoftArgquantile": {"q": 0.3, "dim": -1},
+    **{name: {"dim": -1} for name in (
+        "SoftRank", "SoftMedian", "SoftArgmedian", "SoftMax", "SoftMin", "SoftArgmax", "SoftArgmin", "SoftAll", "SoftAny",
+    )},  # fmt: skip
     "SoftNarrow": {"length": 2},
     "SoftIndexSelect": {"dim": 1},
     "SoftClamp": {"min": -0.5},

@@ -154,7 +154,7 @@ def _reduction_args(x, dim, keepdim, use_geometric_mean):
     return x, (None if dim is None else check_dim(dim, x.dim()))
 
 
-def all(x, dim=-1, keepdim=False, *, use_geometric_mean=False):
+def all(x, dim=None, keepdim=False, *, use_geometric_mean=False):
     r"""Soft :func:`torch.all`: the product (or geometric mean) along ``dim``.
 
     .. math::
@@ -162,7 +162,8 @@ def all(x, dim=-1, keepdim=False, *, use_geometric_mean=False):
 
     Args:
         x (Tensor): soft booleans in :math:`[0, 1]`.
-        dim (int, optional): dimension to reduce; ``None`` reduces every element. Default: ``-1``.
+        dim (int, optional): dimension to reduce; ``None`` reduces every element, as
+            :func:`torch.all` does. Default: ``None``.
         keepdim (bool): keep the reduced dimension with size 1. Default: ``False``.
         use_geometric_mean (bool): geometric mean instead of product. Default: ``False``.
 
@@ -181,7 +182,7 @@ def all(x, dim=-1, keepdim=False, *, use_geometric_mean=False):
     return _product(x, dim, keepdim, use_geometric_mean)
 
 
-def any(x, dim=-1, keepdim=False, *, use_geometric_mean=False):
+def any(x, dim=None, keepdim=False, *, use_geometric_mean=False):
     r"""Soft :func:`torch.any`, by De Morgan from :func:`all`.
 
     .. math::
@@ -189,7 +190,8 @@ def any(x, dim=-1, keepdim=False, *, use_geometric_mean=False):
 
     Args:
         x (Tensor): soft booleans in :math:`[0, 1]`.
-        dim (int, optional): dimension to reduce; ``None`` reduces every element. Default: ``-1``.
+        dim (int, optional): dimension to reduce; ``None`` reduces every element, as
+            :func:`torch.all` does. Default: ``None``.
         keepdim (bool): keep the reduced dimension with size 1. Default: ``False``.
         use_geometric_mean (bool): geometric mean instead of product. Default: ``False``.
 

@@ -279,6 +279,12 @@ min.__doc__ = (
         tensor(-0.8996)
 """
 )
+_INDEX_ARGS = _ARGS.replace(
+    """``"ot"`` or
+            ``"fast_soft_sort"`` (values only).""",
+    """or ``"ot"``
+            (``"fast_soft_sort"`` has no soft index and raises here).""",
+)
 argmax.__doc__ = (
     r"""Soft argmax, a relaxation of :func:`torch.argmax` returning a distribution over positions.
 
@@ -287,7 +293,7 @@ argmax.__doc__ = (
         = \Pi_{mode}\!\left(-\frac{|\max_k \tilde x_k - \tilde x|}{\text{softness}}\right)
         \quad (\text{softsort})
 """
-    + _ARGS
+    + _INDEX_ARGS
     + r"""
     Shape:
         ``x``'s shape without ``dim`` (size 1 if ``keepdim``) plus a last axis of size ``n``;
@@ -307,7 +313,7 @@ argmax.__doc__ = (
 argmin.__doc__ = (
     r"""Soft argmin, a relaxation of :func:`torch.argmin` returning a distribution over positions.
 """
-    + _ARGS
+    + _INDEX_ARGS
     + r"""
     Shape:
         As :func:`argmax`.

@@ -130,6 +130,15 @@ def sort(
     return torch.return_types.sort((fam.values_back(values), None if p is None else fam.index_back(p)))
 
 
+#: The arguments of the operators that return soft indices: ``fast_soft_sort`` has no permutation.
+_INDEX_ARGS = _SORT_ARGS.split("        gated_grad")[0].replace(
+    """``"ot"`` or
+            ``"fast_soft_sort"`` (values and ranks only).""",
+    """or ``"ot"``
+            (``"fast_soft_sort"`` has no soft permutation and raises here).""",
+)
+
+
 sort.__doc__ = (
     r"""Soft sort, a relaxation of :func:`torch.sort`.
 
@@ -208,7 +217,7 @@ argsort.__doc__ = (
         x (Tensor): input of any shape.
         dim (int): dimension to sort. Default: ``-1``.
         descending (bool): sort in descending order. Default: ``False``."""
-    + _SORT_ARGS.split("        gated_grad")[0]
+    + _INDEX_ARGS
     + r"""        return_log_probs (bool): return log-probabilities. Default: ``False``.
 
     Shape:
@@ -565,7 +574,7 @@ quantile.__doc__ = (
 argquantile.__doc__ = (
     r"""Soft argquantile: the distribution over elements whose expectation is :func:`quantile`."""
     + _QUANTILE_DOC
-    + _SORT_ARGS.split("        gated_grad")[0]
+    + _INDEX_ARGS
     + r"""        return_log_probs (bool): return log-probabilities. Default: ``False``.
 
     Shape:
@@ -680,7 +689,7 @@ argmedian.__doc__ = (
         x (Tensor): input of any shape.
         dim (int, optional): dimension to reduce; ``None`` uses all elements. Default: ``None``.
         keepdim (bool): keep the reduced dimension. Default: ``False``."""
-    + _SORT_ARGS.split("        gated_grad")[0]
+    + _INDEX_ARGS
     + r"""        return_log_probs (bool): return log-probabilities. Default: ``False``.
 
     Shape:

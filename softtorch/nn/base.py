@@ -24,13 +24,15 @@ from ..functional._family import check_ot_kwargs
 from ..functional.sorting import INTERPOLATIONS
 from ..methods import get_method
 
-__all__ = ["SoftModule"]
+__all__ = ["SoftModule", "REQUIRED"]
 
 #: Learnable softness lives in log space; its value is clamped to this range in the forward pass
 #: (straight-through, so the gradient still reaches the parameter beyond the clamp).
 _LOG_SOFTNESS_RANGE = (math.log(1e-6), math.log(1e6))
 
 _MISSING = inspect.Parameter.empty
+#: A ``defaults`` value marking a layer argument the caller must give (see :class:`SoftModule`).
+REQUIRED = _MISSING
 
 #: Checks of configuration values that do not depend on the input, run when a layer is built
 #: (the functions run them again, with the input's size, on every call).
@@ -165,7 +167,16 @@ class SoftModule(nn.Module):
         super().__init__()
         if type(self).function is None:
             raise TypeError("SoftModule is abstract: subclass it and set `function`")
-        bound = self._layer_signature.bind(*args, **kwargs)
+        try:
+            bound = self._layer_signature.bind(*args, **kwargs)
+        except TypeError as error:
+            if "dim" in str(error) and self.defaults.get("dim", None) is REQUIRED:
+                raise TypeError(
+                    f"{type(self).__name__}() needs dim: the function's default dim=None reduces all "
+                    "elements together, mixing the rows of a batch; pass dim=-1 for the last axis, "
+                    "or dim=None explicitly to use every element"
+                ) from None
+            raise
         bound.apply_defaults()
         values = dict(bound.arguments)
         for name, value in values.items():
@@ -251,21 +262,38 @@ class SoftModule(nn.Module):
             return out[0]
         return out
 
+    def _softness_repr(self) -> str:
+        softness = self.softness
+        if not isinstance(softness, torch.Tensor):
+            return f"{softness:.4g}"
+        values = softness.detach()
+        if values.numel() == 1:
+            return f"{values.item():.4g}"
+        if values.numel() <= 4:
+            return "[" + ", ".join(f"{v:.4g}" for v in values.reshape(-1).tolist()) + "]"
+        return f"<tensor of shape {tuple(values.shape)}>"
+
     def extra_repr(self) -> str:
+        """The configuration that differs from the layer's defaults, as torch's layers show it."""
+        defaults = {name: p.default for name, p in self._layer_signature.parameters.items()}
         parts = []
         for name in self._repr_names:
             if name == "softness":
-                softness = self.softness
-                if isinstance(softness, torch.Tensor):
-                    shown = f"{softness.item():.4g}" if softness.numel() == 1 else f"tensor{tuple(softness.shape)}"
-                else:
-                    shown = repr(softness)
-                parts.append(f"softness={shown}")
-            else:
-                parts.append(f"{name}={self.config[name]!r}")
-        if self._uses_softness:
-            parts.append(f"straight_through={self.straight_through}")
-            parts.append(f"learnable={self.learnable}")
-        if self._returns_pair and "return_indices" not in self.config:
-            parts.append(f"return_indices={self.return_indices}")
+                if self.learnable or isinstance(self.softness, torch.Tensor) or self.softness != defaults[name]:
+                    parts.append(f"softness={self._softness_repr()}")
+                continue
+            value = self.config[name]
+            default = defaults.get(name, _MISSING)
+            if default is _MISSING or not _same_config(value, default):
+                parts.append(f"{name}={value!r}")
+        for name in ("straight_through", "learnable", "return_indices"):
+            if name in defaults and name not in self.config and getattr(self, name) != defaults[name]:
+                parts.append(f"{name}={getattr(self, name)!r}")
         return ", ".join(parts)
+
+
+def _same_config(value, default) -> bool:
+    """Whether a configuration value equals its default (tensors and floats compared by value)."""
+    if isinstance(value, torch.Tensor) or isinstance(default, torch.Tensor):
+        return False
+    return type(value) is type(default) and value == default
