@@ -155,8 +155,14 @@ LAST_AXIS = [  # a soft index over an operated dim of n = 5 elements
 ]
 
 #: The kind of every argument, by name; some names depend on the function (see ``kind_of``).
+MASK = [
+    Bad("list", const([True, False]), TypeError, r"mask must be a bool tensor \(True = keep\) or None", r"list \["),
+    Bad("float_tensor", tensor([1.0, 0.0, 1.0, 1.0, 1.0]), TypeError, r"mask must be a bool tensor", r"torch\.float32"),
+    Bad("shape", lambda d: torch.ones(7, dtype=torch.bool, device=d), ValueError, r"broadcast to the shape of x", r"\(7,\)"),
+]
 KIND_OF = {
     "x": TENSOR,
+    "mask": MASK,
     "y": TENSOR,
     "condition": TENSOR,
     "softness": SOFTNESS,

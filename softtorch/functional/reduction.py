@@ -18,7 +18,8 @@ import torch
 
 from .._core.checks import check_flags
 from .._core.straight_through import st
-from ._family import Family, gather, one_hot, prepare
+from .sorting import add_mask_doc
+from ._family import Family, fix_rows, gather, one_hot, prepare, scores_sorted_back
 
 __all__ = ["max", "min", "argmax", "argmin", "max_st", "min_st", "argmax_st", "argmin_st"]
 
@@ -27,11 +28,12 @@ def _soft_extreme(fam: Family, largest: bool, log: bool):
     """Soft (arg)max rows: distribution ``(..., 1, n)`` (or its log) over the scores."""
     scores = fam.scaled.scores
     module = fam.method.module
+    rows = torch.zeros(1, dtype=torch.long, device=scores.device)
     if hasattr(module, "argmax"):
         dist = module.argmax(scores if largest else -scores, fam.softness, fam.mode, log=log, **fam.options)
-        return dist.unsqueeze(-2)
-    rows = torch.zeros(1, dtype=torch.long, device=scores.device)
-    return module.permutation(scores, fam.softness, fam.mode, descending=largest, rows=rows, log=log, **fam.options)
+        return fix_rows(fam, dist.unsqueeze(-2), largest, rows, log)
+    dist = module.permutation(scores, fam.softness, fam.mode, descending=largest, rows=rows, log=log, **fam.options)
+    return fix_rows(fam, dist, largest, rows, log)
 
 
 def _extreme(
@@ -49,11 +51,21 @@ def _extreme(
     return_log_probs,
     values,
     indices,
+    mask,
 ):
     """Shared body of max/min/argmax/argmin: returns ``(value, index)`` in the caller's layout."""
     check_flags(keepdim=keepdim, gated_grad=gated_grad, return_log_probs=return_log_probs)
     fam = prepare(
-        x, dim, softness, mode, method, standardize, needs_indices=indices and not values, ot_kwargs=ot_kwargs
+        x,
+        dim,
+        softness,
+        mode,
+        method,
+        standardize,
+        needs_indices=indices and not values,
+        ot_kwargs=ot_kwargs,
+        mask=mask,
+        descending=largest,
     )
     flat = fam.flat
     # Value outputs of a method without a permutation come without indices.
@@ -69,13 +81,15 @@ def _extreme(
         if not values:
             value = None
         elif fam.method.values_from_scores:
-            sorted_scores = fam.method.module.sort_values(
-                fam.scaled.scores, fam.softness, fam.mode, descending=largest, **fam.options
-            )
-            value = fam.scaled.inverse(sorted_scores[..., :1])
+            value = scores_sorted_back(fam, largest)[..., :1]
         else:
             probs = dist.exp() if return_log_probs else dist
-            value = gather(probs, flat, gated_grad)
+            if fam.excluding:
+                first = torch.zeros(1, dtype=torch.long, device=flat.device)
+                excluded = fam.excluded(largest)
+                value = excluded.fix_values(gather(probs, excluded.finite_flat(), gated_grad), first)
+            else:
+                value = gather(probs, flat, gated_grad)
     if fam.dim is None:
         value = None if value is None else value.reshape([1] * fam.x.dim() if keepdim else [])
         dist = None if dist is None else dist.reshape(-1)
@@ -121,6 +135,7 @@ def max(
     ot_kwargs=None,
     gated_grad=True,
     return_log_probs=False,
+    mask=None,
 ):
     value, dist = _extreme(
         x,
@@ -136,6 +151,7 @@ def max(
         return_log_probs=return_log_probs,
         values=True,
         indices=dim is not None,
+        mask=mask,
     )
     return value if dim is None else torch.return_types.max((value, dist))
 
@@ -152,6 +168,7 @@ def min(
     ot_kwargs=None,
     gated_grad=True,
     return_log_probs=False,
+    mask=None,
 ):
     value, dist = _extreme(
         x,
@@ -167,6 +184,7 @@ def min(
         return_log_probs=return_log_probs,
         values=True,
         indices=dim is not None,
+        mask=mask,
     )
     return value if dim is None else torch.return_types.min((value, dist))
 
@@ -182,6 +200,7 @@ def argmax(
     standardize=True,
     ot_kwargs=None,
     return_log_probs=False,
+    mask=None,
 ):
     return _extreme(
         x,
@@ -197,6 +216,7 @@ def argmax(
         return_log_probs=return_log_probs,
         values=False,
         indices=True,
+        mask=mask,
     )[1]
 
 
@@ -211,6 +231,7 @@ def argmin(
     standardize=True,
     ot_kwargs=None,
     return_log_probs=False,
+    mask=None,
 ):
     return _extreme(
         x,
@@ -226,6 +247,7 @@ def argmin(
         return_log_probs=return_log_probs,
         values=False,
         indices=True,
+        mask=mask,
     )[1]
 
 
@@ -329,6 +351,8 @@ argmin.__doc__ = (
         tensor([0.0922, 0.8885, 0.0169, 0.0023])
 """
 )
+
+add_mask_doc(max, min, argmax, argmin)
 
 max_st = st(max)
 min_st = st(min)

@@ -74,7 +74,7 @@ def _sorted_rows(fam: Family, descending: bool, rows, *, with_indices, gated_gra
         values = scores_sorted_back(fam, descending)
         values = values if rows is None else values.index_select(-1, rows)
         return values, (soft_rows(fam, descending, rows, log) if with_indices else None)
-    if not with_indices and rows is None:
+    if not with_indices and rows is None and not fam.excluding:
         scores = fam.scaled.scores if gated_grad else fam.scaled.scores.detach()
         softness = fam.softness.detach() if isinstance(fam.softness, torch.Tensor) and not gated_grad else fam.softness
         values = fam.method.module.sort_values(
@@ -82,7 +82,7 @@ def _sorted_rows(fam: Family, descending: bool, rows, *, with_indices, gated_gra
         )
         return values, None
     p = soft_rows(fam, descending, rows, log)
-    return values_from_rows(fam, p, log, gated_grad), (p if with_indices else None)
+    return values_from_rows(fam, p, log, gated_grad, descending, rows), (p if with_indices else None)
 
 
 _SORT_ARGS = r"""
@@ -118,10 +118,22 @@ def sort(
     gated_grad=True,
     return_indices=None,
     return_log_probs=False,
+    mask=None,
 ):
     check_flags(descending=descending, gated_grad=gated_grad, return_log_probs=return_log_probs)
     check_bool("return_indices", return_indices, allow_none=True)
-    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=bool(return_indices), ot_kwargs=ot_kwargs)
+    fam = prepare(
+        x,
+        dim,
+        softness,
+        mode,
+        method,
+        standardize,
+        needs_indices=bool(return_indices),
+        ot_kwargs=ot_kwargs,
+        mask=mask,
+        descending=descending,
+    )
     if return_indices is None:
         return_indices = fam.mode == "hard" or fam.method.gives_indices
     values, p = _sorted_rows(
@@ -196,9 +208,12 @@ def argsort(
     standardize=True,
     ot_kwargs=None,
     return_log_probs=False,
+    mask=None,
 ):
     check_flags(descending=descending, return_log_probs=return_log_probs)
-    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=True, ot_kwargs=ot_kwargs)
+    fam = prepare(
+        x, dim, softness, mode, method, standardize, needs_indices=True, ot_kwargs=ot_kwargs, mask=mask, descending=descending
+    )
     if fam.mode == "hard":
         index = torch.sort(fam.flat, dim=-1, descending=descending).indices
         p = _log(one_hot(index, fam.n, fam.flat), return_log_probs)
@@ -252,6 +267,7 @@ def topk(
     ot_kwargs=None,
     gated_grad=True,
     return_log_probs=False,
+    mask=None,
 ):
     check_flags(largest=largest, sorted=sorted, gated_grad=gated_grad, return_log_probs=return_log_probs)
     fam = prepare(
@@ -264,6 +280,8 @@ def topk(
         needs_indices=False,
         check_n=lambda n: check_positive_int("k", k, low=1, high=n),
         ot_kwargs=ot_kwargs,
+        mask=mask,
+        descending=largest,
     )
     if fam.mode == "hard":
         hard = torch.topk(fam.flat, k, dim=-1, largest=largest, sorted=sorted)
@@ -321,9 +339,12 @@ def rank(
     method="neuralsort",
     standardize=True,
     ot_kwargs=None,
+    mask=None,
 ):
     check_flags(descending=descending)
-    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=False, ot_kwargs=ot_kwargs)
+    fam = prepare(
+        x, dim, softness, mode, method, standardize, needs_indices=False, ot_kwargs=ot_kwargs, mask=mask, descending=descending
+    )
     n = fam.n
     order = torch.argsort(fam.flat, dim=-1, descending=descending, stable=True)
     slots = torch.arange(1, n + 1, device=fam.flat.device, dtype=fam.flat.dtype)
@@ -332,6 +353,8 @@ def rank(
         ranks = with_zero_grad(hard, fam.flat)
     elif not fam.method.gives_indices:
         ranks = fam.method.module.rank(fam.scaled.scores, fam.softness, fam.mode, descending=descending, **fam.options)
+        if fam.excluding:  # excluded entries keep their hard rank, after (or before) the kept ones
+            ranks = torch.where(fam.excluded(descending).kept, ranks, hard)
     else:
         p = soft_rows(fam, descending)
         mass = p.sum(-2)
@@ -384,7 +407,10 @@ def _levels(q, like):
 
 
 def _order_statistics(q, n, interpolation):
-    """Lower/upper order statistics and the weight of the upper one, as torch.quantile chooses them."""
+    """Lower/upper order statistics and the weight of the upper one, as torch.quantile chooses them.
+
+    ``n`` is an int, or a ``(..., 1)`` tensor of per-row counts (then the results are ``(..., K)``).
+    """
     pos = q * (n - 1)
     lower = pos.floor()
     if interpolation == "linear":
@@ -397,20 +423,88 @@ def _order_statistics(q, n, interpolation):
         weight = pos.round() - lower
     else:  # midpoint
         weight = torch.full_like(pos, 0.5)
+    if isinstance(n, torch.Tensor):
+        top = (n - 1).clamp_min(0)
+        return lower.long().clamp_min(0).minimum(top), pos.ceil().long().clamp_min(0).minimum(top), weight
     lo = lower.long().clamp(0, n - 1)
     hi = pos.ceil().long().clamp(0, n - 1)
     return lo, hi, weight
 
 
+def _slot_table(fam: Family, gated_grad: bool, with_rows: bool):
+    """Values ``(..., n)`` of every ascending sorted slot and (``with_rows``) all rows ``(..., n, n)``."""
+    if fam.mode == "hard":
+        excluded = fam.excluded(False)
+        rows = one_hot(excluded.hard_index, fam.n, fam.flat) if with_rows else None
+        return excluded.hard_values, rows
+    p = soft_rows(fam, False) if (with_rows or not fam.method.values_from_scores) else None
+    if fam.method.values_from_scores:
+        return scores_sorted_back(fam, False), p
+    return values_from_rows(fam, p, False, gated_grad, False, None), p
+
+
+def _take_slots(values, rows_p, slots):
+    """Per-row slots ``(..., K)`` of a slot table: values ``(..., K)`` and rows ``(..., K, n)``."""
+    slots = slots.expand(*values.shape[:-1], slots.shape[-1])
+    taken = values.gather(-1, slots)
+    if rows_p is None:
+        return taken, None
+    return taken, rows_p.gather(-2, slots.unsqueeze(-1).expand(*slots.shape, rows_p.shape[-1]))
+
+
+def _kept_count(fam: Family):
+    """The number of entries an order statistic counts: those the mask keeps, else all ``n``."""
+    return fam.mask_count if fam.masked else fam.n
+
+
+def _mix(lo, hi, weight):
+    """``(1 - w) lo + w hi``, exact at ``w`` = 0 and 1 (where the other end may be infinite)."""
+    mixed = (1.0 - weight) * lo + weight * hi
+    return torch.where(weight == 0, lo, torch.where(weight == 1, hi, mixed))
+
+
+def _quantile_excluding(fam: Family, qt, interpolation, gated_grad, indices):
+    """Quantiles ``(..., K)`` and soft indices ``(..., K, n)`` with excluded entries (SPEC masking)."""
+    lo, hi, weight = _order_statistics(qt, _kept_count(fam), interpolation)
+    values, rows_p = _slot_table(fam, gated_grad, indices)
+    v_lo, p_lo = _take_slots(values, rows_p, lo)
+    v_hi, p_hi = _take_slots(values, rows_p, hi)
+    weight = weight.expand_as(v_lo)
+    dist = None if rows_p is None else (1.0 - weight).unsqueeze(-1) * p_lo + weight.unsqueeze(-1) * p_hi
+    return _mix(v_lo, v_hi, weight), dist
+
+
 def _quantile(
-    x, q, dim, keepdim, interpolation, softness, mode, method, standardize, ot_kwargs, gated_grad, log, values, indices
+    x,
+    q,
+    dim,
+    keepdim,
+    interpolation,
+    softness,
+    mode,
+    method,
+    standardize,
+    ot_kwargs,
+    gated_grad,
+    log,
+    values,
+    indices,
+    mask=None,
 ):
     """Shared body of quantile/argquantile: ``(values or None, soft index or None)`` in torch's layout."""
     check_choice("interpolation", interpolation, INTERPOLATIONS)
     check_quantile_level(q)
     check_flags(keepdim=keepdim, gated_grad=gated_grad, return_log_probs=log)
-    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=indices, ot_kwargs=ot_kwargs)
+    fam = prepare(
+        x, dim, softness, mode, method, standardize, needs_indices=indices, ot_kwargs=ot_kwargs, mask=mask, descending=False
+    )
     qt, scalar = _levels(q, fam.flat)
+    if fam.excluding:
+        v, dist = _quantile_excluding(fam, qt, interpolation, gated_grad, indices)
+        out_values = _quantile_layout(fam, v, keepdim, scalar, extra=0) if values else None
+        if dist is not None:
+            dist = _quantile_layout(fam, _log(dist, log), keepdim, scalar, extra=1)
+        return out_values, dist
     lo, hi, weight = _order_statistics(qt, fam.n, interpolation)
     rows = torch.cat([lo, hi])
     k = qt.shape[0]
@@ -473,6 +567,7 @@ def quantile(
     ot_kwargs=None,
     gated_grad=True,
     return_log_probs=False,
+    mask=None,
 ):
     check_flags(return_argquantile=return_argquantile)
     values, dist = _quantile(
@@ -490,6 +585,7 @@ def quantile(
         return_log_probs,
         values=True,
         indices=return_argquantile,
+        mask=mask,
     )
     return QuantileResult(values, dist) if return_argquantile else values
 
@@ -507,6 +603,7 @@ def argquantile(
     standardize=True,
     ot_kwargs=None,
     return_log_probs=False,
+    mask=None,
 ):
     return _quantile(
         x,
@@ -523,6 +620,7 @@ def argquantile(
         return_log_probs,
         values=False,
         indices=True,
+        mask=mask,
     )[1]
 
 
@@ -593,13 +691,30 @@ argquantile.__doc__ = (
 )
 
 
-def _median(x, dim, keepdim, softness, mode, method, standardize, ot_kwargs, gated_grad, log, values):
+def _median(x, dim, keepdim, softness, mode, method, standardize, ot_kwargs, gated_grad, log, values, mask=None):
     check_flags(keepdim=keepdim, gated_grad=gated_grad, return_log_probs=log)
     if dim is None and keepdim:
         raise ValueError("keepdim=True needs an integer dim for median (torch.median() with dim=None has no keepdim)")
-    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=not values, ot_kwargs=ot_kwargs)
+    fam = prepare(
+        x,
+        dim,
+        softness,
+        mode,
+        method,
+        standardize,
+        needs_indices=not values,
+        ot_kwargs=ot_kwargs,
+        mask=mask,
+        descending=False,
+    )
     middle = torch.tensor([(fam.n - 1) // 2], device=fam.flat.device)
-    if fam.mode == "hard":
+    if fam.excluding:
+        with_rows = (fam.mode == "hard" or fam.method.gives_indices) and (dim is not None or not values)
+        table, rows_p = _slot_table(fam, gated_grad, with_rows)
+        slot = (_kept_count(fam) - 1) // 2 if fam.masked else middle
+        value, p = _take_slots(table, rows_p, torch.as_tensor(slot).clamp_min(0))
+        p = None if p is None else _log(p, log)
+    elif fam.mode == "hard":
         hard = torch.median(fam.flat, dim=-1)
         value = hard.values.unsqueeze(-1)
         p = _log(one_hot(hard.indices, fam.n, fam.flat), log).unsqueeze(-2)
@@ -623,9 +738,10 @@ def median(
     ot_kwargs=None,
     gated_grad=True,
     return_log_probs=False,
+    mask=None,
 ):
     value, p = _median(
-        x, dim, keepdim, softness, mode, method, standardize, ot_kwargs, gated_grad, return_log_probs, True
+        x, dim, keepdim, softness, mode, method, standardize, ot_kwargs, gated_grad, return_log_probs, True, mask
     )
     return value if dim is None else torch.return_types.median((value, p))
 
@@ -641,8 +757,11 @@ def argmedian(
     standardize=True,
     ot_kwargs=None,
     return_log_probs=False,
+    mask=None,
 ):
-    return _median(x, dim, keepdim, softness, mode, method, standardize, ot_kwargs, True, return_log_probs, False)[1]
+    return _median(
+        x, dim, keepdim, softness, mode, method, standardize, ot_kwargs, True, return_log_probs, False, mask
+    )[1]
 
 
 median.__doc__ = (
@@ -706,6 +825,26 @@ argmedian.__doc__ = (
         tensor([1., 0., 0., 0.])
 """
 )
+
+#: The ``mask`` argument, documented once for the whole family.
+MASK_DOC = r"""
+        mask (Tensor, optional): bool, broadcasting to ``x``; ``False`` drops the entry, which then
+            acts as the infinity that sorts it last (``-inf`` for a descending order, ``+inf`` for
+            an ascending one): zero weight in every kept slot, no part in the standardization,
+            its exact hard value in its own slot; with ``"softsort"``/``"neuralsort"`` (and any
+            method in hard mode) the kept slots equal those of the row without the dropped
+            entries. Quantiles and medians count the kept entries only. Entries at :math:`\pm\infty` are excluded the same way without a mask (see
+            :doc:`/user_guide/masking`). Default: ``None``."""
+
+
+def add_mask_doc(*functions) -> None:
+    """Append :data:`MASK_DOC` to the arguments of ``functions`` (before their ``Shape`` section)."""
+    for fn in functions:
+        head, sep, tail = fn.__doc__.partition("\n\n    Shape:")
+        fn.__doc__ = head.rstrip("\n") + MASK_DOC + sep + tail
+
+
+add_mask_doc(sort, argsort, topk, rank, quantile, argquantile, median, argmedian)
 
 sort_st = st(sort)
 argsort_st = st(argsort)

@@ -34,6 +34,10 @@ _MISSING = inspect.Parameter.empty
 #: A ``defaults`` value marking a layer argument the caller must give (see :class:`SoftModule`).
 REQUIRED = _MISSING
 
+#: Function arguments that are per-call tensors, not configuration: ``forward`` takes them as
+#: keywords (``layer(x, mask=keep)``), the constructor does not.
+CALL_KEYWORDS = ("mask",)
+
 #: Checks of configuration values that do not depend on the input, run when a layer is built
 #: (the functions run them again, with the input's size, on every call).
 _CONFIG_CHECKS = {
@@ -128,6 +132,7 @@ class SoftModule(nn.Module):
     returns_pair: bool = False
 
     _config_names: tuple = ()
+    _call_keywords: tuple = ()
     _repr_names: tuple = ()
     _uses_softness = False
 
@@ -136,7 +141,9 @@ class SoftModule(nn.Module):
         if cls.function is None:
             return
         fn = cls.function
-        params = [p for name, p in inspect.signature(fn).parameters.items() if name not in cls.inputs]
+        signature = inspect.signature(fn).parameters
+        cls._call_keywords = tuple(name for name in CALL_KEYWORDS if name in signature)
+        params = [p for name, p in signature.items() if name not in cls.inputs and name not in CALL_KEYWORDS]
         cls._uses_softness = any(p.name == "softness" for p in params)
         cls._config_names = tuple(p.name for p in params if p.name not in ("softness",))
         cls._repr_names = tuple(p.name for p in params)
@@ -245,11 +252,18 @@ class SoftModule(nn.Module):
             return self.softness_value
         return self._softness_float
 
-    def forward(self, *inputs):
+    def forward(self, *inputs, **call_kwargs):
         if len(inputs) != len(self.inputs):
             names = ", ".join(self.inputs)
             raise TypeError(f"{type(self).__name__}.forward takes ({names}), got {len(inputs)} tensors")
-        kwargs = dict(self.config)
+        unknown = sorted(set(call_kwargs) - set(self._call_keywords))
+        if unknown:
+            allowed = ", ".join(self._call_keywords) or "none"
+            raise TypeError(
+                f"{type(self).__name__}.forward got unexpected keyword(s) {', '.join(unknown)}; "
+                f"per-call keywords it takes: {allowed}"
+            )
+        kwargs = {**self.config, **call_kwargs}
         fn = type(self).function
         if self._uses_softness:
             kwargs["softness"] = self.softness
