@@ -74,13 +74,21 @@ def _sorted_rows(fam: Family, descending: bool, rows, *, with_indices, gated_gra
         values = scores_sorted_back(fam, descending)
         values = values if rows is None else values.index_select(-1, rows)
         return values, (soft_rows(fam, descending, rows, log) if with_indices else None)
-    if not with_indices and rows is None and not fam.excluding:
+    if not with_indices and rows is None:
+        # Without the n x n matrix; excluded entries (weight below e^-50 in every kept slot) are
+        # gathered as zeros and then given their hard values.
+        excluded = fam.excluded(descending) if fam.excluding else None
         scores = fam.scaled.scores if gated_grad else fam.scaled.scores.detach()
         softness = fam.softness.detach() if isinstance(fam.softness, torch.Tensor) and not gated_grad else fam.softness
         values = fam.method.module.sort_values(
-            fam.flat, scores, softness, fam.mode, descending=descending, **fam.options
+            fam.flat if excluded is None else excluded.finite_flat(),
+            scores,
+            softness,
+            fam.mode,
+            descending=descending,
+            **fam.options,
         )
-        return values, None
+        return (values if excluded is None else excluded.fix_values(values, None)), None
     p = soft_rows(fam, descending, rows, log)
     return values_from_rows(fam, p, log, gated_grad, descending, rows), (p if with_indices else None)
 
