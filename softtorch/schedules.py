@@ -12,9 +12,11 @@ softness over the start one) the factor applied to the start softness is
     f_{exponential}(t) = r^{t}.
 
 A fixed softness (a float or a per-channel tensor) is set to ``start * f(t)``. A learnable one
-keeps learning: each step multiplies its current value by :math:`f(t) / f(t - 1)`, so the
-optimizer's updates and the schedule add up (in log space) and the softness cannot stall above
-the schedule. :func:`hardness_gap` measures what the annealing is for: the distance between the
+keeps learning, under a ceiling: after each step it is ``min(learned, start * f(t))`` (per
+channel), so the optimizer decides how sharp the layer is below the schedule but cannot hold the
+softness above it -- a soft objective often rewards a large softness that the hard operator does
+not deliver, and a learned temperature then stalls where the soft and hard results differ.
+:func:`hardness_gap` measures what the annealing is for: the distance between the
 model's soft outputs and those of the same model with every softtorch layer in hard mode.
 """
 
@@ -102,21 +104,22 @@ class SoftnessScheduler:
 
     def step(self) -> None:
         """Advance the schedule by one step and write the new softness into every layer."""
-        before = self.factor()
         self.last_step += 1
         after = self.factor()
         with torch.no_grad():
             for (_, layer), start in zip(self.layers, self.start):
-                if layer.learnable:
-                    layer.log_softness.add_(math.log(after / before))
+                if layer.learnable:  # learning decides below the schedule, never above it
+                    log = layer.log_softness
+                    cap = torch.log(torch.as_tensor(start * after, dtype=log.dtype)).to(log.device)
+                    log.copy_(torch.minimum(log, cap))
                 elif hasattr(layer, "softness_value"):
                     layer.softness_value.copy_(start * after)
                 else:
                     layer._softness_float = start * after
 
     def get_last_softness(self) -> list:
-        """The softness of every scheduled layer now (floats or tensors), in ``model.named_modules()`` order."""
-        return [layer.softness for _, layer in self.layers]
+        """The softness of every scheduled layer now (floats or detached tensors), in module order."""
+        return [self._read(layer) for _, layer in self.layers]
 
     def state_dict(self) -> dict:
         """The schedule's configuration, its step and the start softness of each layer, by layer name."""
@@ -132,9 +135,7 @@ class SoftnessScheduler:
         """Restore a :meth:`state_dict`; the layers' softness itself comes with the model's own state dict."""
         names = [name for name, _ in self.layers]
         if sorted(state["start"]) != sorted(names):
-            raise ValueError(
-                f"state_dict schedules layers {sorted(state['start'])}, this model has {sorted(names)}"
-            )
+            raise ValueError(f"state_dict schedules layers {sorted(state['start'])}, this model has {sorted(names)}")
         self.total_steps = check_positive_int("total_steps", state["total_steps"])
         self.final_factor = check_positive("final_factor", state["final_factor"])
         self.schedule = check_choice("schedule", state["schedule"], SCHEDULES)

@@ -158,7 +158,7 @@ LAST_AXIS = [  # a soft index over an operated dim of n = 5 elements
 MASK = [
     Bad("list", const([True, False]), TypeError, r"mask must be a bool tensor \(True = keep\) or None", r"list \["),
     Bad("float_tensor", tensor([1.0, 0.0, 1.0, 1.0, 1.0]), TypeError, r"mask must be a bool tensor", r"torch\.float32"),
-    Bad("shape", lambda d: torch.ones(7, dtype=torch.bool, device=d), ValueError, r"broadcast to the shape of x", r"\(7,\)"),
+    Bad("shape", lambda d: torch.ones(7, dtype=torch.bool, device=d), ValueError, r"broadcast to the shape", r"\(7,\)"),
 ]
 KIND_OF = {
     "x": TENSOR,
@@ -349,7 +349,8 @@ LAYER_REQUIRED = {
     "SoftQuantile": {"q": 0.3, "dim": -1},
     "SoftArgquantile": {"q": 0.3, "dim": -1},
     **{name: {"dim": -1} for name in (
-        "SoftRank", "SoftMedian", "SoftArgmedian", "SoftMax", "SoftMin", "SoftArgmax", "SoftArgmin", "SoftAll", "SoftAny",
+        "SoftRank", "SoftMedian", "SoftArgmedian", "SoftMax", "SoftMin",
+        "SoftArgmax", "SoftArgmin", "SoftAll", "SoftAny",
     )},  # fmt: skip
     "SoftNarrow": {"length": 2},
     "SoftIndexSelect": {"dim": 1},

@@ -110,7 +110,7 @@ class Excluded:
         return t if rows is None else t.index_select(-1, rows)
 
     def fix_rows(self, p: torch.Tensor, rows, log: bool, like: torch.Tensor) -> torch.Tensor:
-        """Soft permutation rows ``(..., r, n)``: excluded slots one-hot, kept slots renormalized on the kept columns."""
+        """Rows ``(..., r, n)``: excluded slots one-hot, kept slots renormalized on the kept columns."""
         n = self.flat.shape[-1]
         hard = with_zero_grad(torch.nn.functional.one_hot(self._select(self.hard_index, rows), n).to(p.dtype), like)
         kept_col = self.kept.unsqueeze(-2)

@@ -158,7 +158,15 @@ def prepare(
     if excluding and scaled is not None:
         scaled = scaled._replace(scores=push_out(scaled.scores, flat, softness))
     return Family(
-        x, flat, norm_dim, softness, mode, sorting_method, scaled, options, excluding=excluding,
+        x,
+        flat,
+        norm_dim,
+        softness,
+        mode,
+        sorting_method,
+        scaled,
+        options,
+        excluding=excluding,
         masked=mask is not None,
         mask_count=mask_count,
     )

@@ -18,8 +18,8 @@ import torch
 
 from .._core.checks import check_flags
 from .._core.straight_through import st
-from .sorting import add_mask_doc
 from ._family import Family, fix_rows, gather, one_hot, prepare, scores_sorted_back
+from .sorting import add_mask_doc
 
 __all__ = ["max", "min", "argmax", "argmin", "max_st", "min_st", "argmax_st", "argmin_st"]
 

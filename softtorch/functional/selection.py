@@ -40,8 +40,7 @@ def _check_index_length(soft_index: torch.Tensor, n: int, what: str, name: str =
                 "torch-style idx.unsqueeze(-1) becomes p.unsqueeze(-2)"
             )
         raise ValueError(
-            f"{name} must have a last axis of size n = {n} ({what}), got {got} "
-            f"(shape {tuple(soft_index.shape)}){hint}"
+            f"{name} must have a last axis of size n = {n} ({what}), got {got} (shape {tuple(soft_index.shape)}){hint}"
         )
     return soft_index
 

@@ -220,7 +220,16 @@ def argsort(
 ):
     check_flags(descending=descending, return_log_probs=return_log_probs)
     fam = prepare(
-        x, dim, softness, mode, method, standardize, needs_indices=True, ot_kwargs=ot_kwargs, mask=mask, descending=descending
+        x,
+        dim,
+        softness,
+        mode,
+        method,
+        standardize,
+        needs_indices=True,
+        ot_kwargs=ot_kwargs,
+        mask=mask,
+        descending=descending,
     )
     if fam.mode == "hard":
         index = torch.sort(fam.flat, dim=-1, descending=descending).indices
@@ -351,7 +360,16 @@ def rank(
 ):
     check_flags(descending=descending)
     fam = prepare(
-        x, dim, softness, mode, method, standardize, needs_indices=False, ot_kwargs=ot_kwargs, mask=mask, descending=descending
+        x,
+        dim,
+        softness,
+        mode,
+        method,
+        standardize,
+        needs_indices=False,
+        ot_kwargs=ot_kwargs,
+        mask=mask,
+        descending=descending,
     )
     n = fam.n
     order = torch.argsort(fam.flat, dim=-1, descending=descending, stable=True)
@@ -504,7 +522,16 @@ def _quantile(
     check_quantile_level(q)
     check_flags(keepdim=keepdim, gated_grad=gated_grad, return_log_probs=log)
     fam = prepare(
-        x, dim, softness, mode, method, standardize, needs_indices=indices, ot_kwargs=ot_kwargs, mask=mask, descending=False
+        x,
+        dim,
+        softness,
+        mode,
+        method,
+        standardize,
+        needs_indices=indices,
+        ot_kwargs=ot_kwargs,
+        mask=mask,
+        descending=False,
     )
     qt, scalar = _levels(q, fam.flat)
     if fam.excluding:
@@ -841,7 +868,8 @@ MASK_DOC = r"""
             an ascending one): zero weight in every kept slot, no part in the standardization,
             its exact hard value in its own slot; with ``"softsort"``/``"neuralsort"`` (and any
             method in hard mode) the kept slots equal those of the row without the dropped
-            entries. Quantiles and medians count the kept entries only. Entries at :math:`\pm\infty` are excluded the same way without a mask (see
+            entries. Quantiles and medians count the kept entries only. Entries at
+            :math:`\pm\infty` are excluded the same way without a mask (see
             :doc:`/user_guide/masking`). Default: ``None``."""
 
 
