@@ -48,6 +48,9 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.intersphinx",
     "sphinx.ext.mathjax",
+    # A packaged MathJax 3 copied into _static/mathjax, so every formula renders offline (it sets
+    # mathjax_path to the local tex-chtml.js; tests/test_docs_offline.py checks the built site).
+    "sphinx-mathjax-offline",
     "sphinx.ext.doctest",
     "sphinx.ext.viewcode",
     "sphinx_gallery.gen_gallery",

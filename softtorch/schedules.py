@@ -32,8 +32,9 @@ from torch import nn
 from ._core.checks import check_choice, check_positive, check_positive_int
 from .nn.base import SoftModule
 
-__all__ = ["SoftnessScheduler", "HardnessGap", "hardness_gap", "hard_mode", "SCHEDULES"]
+__all__ = ["SoftnessScheduler", "HardnessGap", "hardness_gap", "hard_mode"]
 
+#: The schedule shapes :class:`SoftnessScheduler` accepts.
 SCHEDULES = ("linear", "cosine", "exponential")
 
 

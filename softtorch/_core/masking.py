@@ -129,6 +129,20 @@ class Excluded:
         """Sorted-slot values ``(..., r)`` with the exact hard values at excluded slots."""
         return torch.where(self.slot_kept(rows), v, self._select(self.hard_values, rows))
 
+    def clamp_to_kept(self, values: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """Sorted ``values`` in score space, clamped to the range of the kept entries' ``scores``.
+
+        For the methods that compute values in score space (``sorting_network``,
+        ``fast_soft_sort``), whose kept slots may mix in the moved scores of excluded entries.
+        """
+        kept_scores = scores.detach()
+        top = kept_scores.masked_fill(~self.kept, float("-inf")).amax(-1, keepdim=True)
+        bottom = kept_scores.masked_fill(~self.kept, float("inf")).amin(-1, keepdim=True)
+        nothing_kept = ~self.kept.any(-1, keepdim=True)
+        top = torch.where(nothing_kept, torch.zeros_like(top), top)
+        bottom = torch.where(nothing_kept, torch.zeros_like(bottom), bottom)
+        return torch.maximum(torch.minimum(values, top), bottom)
+
     def finite_flat(self) -> torch.Tensor:
         """The input with its infinities zeroed, to gather kept values from (no ``0 * inf``)."""
         return torch.where(self.kept, self.flat, torch.zeros_like(self.flat))

@@ -199,10 +199,13 @@ def fix_rows(fam: Family, p: torch.Tensor, descending: bool, rows, log: bool) ->
 
 def scores_sorted_back(fam: Family, descending: bool) -> torch.Tensor:
     """For methods computing values in score space: soft sorted values, mapped back to ``x``'s scale."""
-    values = fam.scaled.inverse(
-        fam.method.module.sort_values(fam.scaled.scores, fam.softness, fam.mode, descending=descending, **fam.options)
+    values = fam.method.module.sort_values(
+        fam.scaled.scores, fam.softness, fam.mode, descending=descending, **fam.options
     )
-    return fam.excluded(descending).fix_values(values, None) if fam.excluding else values
+    if not fam.excluding:
+        return fam.scaled.inverse(values)
+    excluded = fam.excluded(descending)
+    return excluded.fix_values(fam.scaled.inverse(excluded.clamp_to_kept(values, fam.scaled.scores)), None)
 
 
 def values_from_rows(

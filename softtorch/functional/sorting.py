@@ -478,11 +478,6 @@ def _take_slots(values, rows_p, slots):
     return taken, rows_p.gather(-2, slots.unsqueeze(-1).expand(*slots.shape, rows_p.shape[-1]))
 
 
-def _kept_count(fam: Family):
-    """The number of entries an order statistic counts: those the mask keeps, else all ``n``."""
-    return fam.mask_count if fam.masked else fam.n
-
-
 def _mix(lo, hi, weight):
     """``(1 - w) lo + w hi``, exact at ``w`` = 0 and 1 (where the other end may be infinite)."""
     mixed = (1.0 - weight) * lo + weight * hi
@@ -490,8 +485,8 @@ def _mix(lo, hi, weight):
 
 
 def _quantile_excluding(fam: Family, qt, interpolation, gated_grad, indices):
-    """Quantiles ``(..., K)`` and soft indices ``(..., K, n)`` with excluded entries (SPEC masking)."""
-    lo, hi, weight = _order_statistics(qt, _kept_count(fam), interpolation)
+    """Quantiles ``(..., K)`` and soft indices ``(..., K, n)`` over each row's kept entries (``mask=``)."""
+    lo, hi, weight = _order_statistics(qt, fam.mask_count, interpolation)
     values, rows_p = _slot_table(fam, gated_grad, indices)
     v_lo, p_lo = _take_slots(values, rows_p, lo)
     v_hi, p_hi = _take_slots(values, rows_p, hi)
@@ -534,7 +529,7 @@ def _quantile(
         descending=False,
     )
     qt, scalar = _levels(q, fam.flat)
-    if fam.excluding:
+    if fam.masked:  # the order statistics depend on each row's count of kept entries
         v, dist = _quantile_excluding(fam, qt, interpolation, gated_grad, indices)
         out_values = _quantile_layout(fam, v, keepdim, scalar, extra=0) if values else None
         if dist is not None:
@@ -567,7 +562,11 @@ def _quantile(
     elif values:
         if fam.method.values_from_scores:
             ends = scores_sorted_back(fam, False).index_select(-1, rows)
-            v = (1.0 - weight) * ends[..., :k] + weight * ends[..., k:]
+            v = _mix(ends[..., :k], ends[..., k:], weight) if fam.excluding else None
+            v = (1.0 - weight) * ends[..., :k] + weight * ends[..., k:] if v is None else v
+        elif fam.excluding:  # slot values first: an infinite order statistic has weight 0 or 1
+            ends = values_from_rows(fam, p, False, gated_grad, False, rows)
+            v = _mix(ends[..., :k], ends[..., k:], weight)
         else:
             v = gather(dist, fam.flat, gated_grad)
         out_values = _quantile_layout(fam, v, keepdim, scalar, extra=0)
@@ -743,11 +742,10 @@ def _median(x, dim, keepdim, softness, mode, method, standardize, ot_kwargs, gat
         descending=False,
     )
     middle = torch.tensor([(fam.n - 1) // 2], device=fam.flat.device)
-    if fam.excluding:
+    if fam.masked:  # the middle slot depends on each row's count of kept entries
         with_rows = (fam.mode == "hard" or fam.method.gives_indices) and (dim is not None or not values)
         table, rows_p = _slot_table(fam, gated_grad, with_rows)
-        slot = (_kept_count(fam) - 1) // 2 if fam.masked else middle
-        value, p = _take_slots(table, rows_p, torch.as_tensor(slot).clamp_min(0))
+        value, p = _take_slots(table, rows_p, ((fam.mask_count - 1) // 2).clamp_min(0))
         p = None if p is None else _log(p, log)
     elif fam.mode == "hard":
         hard = torch.median(fam.flat, dim=-1)
