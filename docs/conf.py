@@ -59,7 +59,7 @@ extensions = [
 ]
 
 root_doc = "index"
-exclude_patterns = ["_build", "README.md", "**/*.ipynb", "**/*.py.md5", "**/*.codeobj.json", "**/*.zip"]
+exclude_patterns = ["_build", "README.md", "**sg_execution_times.rst", "**/*.ipynb", "**/*.py.md5", "**/*.codeobj.json", "**/*.zip"]
 templates_path: list[str] = []
 default_role = "py:obj"
 pygments_style = "sphinx"
@@ -137,6 +137,9 @@ sphinx_gallery_conf = {
     "matplotlib_animations": False,
     "image_scrapers": ("matplotlib",),
     "show_memory": False,
+    # The execution-times pages load jQuery and DataTables from CDNs: not written, so the site
+    # stays self-contained (tests/test_docs_offline.py).
+    "write_computation_times": False,
 }
 
 # -- HTML ----------------------------------------------------------------------------------------
