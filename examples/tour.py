@@ -153,8 +153,8 @@ show("gradient reaching log_softness (d loss / d log softness)", model[2].log_so
 
 section("Masking: -inf entries (or mask=False) are left out, as torch.topk leaves them out")
 scores = torch.tensor([[0.3, float("-inf"), 1.0, 0.2], [0.5, -0.1, 0.9, -2.0]])
-show("Torch topk", torch.topk(scores, k=2).values)
-show("SoftTorch topk (soft mode)", st.topk(scores, k=2).values)
+show("Torch topk of rows with -inf", torch.topk(scores, k=2).values)
+show("SoftTorch topk of rows with -inf (soft mode)", st.topk(scores, k=2).values)
 show("SoftTorch argmax weight on the -inf entry", st.argmax(scores, dim=-1)[0, 1])
 keep = torch.tensor([[True, True, True, False], [True, True, True, True]])
 show("SoftTorch median of the kept entries", st.median(scores, dim=-1, mask=keep).values)
