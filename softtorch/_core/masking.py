@@ -71,16 +71,22 @@ def may_hold_inf(flat: torch.Tensor) -> bool:
         return True
 
 
-def push_out(scores: torch.Tensor, flat: torch.Tensor, softness) -> torch.Tensor:
-    """``scores`` with those of ``-inf``/``+inf`` entries of ``flat`` moved far below/above the finite ones."""
-    low, high = flat == float("-inf"), flat == float("inf")
-    excluded = low | high
+def _kept_range(scores: torch.Tensor, excluded: torch.Tensor):
+    """Per-row ``(bottom, top)`` of the kept entries' scores (constants; 0 for a row with none)."""
     kept_scores = scores.detach()
     top = kept_scores.masked_fill(excluded, float("-inf")).amax(-1, keepdim=True)
     bottom = kept_scores.masked_fill(excluded, float("inf")).amin(-1, keepdim=True)
     nothing_kept = excluded.all(-1, keepdim=True)
-    top = torch.where(nothing_kept, torch.zeros_like(top), top)
-    bottom = torch.where(nothing_kept, torch.zeros_like(bottom), bottom)
+    return (
+        torch.where(nothing_kept, torch.zeros_like(bottom), bottom),
+        torch.where(nothing_kept, torch.zeros_like(top), top),
+    )
+
+
+def push_out(scores: torch.Tensor, flat: torch.Tensor, softness) -> torch.Tensor:
+    """``scores`` with those of ``-inf``/``+inf`` entries of ``flat`` moved far below/above the finite ones."""
+    low, high = flat == float("-inf"), flat == float("inf")
+    bottom, top = _kept_range(scores, low | high)
     s = softness.detach() if isinstance(softness, torch.Tensor) else softness
     margin = (top - bottom) + 1.0 + _SOFTNESS_MARGIN * s
     moved = torch.where(low, bottom - margin, torch.where(high, top + margin, scores))
@@ -135,12 +141,7 @@ class Excluded:
         For the methods that compute values in score space (``sorting_network``,
         ``fast_soft_sort``), whose kept slots may mix in the moved scores of excluded entries.
         """
-        kept_scores = scores.detach()
-        top = kept_scores.masked_fill(~self.kept, float("-inf")).amax(-1, keepdim=True)
-        bottom = kept_scores.masked_fill(~self.kept, float("inf")).amin(-1, keepdim=True)
-        nothing_kept = ~self.kept.any(-1, keepdim=True)
-        top = torch.where(nothing_kept, torch.zeros_like(top), top)
-        bottom = torch.where(nothing_kept, torch.zeros_like(bottom), bottom)
+        bottom, top = _kept_range(scores, ~self.kept)
         return torch.maximum(torch.minimum(values, top), bottom)
 
     def finite_flat(self) -> torch.Tensor:
