@@ -48,6 +48,9 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.intersphinx",
     "sphinx.ext.mathjax",
+    # A packaged MathJax 3 copied into _static/mathjax, so every formula renders offline (it sets
+    # mathjax_path to the local tex-chtml.js; tests/test_docs_offline.py checks the built site).
+    "sphinx-mathjax-offline",
     "sphinx.ext.doctest",
     "sphinx.ext.viewcode",
     "sphinx_gallery.gen_gallery",
@@ -56,7 +59,7 @@ extensions = [
 ]
 
 root_doc = "index"
-exclude_patterns = ["_build", "README.md", "**/*.ipynb", "**/*.py.md5", "**/*.codeobj.json", "**/*.zip"]
+exclude_patterns = ["_build", "README.md", "**sg_execution_times.rst", "**/*.ipynb", "**/*.py.md5", "**/*.codeobj.json", "**/*.zip"]
 templates_path: list[str] = []
 default_role = "py:obj"
 pygments_style = "sphinx"
@@ -134,6 +137,9 @@ sphinx_gallery_conf = {
     "matplotlib_animations": False,
     "image_scrapers": ("matplotlib",),
     "show_memory": False,
+    # The execution-times pages load jQuery and DataTables from CDNs: not written, so the site
+    # stays self-contained (tests/test_docs_offline.py).
+    "write_computation_times": False,
 }
 
 # -- HTML ----------------------------------------------------------------------------------------

@@ -61,7 +61,10 @@ show("SoftTorch median (soft mode)", st.median(x))
 show("Torch topk", torch.topk(x, k=3).values)
 show("SoftTorch topk (hard mode)", st.topk(x, k=3, mode="hard").values)
 show("SoftTorch topk (soft mode)", st.topk(x, k=3).values)
-show("Torch rank", torch.argsort(torch.argsort(x)))
+# torch has no rank: argsort(argsort(x)) is the 0-based position; softtorch ranks are 1-based
+# (rank 1 = first in the order), so the two differ by exactly 1.
+show("Torch rank (0-based: argsort of argsort)", torch.argsort(torch.argsort(x)))
+show("Torch rank + 1 (1-based, as softtorch)", torch.argsort(torch.argsort(x)) + 1)
 show("SoftTorch rank (hard mode)", st.rank(x, mode="hard", descending=False))
 show("SoftTorch rank (soft mode)", st.rank(x, descending=False))
 
@@ -144,4 +147,24 @@ print(model)
 out = model(torch.randn(3, 4))
 out.sum().backward()
 show("output of Linear -> SoftSort -> SoftTopK", out)
-show("gradient reaching the learnable softness", model[2].log_softness.grad)
+show("learnable softness of SoftTopK", model[2].softness.detach())
+# The parameter is the log of the softness (so it stays positive); its gradient is d loss / d log(softness).
+show("gradient reaching log_softness (d loss / d log softness)", model[2].log_softness.grad)
+
+section("Masking: -inf entries (or mask=False) are left out, as torch.topk leaves them out")
+scores = torch.tensor([[0.3, float("-inf"), 1.0, 0.2], [0.5, -0.1, 0.9, -2.0]])
+show("Torch topk of rows with -inf", torch.topk(scores, k=2).values)
+show("SoftTorch topk of rows with -inf (soft mode)", st.topk(scores, k=2).values)
+show("SoftTorch argmax weight on the -inf entry", st.argmax(scores, dim=-1)[0, 1])
+keep = torch.tensor([[True, True, True, False], [True, True, True, True]])
+show("SoftTorch median of the kept entries", st.median(scores, dim=-1, mask=keep).values)
+
+section("Annealing: a softness schedule for every softtorch layer of a model")
+from softtorch.schedules import SoftnessScheduler, hardness_gap  # noqa: E402
+
+scheduler = SoftnessScheduler(model, total_steps=3, final_factor=0.01, schedule="cosine")
+batch = torch.randn(3, 4)
+for step in range(4):
+    softness = [round(float(s), 4) for s in scheduler.get_last_softness()]
+    print(f"step {step}: softness {softness}, mean |soft - hard| output {hardness_gap(model, batch).gap:.4f}")
+    scheduler.step()

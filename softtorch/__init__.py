@@ -4,7 +4,7 @@ Every operator is a function here (``softtorch.sort``) and a layer in :mod:`soft
 (``softtorch.nn.SoftSort``).
 """
 
-from . import functional, nn  # noqa: F401
+from . import functional, nn, schedules  # noqa: F401
 from ._core.straight_through import grad_replace, st
 from .functional import *  # noqa: F401,F403
 

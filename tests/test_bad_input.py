@@ -199,8 +199,14 @@ LAST_AXIS = [  # a soft index over an operated dim of n = 5 elements
 ]
 
 #: The kind of every argument, by name; some names depend on the function (see ``kind_of``).
+MASK = [
+    Bad("list", const([True, False]), TypeError, r"mask must be a bool tensor \(True = keep\) or None", r"list \["),
+    Bad("float_tensor", tensor([1.0, 0.0, 1.0, 1.0, 1.0]), TypeError, r"mask must be a bool tensor", r"torch\.float32"),
+    Bad("shape", lambda d: torch.ones(7, dtype=torch.bool, device=d), ValueError, r"broadcast to the shape", r"\(7,\)"),
+]
 KIND_OF = {
     "x": TENSOR,
+    "mask": MASK,
     "y": TENSOR,
     "condition": TENSOR,
     "softness": SOFTNESS,
@@ -427,10 +433,14 @@ def test_function_rejects_bad_combination(name, overrides, arg, expected, receiv
 LAYERS = [name for name in snn.__all__ if name != "SoftModule"]
 LAYER_REQUIRED = {
     "SoftTopK": {"k": 2},
-    "SoftQuantile": {"q": 0.3},
-    "SoftArgquantile": {"q": 0.3},
-    "SoftPercentile": {"q": 30.0},
-    "SoftArgpercentile": {"q": 30.0},
+    "SoftQuantile": {"q": 0.3, "dim": -1},
+    "SoftArgquantile": {"q": 0.3, "dim": -1},
+    "SoftPercentile": {"q": 30.0, "dim": -1},
+    "SoftArgpercentile": {"q": 30.0, "dim": -1},
+    **{name: {"dim": -1} for name in (
+        "SoftRank", "SoftMedian", "SoftArgmedian", "SoftMax", "SoftMin",
+        "SoftArgmax", "SoftArgmin", "SoftAll", "SoftAny",
+    )},  # fmt: skip
     "SoftNarrow": {"length": 2},
     "SoftIndexSelect": {"dim": 1},
     "SoftClamp": {"min": -0.5},

@@ -55,12 +55,12 @@ def test_closed_forms(device):
     torch.testing.assert_close(st.logical_or(x, y), x + y - x * y)
     a, b = x * (1 - y), (1 - x) * y
     torch.testing.assert_close(st.logical_xor(x, y), a + b - a * b)
-    torch.testing.assert_close(st.all(x), x.prod(-1))
-    torch.testing.assert_close(st.any(x), 1 - (1 - x).prod(-1))
+    torch.testing.assert_close(st.all(x, -1), x.prod(-1))
+    torch.testing.assert_close(st.any(x, -1), 1 - (1 - x).prod(-1))
     # geometric means
     torch.testing.assert_close(st.logical_and(x, y, use_geometric_mean=True), (x * y).sqrt())
     torch.testing.assert_close(st.logical_or(x, y, use_geometric_mean=True), 1 - ((1 - x) * (1 - y)).sqrt())
-    torch.testing.assert_close(st.all(x, use_geometric_mean=True), x.prod(-1) ** (1 / 5))
+    torch.testing.assert_close(st.all(x, -1, use_geometric_mean=True), x.prod(-1) ** (1 / 5))
     torch.testing.assert_close(st.all(x, dim=0, use_geometric_mean=True), x.prod(0) ** (1 / 4))
     torch.testing.assert_close(st.any(x, dim=0, use_geometric_mean=True), 1 - (1 - x).prod(0) ** (1 / 4))
     torch.testing.assert_close(st.all(x, dim=None, use_geometric_mean=True), x.prod() ** (1 / 20))
@@ -149,10 +149,23 @@ def test_reductions_soft_values_along_dim(name, dim, device):
     torch.testing.assert_close(fn(x, dim=dim), expected)
 
 
-def test_reductions_default_dim_is_last(device):
+def test_reductions_without_dim_reduce_everything_like_torch(device):
     x = torch.rand(2, 3, dtype=torch.float64, device=device)
-    torch.testing.assert_close(st.all(x), x.prod(-1))
-    torch.testing.assert_close(st.any(x), 1 - (1 - x).prod(-1))
+    torch.testing.assert_close(st.all(x), x.prod())
+    torch.testing.assert_close(st.any(x), 1 - (1 - x).prod())
+    assert st.all(x).shape == torch.all(x > 0.5).shape == ()
+
+
+def test_hard_all_any_equal_torch_without_dim(device):
+    """On hard booleans (e.g. hard-mode comparisons) st.all/st.any are torch.all/torch.any, dim omitted too."""
+    g = torch.Generator().manual_seed(3)
+    for _ in range(20):
+        x = torch.rand(3, 4, generator=g, dtype=torch.float64).to(device)
+        x[0] = 0.9  # one row all true: a dim=-1 default would not reduce it to the same answer
+        hard = st.greater(x, 0.5 * torch.ones_like(x), mode="hard")
+        assert st.all(hard).item() == torch.all(x > 0.5).item()
+        assert st.any(hard).item() == torch.any(x > 0.5).item()
+        assert torch.equal(st.all(hard, dim=-1).bool(), torch.all(x > 0.5, dim=-1))
 
 
 def test_reductions_on_zero_dim_and_empty(device):
@@ -160,8 +173,9 @@ def test_reductions_on_zero_dim_and_empty(device):
     torch.testing.assert_close(st.all(x), x)
     torch.testing.assert_close(st.any(x), x)
     e = torch.zeros(2, 0, device=device)
-    assert torch.equal(st.all(e), torch.ones(2, device=device))  # empty product, like torch.all
-    assert torch.equal(st.any(e), torch.zeros(2, device=device))
+    assert torch.equal(st.all(e, -1), torch.ones(2, device=device))  # empty product, like torch.all
+    assert torch.equal(st.any(e, -1), torch.zeros(2, device=device))
+    assert torch.equal(st.all(e), torch.ones((), device=device))
 
 
 BROADCAST = [((3, 1), (1, 4)), ((5,), (3, 5)), ((), (2, 3)), ((2, 1, 4), (3, 1))]

@@ -1267,10 +1267,10 @@ def test_percentile_hand_checked_and_layers():
     torch.testing.assert_close(st.percentile(x, 25.0, mode="hard"), torch.tensor(-0.4))
     torch.testing.assert_close(st.argpercentile(x, 25.0, mode="hard"), torch.tensor([0.75, 0.25, 0.0, 0.0]))
     torch.testing.assert_close(st.percentile_st(x, 25.0), torch.tensor(-0.4))
-    assert torch.equal(st.nn.SoftPercentile(25.0, mode="c1")(x), st.percentile(x, 25.0, -1, mode="c1"))
-    assert torch.equal(st.nn.SoftArgpercentile(60.0)(x), st.argpercentile(x, 60.0, -1))
+    assert torch.equal(st.nn.SoftPercentile(25.0, -1, mode="c1")(x), st.percentile(x, 25.0, -1, mode="c1"))
+    assert torch.equal(st.nn.SoftArgpercentile(60.0, -1)(x), st.argpercentile(x, 60.0, -1))
     with pytest.raises(ValueError, match=r"q must lie in \[0, 100\], got 101"):
-        st.nn.SoftPercentile(101)
+        st.nn.SoftPercentile(101, -1)
     with pytest.raises(ValueError, match=r"q must lie in \[0, 100\], got \[-1\.0\]"):
         st.percentile(x, torch.tensor([-1.0]))
 

@@ -38,18 +38,18 @@ def distinct(shape, dim=-1, seed=0, dtype=F64):
 # function returns (values, indices) of which the layer keeps the values
 Q2 = torch.tensor([0.25, 0.6], dtype=F64)
 LAYERS = {
-    "SoftMax": (snn.SoftMax, (), lambda x, **k: st.max(x, -1, **k), True),
+    "SoftMax": (snn.SoftMax, (-1,), lambda x, **k: st.max(x, -1, **k), True),
     "SoftMin": (snn.SoftMin, (1,), lambda x, **k: st.min(x, 1, **k), True),
-    "SoftArgmax": (snn.SoftArgmax, (), lambda x, **k: st.argmax(x, -1, **k), False),
+    "SoftArgmax": (snn.SoftArgmax, (-1,), lambda x, **k: st.argmax(x, -1, **k), False),
     "SoftArgmin": (snn.SoftArgmin, (0,), lambda x, **k: st.argmin(x, 0, **k), False),
     "SoftSort": (snn.SoftSort, (), lambda x, **k: st.sort(x, **k), True),
     "SoftArgsort": (snn.SoftArgsort, (1, True), lambda x, **k: st.argsort(x, 1, True, **k), False),
     "SoftTopK": (snn.SoftTopK, (3,), lambda x, **k: st.topk(x, 3, **k), True),
-    "SoftRank": (snn.SoftRank, (), lambda x, **k: st.rank(x, -1, **k), False),
-    "SoftQuantile": (snn.SoftQuantile, (Q2,), lambda x, **k: st.quantile(x, Q2, -1, **k), False),
-    "SoftArgquantile": (snn.SoftArgquantile, (0.3,), lambda x, **k: st.argquantile(x, 0.3, -1, **k), False),
-    "SoftMedian": (snn.SoftMedian, (), lambda x, **k: st.median(x, -1, **k), True),
-    "SoftArgmedian": (snn.SoftArgmedian, (), lambda x, **k: st.argmedian(x, -1, **k), False),
+    "SoftRank": (snn.SoftRank, (-1,), lambda x, **k: st.rank(x, -1, **k), False),
+    "SoftQuantile": (snn.SoftQuantile, (Q2, -1), lambda x, **k: st.quantile(x, Q2, -1, **k), False),
+    "SoftArgquantile": (snn.SoftArgquantile, (0.3, -1), lambda x, **k: st.argquantile(x, 0.3, -1, **k), False),
+    "SoftMedian": (snn.SoftMedian, (-1,), lambda x, **k: st.median(x, -1, **k), True),
+    "SoftArgmedian": (snn.SoftArgmedian, (-1,), lambda x, **k: st.argmedian(x, -1, **k), False),
 }
 NAMES = sorted(LAYERS)
 
@@ -132,13 +132,16 @@ def test_layer_defaults():
     assert inspect.signature(snn.SoftTopK).parameters["k"].default is inspect.Parameter.empty
     assert inspect.signature(snn.SoftQuantile).parameters["q"].default is inspect.Parameter.empty
     for cls in (snn.SoftMax, snn.SoftRank, snn.SoftQuantile, snn.SoftMedian, snn.SoftArgmedian):
-        assert inspect.signature(cls).parameters["dim"].default == -1, cls
+        # the function's dim=None would mix the rows of a batch: the layer asks for dim
+        assert inspect.signature(cls).parameters["dim"].default is inspect.Parameter.empty, cls
+        with pytest.raises(TypeError, match=r"needs dim.*dim=-1"):
+            cls(0.5) if cls is snn.SoftQuantile else cls()
     # defaults reproduce the function on the last dim
     x = x_input(3)
     assert torch.equal(snn.SoftSort()(x), st.sort(x).values)
-    assert torch.equal(snn.SoftMax()(x), st.max(x, -1).values)
-    assert torch.equal(snn.SoftRank()(x), st.rank(x, -1))
-    assert torch.equal(snn.SoftMedian()(x), st.median(x, -1).values)
+    assert torch.equal(snn.SoftMax(dim=-1)(x), st.max(x, -1).values)
+    assert torch.equal(snn.SoftRank(dim=-1)(x), st.rank(x, -1))
+    assert torch.equal(snn.SoftMedian(dim=-1)(x), st.median(x, -1).values)
     assert "torch.nn.Softmax" in snn.SoftMax.__doc__
 
 
@@ -154,7 +157,7 @@ def test_build_time_validation():
         snn.SoftSort(mode="soft")
     for bad in (0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="softness"):
-            snn.SoftRank(softness=bad)
+            snn.SoftRank(softness=bad, dim=-1)
     with pytest.raises(ValueError, match="softness"):
         snn.SoftSort(softness=torch.tensor([[0.1], [0.0]]))
     with pytest.raises(TypeError, match="softness"):
@@ -164,18 +167,18 @@ def test_build_time_validation():
     with pytest.raises(ValueError, match="k must be"):
         snn.SoftTopK(0)
     with pytest.raises(ValueError, match=r"q must lie in \[0, 1\]"):
-        snn.SoftQuantile(1.5)
+        snn.SoftQuantile(1.5, dim=-1)
     with pytest.raises(ValueError, match=r"q must lie in \[0, 1\]"):
-        snn.SoftArgquantile(torch.tensor([0.2, -0.1]))
+        snn.SoftArgquantile(torch.tensor([0.2, -0.1]), dim=-1)
     with pytest.raises(ValueError, match="interpolation must be one of"):
-        snn.SoftQuantile(0.5, interpolation="cubic")
+        snn.SoftQuantile(0.5, interpolation="cubic", dim=-1)
 
 
 def test_build_time_validation_of_method():
     """SPEC 6.2: the base class validates ``method`` at construction, like ``mode`` and ``softness``."""
     for cls in (snn.SoftSort, snn.SoftMax, snn.SoftRank):
         with pytest.raises(ValueError, match="method must be one of .*'softsort'.*got 'bogo'"):
-            cls(method="bogo")
+            cls(method="bogo", **({} if cls is snn.SoftSort else {"dim": -1}))
 
 
 def test_forward_arity():
@@ -196,7 +199,7 @@ def test_sequential_chain_trains():
         nn.Linear(5, 6),
         snn.SoftTopK(k=4, method="softsort", mode="c1"),
         nn.Linear(4, 4),
-        snn.SoftRank(method="sorting_network"),
+        snn.SoftRank(method="sorting_network", dim=-1),
         nn.Linear(4, 3),
         snn.SoftMax(dim=-1, learnable=True),
     )
@@ -207,7 +210,7 @@ def test_sequential_chain_trains():
     for name, p in model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
         assert p.grad.abs().sum() > 0, name
-    head = nn.Sequential(nn.Linear(5, 8), snn.SoftQuantile(0.5), nn.Identity())
+    head = nn.Sequential(nn.Linear(5, 8), snn.SoftQuantile(0.5, dim=-1), nn.Identity())
     assert head(x).shape == (7,)
     head = nn.Sequential(nn.Linear(5, 8), snn.SoftArgsort(), nn.Flatten())
     assert head(x).shape == (7, 64)
@@ -253,25 +256,28 @@ def test_pickle_deepcopy_state_dict(name):
 
 
 def test_repr_shows_config():
-    layer = snn.SoftSort(softness=0.3, mode="c1", method="softsort", straight_through=True)
+    layer = snn.SoftSort(softness=0.3, mode="c1", method="softsort", straight_through=True, descending=True)
     text = repr(layer)
     assert text.startswith("SoftSort(")
+    assert "dim=" not in text  # the default, not shown
     for part in (
-        "dim=-1",
         "softness=0.3",
         "mode='c1'",
         "method='softsort'",
         "straight_through=True",
-        "descending=False",
+        "descending=True",
     ):
         assert part in text, part
     assert "k=3" in repr(snn.SoftTopK(3)) and "largest=False" in repr(snn.SoftTopK(3, largest=False))
-    assert "q=0.2" in repr(snn.SoftQuantile(0.2))
-    assert "interpolation='nearest'" in repr(snn.SoftQuantile(0.2, interpolation="nearest"))
-    assert "learnable=True" in repr(snn.SoftMax(learnable=True))
-    assert "return_indices=True" in repr(snn.SoftMedian(return_indices=True))
-    assert "softness=0.5" in repr(snn.SoftRank(softness=0.5, learnable=True))
-    assert "softness=tensor(3, 1)" in repr(snn.SoftArgmax(softness=torch.rand(3, 1) + 0.1))
+    assert "q=0.2" in repr(snn.SoftQuantile(0.2, dim=-1))
+    assert "interpolation='nearest'" in repr(snn.SoftQuantile(0.2, interpolation="nearest", dim=-1))
+    assert "learnable=True" in repr(snn.SoftMax(learnable=True, dim=-1))
+    assert "return_indices=True" in repr(snn.SoftMedian(return_indices=True, dim=-1))
+    assert "softness=0.5" in repr(snn.SoftRank(softness=0.5, learnable=True, dim=-1))
+    assert "softness=[0.5, 0.5, 0.5]" in repr(snn.SoftArgmax(softness=torch.full((3, 1), 0.5), dim=-1))
+    assert repr(snn.SoftArgmax(softness=torch.full((3, 2), 0.5), dim=-1)) == (
+        "SoftArgmax(dim=-1, softness=<tensor of shape (3, 2)>)"
+    )
 
 
 # -- softness: learnable, per channel, dtype -------------------------------------------------------
@@ -323,10 +329,10 @@ def test_to_dtype_moves_softness():
     assert layer(x).dtype == F64
     layer.reset_parameters()
     torch.testing.assert_close(layer.softness, torch.tensor(0.3, dtype=F64))
-    per_channel = snn.SoftRank(softness=torch.tensor([[0.1], [0.2], [0.3]]))
+    per_channel = snn.SoftRank(softness=torch.tensor([[0.1], [0.2], [0.3]]), dim=-1)
     per_channel.to(F64)
     assert per_channel.softness_value.dtype == F64
-    made = snn.SoftMax(softness=0.3, learnable=True, dtype=F64)
+    made = snn.SoftMax(softness=0.3, learnable=True, dtype=F64, dim=-1)
     assert made.log_softness.dtype == F64
 
 
@@ -339,10 +345,10 @@ def test_per_channel_softness(method):
         lambda **k: snn.SoftSort(**k),
         lambda **k: snn.SoftArgsort(descending=True, **k),
         lambda **k: snn.SoftTopK(3, **k),
-        lambda **k: snn.SoftRank(**k),
-        lambda **k: snn.SoftMax(**k),
-        lambda **k: snn.SoftArgmedian(**k),
-        lambda **k: snn.SoftQuantile(0.3, **k),
+        lambda **k: snn.SoftRank(-1, **k),
+        lambda **k: snn.SoftMax(-1, **k),
+        lambda **k: snn.SoftArgmedian(-1, **k),
+        lambda **k: snn.SoftQuantile(0.3, -1, **k),
     ]
     for make in makers:
         out = make(softness=s, method=method, mode="c1")(x)
@@ -415,7 +421,7 @@ def test_compile_fullgraph_learnable_sort():
 
 @COMPILE_WARNINGS
 def test_compile_fullgraph_soft_max_per_channel():
-    layer = snn.SoftMax(mode="c2", softness=torch.tensor([[0.2], [0.7]]))
+    layer = snn.SoftMax(mode="c2", softness=torch.tensor([[0.2], [0.7]]), dim=-1)
     _compare_compiled(layer, torch.randn(3, 2, 5), backend="aot_eager", fullgraph=True)
 
 
@@ -425,8 +431,8 @@ def test_compile_fullgraph_soft_max_per_channel():
     "layer",
     [
         snn.SoftTopK(3, method="sorting_network", mode="smooth"),
-        snn.SoftRank(method="softsort", mode="c0", learnable=True),
-        snn.SoftQuantile(0.3, method="neuralsort", mode="smooth", straight_through=True),
+        snn.SoftRank(method="softsort", mode="c0", learnable=True, dim=-1),
+        snn.SoftQuantile(0.3, method="neuralsort", mode="smooth", straight_through=True, dim=-1),
     ],
     ids=["topk-sorting_network", "rank-softsort", "quantile-st"],
 )

@@ -12,13 +12,20 @@ threshold, but with Gaussian noise of a different size on :math:`x`:
 probability of a positive answer is a smooth step of width proportional to :math:`\\sigma`, so a
 soft step with the right threshold *and the right softness* is the best model. We learn both,
 one threshold and one softness per sensor, from the labels alone.
+
+The second half is the opposite case: the *hard* operator is what the model will use, and a
+learned softness has no reason to go to zero by itself. There a softness schedule
+(:class:`softtorch.schedules.SoftnessScheduler`) anneals it, and
+:func:`softtorch.schedules.hardness_gap` shows the soft metric closing on the hard one.
 """
 
 import matplotlib.pyplot as plt
 import torch
 
 import softtorch as st
+from softtorch.schedules import SoftnessScheduler, hardness_gap
 
+torch.set_num_threads(1)  # tiny models: a thread pool only adds overhead (the docs build does the same)
 torch.manual_seed(0)
 # sphinx_gallery_thumbnail_number = 2
 
@@ -152,4 +159,97 @@ with torch.no_grad():
         bce = torch.nn.functional.binary_cross_entropy(p, y)
         print(f"fixed softness {fixed:<5}: BCE {bce.item():.4f}")
     print(f"learned, per sensor  : BCE {losses[-1]:.4f}")
+
+# %%
+# When the hard operator is the goal: anneal
+# ------------------------------------------
+#
+# A linear model scores 20 items from 6 features; the task is to pick the 3 items of highest
+# (noisy) utility. The model is trained through a learnable :class:`softtorch.nn.SoftTopK` on the
+# soft precision at 3 (the mass its soft top-3 puts on the true top 3), but it will be used with
+# the hard top-3. Left alone, the learned softness stays near its start value, where the soft
+# precision is a poor proxy for the hard one. :class:`~softtorch.schedules.SoftnessScheduler`
+# anneals a ceiling on the softness (cosine, from 0.5 to 1% of it over 200 steps; learning still
+# decides below it), and :func:`~softtorch.schedules.hardness_gap` evaluates the same model soft
+# and with every softtorch layer switched to hard mode.
+
+n_items, n_features, k = 20, 6, 3
+w_true = torch.randn(n_features)
+
+
+def ranking_batch(size):
+    features = torch.randn(size, n_items, n_features)
+    return features, features @ w_true + 0.3 * torch.randn(size, n_items)
+
+
+train_features, train_utility = ranking_batch(512)
+test_features, test_utility = ranking_batch(512)
+
+
+class Picker(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.score = torch.nn.Linear(n_features, 1)
+        self.topk = st.nn.SoftTopK(k, softness=0.5, learnable=True, return_indices=True)
+
+    def forward(self, features):
+        return self.topk(self.score(features).squeeze(-1)).indices  # (batch, k, items)
+
+
+def precision_at_k(selection, utility):
+    """Mass of the (soft or hard) top-k selection on the true top k, over k."""
+    best = torch.zeros_like(utility).scatter(-1, utility.topk(k, dim=-1).indices, 1.0)
+    return float((selection @ best.unsqueeze(-1)).sum((-2, -1)).mean() / k)
+
+
+def train(scheduled, steps=300):
+    torch.manual_seed(1)
+    model = Picker()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    scheduler = SoftnessScheduler(model, total_steps=200, final_factor=0.01, schedule="cosine")
+    history = []
+    for step in range(steps):
+        rows = torch.randint(0, 512, (64,))
+        selection = model(train_features[rows])
+        best = torch.zeros_like(train_utility[rows]).scatter(-1, train_utility[rows].topk(k, -1).indices, 1.0)
+        loss = -(selection @ best.unsqueeze(-1)).sum((-2, -1)).mean() / k
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if scheduled:
+            scheduler.step()
+        if step % 10 == 9:
+            gap = hardness_gap(model, test_features, metric=lambda s: precision_at_k(s, test_utility))
+            history.append((step + 1, model.topk.softness.detach().item(), gap.soft, gap.hard))
+    return torch.tensor(history)
+
+
+runs = {"learnable only": train(False), "learnable + cosine schedule": train(True)}
+for name, history in runs.items():
+    step, softness, soft, hard = history[-1].tolist()
+    print(
+        f"{name:28s}: softness {softness:.4f}, soft precision@3 {soft:.3f}, "
+        f"hard precision@3 {hard:.3f}, hard within {abs(hard - soft) / hard:.1%} of soft"
+    )
+_, _, soft, hard = runs["learnable + cosine schedule"][-1].tolist()
+assert abs(hard - soft) <= 0.1 * hard  # annealed, the hard metric is within 10% of the soft one
+
+fig, (ax_soft, ax_metric) = plt.subplots(1, 2, figsize=(12, 3.8))
+for i, (name, history) in enumerate(runs.items()):
+    ax_soft.semilogy(history[:, 0], history[:, 1], color=f"C{i}", label=name)
+    ax_metric.plot(history[:, 0], history[:, 2], color=f"C{i}", label=f"{name}: soft")
+    ax_metric.plot(history[:, 0], history[:, 3], color=f"C{i}", ls="--", label=f"{name}: hard")
+ax_soft.set_title("softness of the SoftTopK layer")
+ax_soft.set_xlabel("step")
+ax_soft.legend(fontsize=8)
+ax_metric.set_title("test precision@3: soft (solid) and hard (dashed)")
+ax_metric.set_xlabel("step")
+ax_metric.legend(fontsize=7)
+fig.tight_layout()
+
+# %%
+# Without the schedule the soft precision stays about 10% below the hard one: the model is
+# trained on a quantity it will not be evaluated on. With it, the two meet (here within a
+# fraction of a percent) and the hard precision is as good as before. Save the scheduler with
+# the model (``scheduler.state_dict()``) to resume an annealing run.
 plt.show()

@@ -13,6 +13,8 @@ import torch
 
 import softtorch as st
 
+torch.set_num_threads(1)  # tiny models: a thread pool only adds overhead (the docs build does the same)
+
 torch.manual_seed(0)
 MODES = ["hard", "smooth", "c0", "c1", "c2"]
 COLORS = {"hard": "black", "smooth": "C0", "c0": "C1", "c1": "C2", "c2": "C3"}

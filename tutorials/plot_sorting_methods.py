@@ -16,6 +16,8 @@ import torch
 
 import softtorch as st
 
+torch.set_num_threads(1)  # tiny models: a thread pool only adds overhead (the docs build does the same)
+
 torch.manual_seed(0)
 # sphinx_gallery_thumbnail_number = 1
 

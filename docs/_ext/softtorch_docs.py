@@ -3,7 +3,8 @@
 * :func:`expected_pages` says on which API page every public name belongs: a name of
   ``softtorch.__all__`` or ``softtorch.nn.__all__`` defined in ``softtorch/functional/<family>.py``
   or ``softtorch/nn/<family>.py`` goes on ``docs/api/<family>.rst``; ``softtorch.st`` and
-  ``softtorch.nn.SoftModule`` go on ``docs/api/base.rst``.
+  ``softtorch.nn.SoftModule`` go on ``docs/api/base.rst``; the ``__all__`` of a public submodule
+  (:data:`SUBMODULES`, e.g. ``softtorch.schedules``) goes on ``docs/api/<submodule>.rst``.
 * :func:`listed_names` reads the names an ``.rst`` file puts in ``autosummary``, ``autofunction``,
   ``autoclass`` (and the other ``auto*``) directives, resolved against ``currentmodule``.
 * :func:`coverage_problems` compares the two (a name must be rendered by an ``auto*`` directive
@@ -24,6 +25,8 @@ from pathlib import Path
 FAMILIES = ("elementwise", "comparison", "logic", "selection", "reduction", "sorting", "losses")
 #: Page of the names that belong to no family (``softtorch.st``, ``softtorch.nn.SoftModule``).
 BASE_PAGE = "base"
+#: Public submodules outside the two namespaces, each on ``docs/api/<stem>.rst`` with its ``__all__``.
+SUBMODULES = ("schedules",)
 
 _DIRECTIVE = re.compile(r"^(?P<indent>\s*)\.\.\s+(?P<name>[\w:]+)::\s*(?P<arg>.*?)\s*$")
 _AUTO_DIRECTIVES = {
@@ -46,6 +49,9 @@ def public_names() -> dict[str, object]:
 
     names = {f"softtorch.{n}": getattr(softtorch, n) for n in softtorch.__all__}
     names.update({f"softtorch.nn.{n}": getattr(softtorch.nn, n) for n in softtorch.nn.__all__})
+    for stem in SUBMODULES:
+        module = getattr(softtorch, stem)
+        names.update({f"softtorch.{stem}.{n}": getattr(module, n) for n in module.__all__})
     return names
 
 
@@ -54,6 +60,8 @@ def page_of(obj) -> str:
     module = getattr(obj, "__module__", "") or ""
     stem = module.rsplit(".", 1)[-1]
     if module.startswith(("softtorch.functional.", "softtorch.nn.")) and stem in FAMILIES:
+        return stem
+    if module in (f"softtorch.{s}" for s in SUBMODULES):
         return stem
     return BASE_PAGE
 

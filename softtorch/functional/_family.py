@@ -7,7 +7,7 @@ outputs back in the caller's layout.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -22,6 +22,7 @@ from .._core.checks import (
 )
 from .._core.dims import broadcast_softness
 from .._core.expectation import expect
+from .._core.masking import Excluded, apply_mask, check_mask, may_hold_inf, push_out
 from .._core.standardize import Standardized, standardize
 from .._core.zero_grad import with_zero_grad
 from ..methods import SortingMethod, check_method_options, get_method
@@ -36,6 +37,7 @@ __all__ = [
     "values_from_rows",
     "check_log_prob_eps",
     "floored_log",
+    "fix_rows",
 ]
 
 
@@ -51,10 +53,24 @@ class Family:
     method: SortingMethod | None
     scaled: Standardized | None  # standardized scores (soft modes only)
     options: dict  # keyword options for the method's functions (method_options, or ot_kwargs for "ot")
+    #: Whether entries are excluded from the relaxation (a mask, or a possible infinity): see
+    #: :mod:`softtorch._core.masking`.
+    excluding: bool = False
+    #: Whether a ``mask`` was given: quantiles and medians then count the kept entries only.
+    masked: bool = False
+    #: ``(..., 1)`` entries the mask keeps per row (with a mask only).
+    mask_count: torch.Tensor | None = None
+    _excluded: dict = field(default_factory=dict)
 
     @property
     def n(self) -> int:
         return self.flat.shape[-1]
+
+    def excluded(self, descending: bool) -> Excluded:
+        """Where the excluded entries sit in the sorted order of ``descending`` (computed once)."""
+        if descending not in self._excluded:
+            self._excluded[descending] = Excluded(self.flat, descending)
+        return self._excluded[descending]
 
     def values_back(self, v: torch.Tensor, keepdim: bool = True) -> torch.Tensor:
         """``(..., r)`` values to the caller's layout (r replaces the operated dim)."""
@@ -87,33 +103,59 @@ def prepare(
     check_n=None,
     method_options=None,
     ot_kwargs=None,
+    mask=None,
+    descending=True,
 ) -> Family:
     """Validate the common sorting-family arguments and lay the input out as ``(..., n)``.
 
     ``check_n(n)`` validates arguments that depend on the size of the operated dim; it runs
     before any computation. ``method_options`` is checked against the method's own options;
-    ``ot_kwargs`` is checked whatever the method and used by ``"ot"`` only.
+    ``ot_kwargs`` is checked whatever the method and used by ``"ot"`` only. Entries that ``mask``
+    drops become the infinity that sorts them last in the ``descending`` order the operator reads.
     """
     x = check_float_tensor("x", x)
+    mask = check_mask(mask, x.shape)
     mode = check_mode(mode)
     softness = check_softness(softness)
     sorting_method = get_method(method, needs_indices=needs_indices)
     check_bool("standardize", standardize_scores)
     options = check_method_options(sorting_method, method_options, ot_kwargs=ot_kwargs)
-    if dim is None:
-        flat = x.reshape(-1)
-        norm_dim = None
-    else:
-        norm_dim = check_dim(dim, x.dim())
-        flat = x.reshape(1) if x.dim() == 0 else x.movedim(norm_dim, -1)
+    norm_dim = None if dim is None else check_dim(dim, x.dim())
+
+    def last(t):  # the operated dim last; every element for dim=None
+        if norm_dim is None:
+            return t.reshape(-1)
+        return t.reshape(1) if t.dim() == 0 else t.movedim(norm_dim, -1)
+
+    flat = last(x)
     if flat.shape[-1] == 0:
         raise ValueError(f"x must have at least one element along the operated dim, got shape {tuple(x.shape)}")
     check_reduction_softness(softness, x.shape, norm_dim)
     if check_n is not None:
         check_n(flat.shape[-1])
     softness = broadcast_softness(softness, x.shape, norm_dim)
+    mask_count = None
+    if mask is not None:
+        x = apply_mask(x, mask, descending)
+        flat = last(x)
+        mask_count = last(mask).to(flat.device).sum(-1, keepdim=True)
+    excluding = mask is not None or (mode != "hard" and may_hold_inf(flat))
     scaled = None if mode == "hard" else standardize(flat, bool(standardize_scores))
-    return Family(x, flat, norm_dim, softness, mode, sorting_method, scaled, options)
+    if excluding and scaled is not None:
+        scaled = scaled._replace(scores=push_out(scaled.scores, flat, softness))
+    return Family(
+        x,
+        flat,
+        norm_dim,
+        softness,
+        mode,
+        sorting_method,
+        scaled,
+        options,
+        excluding=excluding,
+        masked=mask is not None,
+        mask_count=mask_count,
+    )
 
 
 def one_hot(index: torch.Tensor, n: int, like: torch.Tensor) -> torch.Tensor:
@@ -130,21 +172,37 @@ def gather(p: torch.Tensor, flat: torch.Tensor, gated_grad: bool) -> torch.Tenso
 
 def soft_rows(fam: Family, descending: bool, rows=None, log: bool = False) -> torch.Tensor:
     """Rows ``(..., r, n)`` of the method's soft permutation of the standardized scores."""
-    return fam.method.module.permutation(
+    p = fam.method.module.permutation(
         fam.scaled.scores, fam.softness, fam.mode, descending=descending, rows=rows, log=log, **fam.options
     )
+    return fam.excluded(descending).fix_rows(p, rows, log, fam.flat) if fam.excluding else p
+
+
+def fix_rows(fam: Family, p: torch.Tensor, descending: bool, rows, log: bool) -> torch.Tensor:
+    """Rows a method computed outside :func:`soft_rows` (an ``argmax``), with excluded entries placed."""
+    return fam.excluded(descending).fix_rows(p, rows, log, fam.flat) if fam.excluding else p
 
 
 def scores_sorted_back(fam: Family, descending: bool) -> torch.Tensor:
     """For methods computing values in score space: soft sorted values, mapped back to ``x``'s scale."""
-    return fam.scaled.inverse(
-        fam.method.module.sort_values(fam.scaled.scores, fam.softness, fam.mode, descending=descending, **fam.options)
+    values = fam.method.module.sort_values(
+        fam.scaled.scores, fam.softness, fam.mode, descending=descending, **fam.options
     )
+    if not fam.excluding:
+        return fam.scaled.inverse(values)
+    excluded = fam.excluded(descending)
+    return excluded.fix_values(fam.scaled.inverse(excluded.clamp_to_kept(values, fam.scaled.scores)), None)
 
 
-def values_from_rows(fam: Family, rows_p: torch.Tensor, log: bool, gated_grad: bool) -> torch.Tensor:
+def values_from_rows(
+    fam: Family, rows_p: torch.Tensor, log: bool, gated_grad: bool, descending: bool = True, rows=None
+) -> torch.Tensor:
     """Expected values under soft permutation rows (given as log-probabilities when ``log``)."""
-    return gather(rows_p.exp() if log else rows_p, fam.flat, gated_grad)
+    p = rows_p.exp() if log else rows_p
+    if not fam.excluding:
+        return gather(p, fam.flat, gated_grad)
+    excluded = fam.excluded(descending)
+    return excluded.fix_values(gather(p, excluded.finite_flat(), gated_grad), rows)
 
 
 def check_log_prob_eps(log_prob_eps):

@@ -157,7 +157,7 @@ def _reduction_args(x, dim, keepdim, use_geometric_mean, epsilon):
     return x, (None if dim is None else check_dim(dim, x.dim())), epsilon
 
 
-def all(x, dim=-1, keepdim=False, *, use_geometric_mean=False, epsilon=_LOG_FLOOR):
+def all(x, dim=None, keepdim=False, *, use_geometric_mean=False, epsilon=_LOG_FLOOR):
     r"""Soft :func:`torch.all`: the product (or geometric mean) along ``dim``.
 
     .. math::
@@ -165,7 +165,8 @@ def all(x, dim=-1, keepdim=False, *, use_geometric_mean=False, epsilon=_LOG_FLOO
 
     Args:
         x (Tensor): soft booleans in :math:`[0, 1]`.
-        dim (int, optional): dimension to reduce; ``None`` reduces every element. Default: ``-1``.
+        dim (int, optional): dimension to reduce; ``None`` reduces every element, as
+            :func:`torch.all` does. Default: ``None``.
         keepdim (bool): keep the reduced dimension with size 1. Default: ``False``.
         use_geometric_mean (bool): geometric mean instead of product. Default: ``False``.
         epsilon (float): floor of the inputs before the logarithm of the geometric mean (the
@@ -186,7 +187,7 @@ def all(x, dim=-1, keepdim=False, *, use_geometric_mean=False, epsilon=_LOG_FLOO
     return _product(x, dim, keepdim, use_geometric_mean, epsilon)
 
 
-def any(x, dim=-1, keepdim=False, *, use_geometric_mean=False, epsilon=_LOG_FLOOR):
+def any(x, dim=None, keepdim=False, *, use_geometric_mean=False, epsilon=_LOG_FLOOR):
     r"""Soft :func:`torch.any`, by De Morgan from :func:`all`.
 
     .. math::
@@ -194,7 +195,8 @@ def any(x, dim=-1, keepdim=False, *, use_geometric_mean=False, epsilon=_LOG_FLOO
 
     Args:
         x (Tensor): soft booleans in :math:`[0, 1]`.
-        dim (int, optional): dimension to reduce; ``None`` reduces every element. Default: ``-1``.
+        dim (int, optional): dimension to reduce; ``None`` reduces every element, as
+            :func:`torch.all` does. Default: ``None``.
         keepdim (bool): keep the reduced dimension with size 1. Default: ``False``.
         use_geometric_mean (bool): geometric mean instead of product. Default: ``False``.
         epsilon (float): floor of :math:`1 - x_i` before the logarithm of the geometric mean.

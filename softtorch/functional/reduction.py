@@ -18,7 +18,8 @@ import torch
 
 from .._core.checks import check_flags
 from .._core.straight_through import st
-from ._family import Family, check_log_prob_eps, floored_log, gather, one_hot, prepare
+from ._family import Family, check_log_prob_eps, fix_rows, floored_log, gather, one_hot, prepare, scores_sorted_back
+from .sorting import add_mask_doc
 
 __all__ = ["max", "min", "argmax", "argmin", "max_st", "min_st", "argmax_st", "argmin_st"]
 
@@ -27,11 +28,12 @@ def _soft_extreme(fam: Family, largest: bool, log: bool):
     """Soft (arg)max rows: distribution ``(..., 1, n)`` (or its log) over the scores."""
     scores = fam.scaled.scores
     module = fam.method.module
+    rows = torch.zeros(1, dtype=torch.long, device=scores.device)
     if hasattr(module, "argmax"):
         dist = module.argmax(scores if largest else -scores, fam.softness, fam.mode, log=log, **fam.options)
-        return dist.unsqueeze(-2)
-    rows = torch.zeros(1, dtype=torch.long, device=scores.device)
-    return module.permutation(scores, fam.softness, fam.mode, descending=largest, rows=rows, log=log, **fam.options)
+        return fix_rows(fam, dist.unsqueeze(-2), largest, rows, log)
+    dist = module.permutation(scores, fam.softness, fam.mode, descending=largest, rows=rows, log=log, **fam.options)
+    return fix_rows(fam, dist, largest, rows, log)
 
 
 def _extreme(
@@ -51,6 +53,7 @@ def _extreme(
     log_prob_eps,
     values,
     indices,
+    mask,
 ):
     """Shared body of max/min/argmax/argmin: returns ``(value, index)`` in the caller's layout."""
     check_flags(keepdim=keepdim, gated_grad=gated_grad, return_log_probs=return_log_probs)
@@ -67,6 +70,8 @@ def _extreme(
         needs_indices=indices and not values,
         method_options=method_options,
         ot_kwargs=ot_kwargs,
+        mask=mask,
+        descending=largest,
     )
     flat = fam.flat
     # Value outputs of a method without a permutation come without indices.
@@ -82,13 +87,15 @@ def _extreme(
         if not values:
             value = None
         elif fam.method.values_from_scores:
-            sorted_scores = fam.method.module.sort_values(
-                fam.scaled.scores, fam.softness, fam.mode, descending=largest, **fam.options
-            )
-            value = fam.scaled.inverse(sorted_scores[..., :1])
+            value = scores_sorted_back(fam, largest)[..., :1]
         else:
             probs = dist.exp() if return_log_probs else dist
-            value = gather(probs, flat, gated_grad)
+            if fam.excluding:
+                first = torch.zeros(1, dtype=torch.long, device=flat.device)
+                excluded = fam.excluded(largest)
+                value = excluded.fix_values(gather(probs, excluded.finite_flat(), gated_grad), first)
+            else:
+                value = gather(probs, flat, gated_grad)
     if floor and dist is not None:
         dist = floored_log(dist, eps)
     if fam.dim is None:
@@ -145,6 +152,7 @@ def max(
     gated_grad=True,
     return_log_probs=False,
     log_prob_eps=None,
+    mask=None,
 ):
     value, dist = _extreme(
         x,
@@ -162,6 +170,7 @@ def max(
         log_prob_eps=log_prob_eps,
         values=True,
         indices=dim is not None,
+        mask=mask,
     )
     return value if dim is None else torch.return_types.max((value, dist))
 
@@ -180,6 +189,7 @@ def min(
     gated_grad=True,
     return_log_probs=False,
     log_prob_eps=None,
+    mask=None,
 ):
     value, dist = _extreme(
         x,
@@ -197,6 +207,7 @@ def min(
         log_prob_eps=log_prob_eps,
         values=True,
         indices=dim is not None,
+        mask=mask,
     )
     return value if dim is None else torch.return_types.min((value, dist))
 
@@ -214,6 +225,7 @@ def argmax(
     ot_kwargs=None,
     return_log_probs=False,
     log_prob_eps=None,
+    mask=None,
 ):
     return _extreme(
         x,
@@ -231,6 +243,7 @@ def argmax(
         log_prob_eps=log_prob_eps,
         values=False,
         indices=True,
+        mask=mask,
     )[1]
 
 
@@ -247,6 +260,7 @@ def argmin(
     ot_kwargs=None,
     return_log_probs=False,
     log_prob_eps=None,
+    mask=None,
 ):
     return _extreme(
         x,
@@ -264,6 +278,7 @@ def argmin(
         log_prob_eps=log_prob_eps,
         values=False,
         indices=True,
+        mask=mask,
     )[1]
 
 
@@ -317,6 +332,12 @@ min.__doc__ = (
         tensor(-0.8996)
 """
 )
+_INDEX_ARGS = _ARGS.replace(
+    """``"ot"`` or
+            ``"fast_soft_sort"`` (values only).""",
+    """or ``"ot"``
+            (``"fast_soft_sort"`` has no soft index and raises here).""",
+)
 argmax.__doc__ = (
     r"""Soft argmax, a relaxation of :func:`torch.argmax` returning a distribution over positions.
 
@@ -325,7 +346,7 @@ argmax.__doc__ = (
         = \Pi_{mode}\!\left(-\frac{|\max_k \tilde x_k - \tilde x|}{\text{softness}}\right)
         \quad (\text{softsort})
 """
-    + _ARGS
+    + _INDEX_ARGS
     + r"""
     Shape:
         ``x``'s shape without ``dim`` (size 1 if ``keepdim``) plus a last axis of size ``n``;
@@ -345,7 +366,7 @@ argmax.__doc__ = (
 argmin.__doc__ = (
     r"""Soft argmin, a relaxation of :func:`torch.argmin` returning a distribution over positions.
 """
-    + _ARGS
+    + _INDEX_ARGS
     + r"""
     Shape:
         As :func:`argmax`.
@@ -361,6 +382,8 @@ argmin.__doc__ = (
         tensor([0.0922, 0.8885, 0.0169, 0.0023])
 """
 )
+
+add_mask_doc(max, min, argmax, argmin)
 
 max_st = st(max)
 min_st = st(min)

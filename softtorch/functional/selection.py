@@ -29,8 +29,19 @@ def _check_index_length(soft_index: torch.Tensor, n: int, what: str, name: str =
     soft_index = check_float_tensor(name, soft_index)
     if soft_index.dim() == 0 or soft_index.shape[-1] != n:
         got = "a 0-d tensor" if soft_index.dim() == 0 else f"last axis of size {soft_index.shape[-1]}"
+        hint = ""
+        if soft_index.dim() >= 2 and soft_index.shape[-2] == n:
+            hint = (
+                "; the distributions over the n positions go on the LAST axis: a torch-style "
+                "idx.unsqueeze(-1) becomes p.unsqueeze(-2) here, or move the axis with p.movedim(-2, -1)"
+            )
+        elif soft_index.dim() >= 1 and soft_index.shape[-1] == 1:
+            hint = (
+                "; a soft index keeps a distribution over the n positions on its last axis, so a "
+                "torch-style idx.unsqueeze(-1) becomes p.unsqueeze(-2)"
+            )
         raise ValueError(
-            f"{name} must have a last axis of size n = {n} ({what}), got {got} (shape {tuple(soft_index.shape)})"
+            f"{name} must have a last axis of size n = {n} ({what}), got {got} (shape {tuple(soft_index.shape)}){hint}"
         )
     return soft_index
 

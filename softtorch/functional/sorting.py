@@ -94,14 +94,22 @@ def _sorted_rows(fam: Family, descending: bool, rows, *, with_indices, gated_gra
         values = values if rows is None else values.index_select(-1, rows)
         return values, (soft_rows(fam, descending, rows, log) if with_indices else None)
     if not with_indices and rows is None:
+        # Without the n x n matrix; excluded entries (weight below e^-50 in every kept slot) are
+        # gathered as zeros and then given their hard values.
+        excluded = fam.excluded(descending) if fam.excluding else None
         scores = fam.scaled.scores if gated_grad else fam.scaled.scores.detach()
         softness = fam.softness.detach() if isinstance(fam.softness, torch.Tensor) and not gated_grad else fam.softness
         values = fam.method.module.sort_values(
-            fam.flat, scores, softness, fam.mode, descending=descending, **fam.options
+            fam.flat if excluded is None else excluded.finite_flat(),
+            scores,
+            softness,
+            fam.mode,
+            descending=descending,
+            **fam.options,
         )
-        return values, None
+        return (values if excluded is None else excluded.fix_values(values, None)), None
     p = soft_rows(fam, descending, rows, log)
-    return values_from_rows(fam, p, log, gated_grad), (p if with_indices else None)
+    return values_from_rows(fam, p, log, gated_grad, descending, rows), (p if with_indices else None)
 
 
 _SORT_ARGS = r"""
@@ -145,6 +153,7 @@ def sort(
     return_indices=None,
     return_log_probs=False,
     log_prob_eps=None,
+    mask=None,
 ):
     check_flags(descending=descending, gated_grad=gated_grad, return_log_probs=return_log_probs)
     check_bool("return_indices", return_indices, allow_none=True)
@@ -159,11 +168,22 @@ def sort(
         needs_indices=bool(return_indices),
         method_options=method_options,
         ot_kwargs=ot_kwargs,
+        mask=mask,
+        descending=descending,
     )
     if return_indices is None:
         return_indices = fam.mode == "hard" or fam.method.gives_indices
     values, p = _sorted_rows(fam, descending, None, with_indices=return_indices, gated_grad=gated_grad, log=log)
     return torch.return_types.sort((fam.values_back(values), _floored(None if p is None else fam.index_back(p), eps)))
+
+
+#: The arguments of the operators that return soft indices: ``fast_soft_sort`` has no permutation.
+_INDEX_ARGS = _SORT_ARGS.split("        gated_grad")[0].replace(
+    """``"ot"`` or
+            ``"fast_soft_sort"`` (values and ranks only).""",
+    """or ``"ot"``
+            (``"fast_soft_sort"`` has no soft permutation and raises here).""",
+)
 
 
 sort.__doc__ = (
@@ -225,6 +245,7 @@ def argsort(
     ot_kwargs=None,
     return_log_probs=False,
     log_prob_eps=None,
+    mask=None,
 ):
     check_flags(descending=descending, return_log_probs=return_log_probs)
     log, eps = _log_mode(return_log_probs, log_prob_eps)
@@ -238,6 +259,8 @@ def argsort(
         needs_indices=True,
         method_options=method_options,
         ot_kwargs=ot_kwargs,
+        mask=mask,
+        descending=descending,
     )
     if fam.mode == "hard":
         index = torch.sort(fam.flat, dim=-1, descending=descending).indices
@@ -257,7 +280,7 @@ argsort.__doc__ = (
         x (Tensor): input of any shape.
         dim (int): dimension to sort. Default: ``-1``.
         descending (bool): sort in descending order. Default: ``False``."""
-    + _SORT_ARGS.split("        gated_grad")[0]
+    + _INDEX_ARGS
     + r"""        return_log_probs (bool): return log-probabilities. Default: ``False``.
         log_prob_eps (float, optional): with ``return_log_probs``, floor the probabilities at
             this value and renormalize before the logarithm, so the log-probabilities stay finite
@@ -297,6 +320,7 @@ def topk(
     gated_grad=True,
     return_log_probs=False,
     log_prob_eps=None,
+    mask=None,
 ):
     check_flags(largest=largest, sorted=sorted, gated_grad=gated_grad, return_log_probs=return_log_probs)
     log, eps = _log_mode(return_log_probs, log_prob_eps)
@@ -311,6 +335,8 @@ def topk(
         check_n=lambda n: check_positive_int("k", k, low=1, high=n),
         method_options=method_options,
         ot_kwargs=ot_kwargs,
+        mask=mask,
+        descending=largest,
     )
     if fam.mode == "hard":
         hard = torch.topk(fam.flat, k, dim=-1, largest=largest, sorted=sorted)
@@ -367,6 +393,7 @@ def rank(
     standardize=True,
     method_options=None,
     ot_kwargs=None,
+    mask=None,
 ):
     check_flags(descending=descending)
     fam = prepare(
@@ -379,6 +406,8 @@ def rank(
         needs_indices=False,
         method_options=method_options,
         ot_kwargs=ot_kwargs,
+        mask=mask,
+        descending=descending,
     )
     n = fam.n
     order = torch.argsort(fam.flat, dim=-1, descending=descending, stable=True)
@@ -388,6 +417,8 @@ def rank(
         ranks = with_zero_grad(hard, fam.flat)
     elif not fam.method.gives_indices:
         ranks = fam.method.module.rank(fam.scaled.scores, fam.softness, fam.mode, descending=descending, **fam.options)
+        if fam.excluding:  # excluded entries keep their hard rank, after (or before) the kept ones
+            ranks = torch.where(fam.excluded(descending).kept, ranks, hard)
     else:
         p = soft_rows(fam, descending)
         mass = p.sum(-2)
@@ -440,7 +471,10 @@ def _levels(q, like):
 
 
 def _order_statistics(q, n, interpolation):
-    """Lower/upper order statistics and the weight of the upper one, as torch.quantile chooses them."""
+    """Lower/upper order statistics and the weight of the upper one, as torch.quantile chooses them.
+
+    ``n`` is an int, or a ``(..., 1)`` tensor of per-row counts (then the results are ``(..., K)``).
+    """
     pos = q * (n - 1)
     lower = pos.floor()
     if interpolation == "linear":
@@ -453,9 +487,50 @@ def _order_statistics(q, n, interpolation):
         weight = pos.round() - lower
     else:  # midpoint
         weight = torch.full_like(pos, 0.5)
+    if isinstance(n, torch.Tensor):
+        top = (n - 1).clamp_min(0)
+        return lower.long().clamp_min(0).minimum(top), pos.ceil().long().clamp_min(0).minimum(top), weight
     lo = lower.long().clamp(0, n - 1)
     hi = pos.ceil().long().clamp(0, n - 1)
     return lo, hi, weight
+
+
+def _slot_table(fam: Family, gated_grad: bool, with_rows: bool):
+    """Values ``(..., n)`` of every ascending sorted slot and (``with_rows``) all rows ``(..., n, n)``."""
+    if fam.mode == "hard":
+        excluded = fam.excluded(False)
+        rows = one_hot(excluded.hard_index, fam.n, fam.flat) if with_rows else None
+        return excluded.hard_values, rows
+    p = soft_rows(fam, False) if (with_rows or not fam.method.values_from_scores) else None
+    if fam.method.values_from_scores:
+        return scores_sorted_back(fam, False), p
+    return values_from_rows(fam, p, False, gated_grad, False, None), p
+
+
+def _take_slots(values, rows_p, slots):
+    """Per-row slots ``(..., K)`` of a slot table: values ``(..., K)`` and rows ``(..., K, n)``."""
+    slots = slots.expand(*values.shape[:-1], slots.shape[-1])
+    taken = values.gather(-1, slots)
+    if rows_p is None:
+        return taken, None
+    return taken, rows_p.gather(-2, slots.unsqueeze(-1).expand(*slots.shape, rows_p.shape[-1]))
+
+
+def _mix(lo, hi, weight):
+    """``(1 - w) lo + w hi``, exact at ``w`` = 0 and 1 (where the other end may be infinite)."""
+    mixed = (1.0 - weight) * lo + weight * hi
+    return torch.where(weight == 0, lo, torch.where(weight == 1, hi, mixed))
+
+
+def _quantile_excluding(fam: Family, qt, interpolation, gated_grad, indices):
+    """Quantiles ``(..., K)`` and soft indices ``(..., K, n)`` over each row's kept entries (``mask=``)."""
+    lo, hi, weight = _order_statistics(qt, fam.mask_count, interpolation)
+    values, rows_p = _slot_table(fam, gated_grad, indices)
+    v_lo, p_lo = _take_slots(values, rows_p, lo)
+    v_hi, p_hi = _take_slots(values, rows_p, hi)
+    weight = weight.expand_as(v_lo)
+    dist = None if rows_p is None else (1.0 - weight).unsqueeze(-1) * p_lo + weight.unsqueeze(-1) * p_hi
+    return _mix(v_lo, v_hi, weight), dist
 
 
 def _quantile(
@@ -474,14 +549,23 @@ def _quantile(
     eps,
     values,
     indices,
+    mask=None,
 ):
     """Shared body of quantile/argquantile: ``(values or None, soft index or None)`` in torch's layout."""
     check_choice("interpolation", interpolation, INTERPOLATIONS)
     check_quantile_level(q)
     check_flags(keepdim=keepdim, gated_grad=gated_grad, return_log_probs=log)
     log, eps = _log_mode(log, eps)
-    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=indices, **options)
+    fam = prepare(
+        x, dim, softness, mode, method, standardize, needs_indices=indices, **options, mask=mask, descending=False
+    )
     qt, scalar = _levels(q, fam.flat)
+    if fam.masked:  # the order statistics depend on each row's count of kept entries
+        v, dist = _quantile_excluding(fam, qt, interpolation, gated_grad, indices)
+        out_values = _quantile_layout(fam, v, keepdim, scalar, extra=0) if values else None
+        if dist is not None:
+            dist = _quantile_layout(fam, _log(dist, log), keepdim, scalar, extra=1)
+        return out_values, dist
     lo, hi, weight = _order_statistics(qt, fam.n, interpolation)
     rows = torch.cat([lo, hi])
     k = qt.shape[0]
@@ -509,7 +593,11 @@ def _quantile(
     elif values:
         if fam.method.values_from_scores:
             ends = scores_sorted_back(fam, False).index_select(-1, rows)
-            v = (1.0 - weight) * ends[..., :k] + weight * ends[..., k:]
+            v = _mix(ends[..., :k], ends[..., k:], weight) if fam.excluding else None
+            v = (1.0 - weight) * ends[..., :k] + weight * ends[..., k:] if v is None else v
+        elif fam.excluding:  # slot values first: an infinite order statistic has weight 0 or 1
+            ends = values_from_rows(fam, p, False, gated_grad, False, rows)
+            v = _mix(ends[..., :k], ends[..., k:], weight)
         else:
             v = gather(dist, fam.flat, gated_grad)
         out_values = _quantile_layout(fam, v, keepdim, scalar, extra=0)
@@ -546,6 +634,7 @@ def quantile(
     gated_grad=True,
     return_log_probs=False,
     log_prob_eps=None,
+    mask=None,
 ):
     check_flags(return_argquantile=return_argquantile)
     values, dist = _quantile(
@@ -564,6 +653,7 @@ def quantile(
         log_prob_eps,
         values=True,
         indices=return_argquantile,
+        mask=mask,
     )
     return QuantileResult(values, dist) if return_argquantile else values
 
@@ -583,6 +673,7 @@ def argquantile(
     ot_kwargs=None,
     return_log_probs=False,
     log_prob_eps=None,
+    mask=None,
 ):
     return _quantile(
         x,
@@ -600,6 +691,7 @@ def argquantile(
         log_prob_eps,
         values=False,
         indices=True,
+        mask=mask,
     )[1]
 
 
@@ -651,7 +743,7 @@ quantile.__doc__ = (
 argquantile.__doc__ = (
     r"""Soft argquantile: the distribution over elements whose expectation is :func:`quantile`."""
     + _QUANTILE_DOC
-    + _SORT_ARGS.split("        gated_grad")[0]
+    + _INDEX_ARGS
     + r"""        return_log_probs (bool): return log-probabilities. Default: ``False``.
         log_prob_eps (float, optional): with ``return_log_probs``, floor the probabilities at
             this value and renormalize before the logarithm, so the log-probabilities stay finite
@@ -673,16 +765,23 @@ argquantile.__doc__ = (
 )
 
 
-def _median(x, dim, keepdim, softness, mode, method, standardize, options, gated_grad, log, eps, values):
+def _median(x, dim, keepdim, softness, mode, method, standardize, options, gated_grad, log, eps, values, mask=None):
     check_flags(keepdim=keepdim, gated_grad=gated_grad, return_log_probs=log)
     log, eps = _log_mode(log, eps)
     if dim is None and keepdim and values:
         raise ValueError("keepdim=True needs an integer dim for median (torch.median() with dim=None has no keepdim)")
     if values:
         check_median_method(method, dim)
-    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=not values, **options)
+    fam = prepare(
+        x, dim, softness, mode, method, standardize, needs_indices=not values, **options, mask=mask, descending=False
+    )
     middle = torch.tensor([(fam.n - 1) // 2], device=fam.flat.device)
-    if fam.mode == "hard":
+    if fam.masked:  # the middle slot depends on each row's count of kept entries
+        with_rows = (fam.mode == "hard" or fam.method.gives_indices) and (dim is not None or not values)
+        table, rows_p = _slot_table(fam, gated_grad, with_rows)
+        value, p = _take_slots(table, rows_p, ((fam.mask_count - 1) // 2).clamp_min(0))
+        p = None if p is None else _log(p, log)
+    elif fam.mode == "hard":
         hard = torch.median(fam.flat, dim=-1)
         value = hard.values.unsqueeze(-1)
         p = _log(one_hot(hard.indices, fam.n, fam.flat), log).unsqueeze(-2)
@@ -722,6 +821,7 @@ def median(
     gated_grad=True,
     return_log_probs=False,
     log_prob_eps=None,
+    mask=None,
 ):
     value, p = _median(
         x,
@@ -736,6 +836,7 @@ def median(
         return_log_probs,
         log_prob_eps,
         True,
+        mask,
     )
     return value if dim is None else torch.return_types.median((value, p))
 
@@ -753,6 +854,7 @@ def argmedian(
     ot_kwargs=None,
     return_log_probs=False,
     log_prob_eps=None,
+    mask=None,
 ):
     return _median(
         x,
@@ -767,6 +869,7 @@ def argmedian(
         return_log_probs,
         log_prob_eps,
         False,
+        mask,
     )[1]
 
 
@@ -814,7 +917,7 @@ argmedian.__doc__ = (
         x (Tensor): input of any shape.
         dim (int, optional): dimension to reduce; ``None`` uses all elements. Default: ``None``.
         keepdim (bool): keep the reduced dimension. Default: ``False``."""
-    + _SORT_ARGS.split("        gated_grad")[0]
+    + _INDEX_ARGS
     + r"""        return_log_probs (bool): return log-probabilities. Default: ``False``.
         log_prob_eps (float, optional): with ``return_log_probs``, floor the probabilities at
             this value and renormalize before the logarithm, so the log-probabilities stay finite
@@ -834,6 +937,27 @@ argmedian.__doc__ = (
         tensor([1., 0., 0., 0.])
 """
 )
+
+#: The ``mask`` argument, documented once for the whole family.
+MASK_DOC = r"""
+        mask (Tensor, optional): bool, broadcasting to ``x``; ``False`` drops the entry, which then
+            acts as the infinity that sorts it last (``-inf`` for a descending order, ``+inf`` for
+            an ascending one): zero weight in every kept slot, no part in the standardization,
+            its exact hard value in its own slot; with ``"softsort"``/``"neuralsort"`` (and any
+            method in hard mode) the kept slots equal those of the row without the dropped
+            entries. Quantiles and medians count the kept entries only. Entries at
+            :math:`\pm\infty` are excluded the same way without a mask (see
+            :doc:`/user_guide/masking`). Default: ``None``."""
+
+
+def add_mask_doc(*functions) -> None:
+    """Append :data:`MASK_DOC` to the arguments of ``functions`` (before their ``Shape`` section)."""
+    for fn in functions:
+        head, sep, tail = fn.__doc__.partition("\n\n    Shape:")
+        fn.__doc__ = head.rstrip("\n") + MASK_DOC + sep + tail
+
+
+add_mask_doc(sort, argsort, topk, rank, quantile, argquantile, median, argmedian)
 
 
 def _fraction(q):
@@ -858,6 +982,8 @@ def percentile(
     ot_kwargs=None,
     gated_grad=True,
     return_log_probs=False,
+    log_prob_eps=None,
+    mask=None,
 ):
     check_flags(return_argpercentile=return_argpercentile)
     return quantile(
@@ -875,6 +1001,8 @@ def percentile(
         ot_kwargs=ot_kwargs,
         gated_grad=gated_grad,
         return_log_probs=return_log_probs,
+        log_prob_eps=log_prob_eps,
+        mask=mask,
     )
 
 
@@ -892,6 +1020,8 @@ def argpercentile(
     method_options=None,
     ot_kwargs=None,
     return_log_probs=False,
+    log_prob_eps=None,
+    mask=None,
 ):
     return argquantile(
         x,
@@ -906,6 +1036,8 @@ def argpercentile(
         method_options=method_options,
         ot_kwargs=ot_kwargs,
         return_log_probs=return_log_probs,
+        log_prob_eps=log_prob_eps,
+        mask=mask,
     )
 
 
@@ -951,8 +1083,10 @@ argpercentile.__doc__ = (
 
     Args:"""
     + _PERCENTILE_ARGS
-    + _SORT_ARGS.split("        gated_grad")[0]
+    + _INDEX_ARGS
     + r"""        return_log_probs (bool): return log-probabilities. Default: ``False``.
+        log_prob_eps (float, optional): with ``return_log_probs``, floor the probabilities at
+            this value and renormalize before the logarithm. Default: ``None``.
 
     Shape:
         As :func:`argquantile`.
@@ -968,6 +1102,8 @@ argpercentile.__doc__ = (
         tensor([0.6000, 0.4000, 0.0000, 0.0000])
 """
 )
+
+add_mask_doc(percentile, argpercentile)
 
 sort_st = st(sort)
 argsort_st = st(argsort)

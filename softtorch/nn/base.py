@@ -24,13 +24,19 @@ from .._core.straight_through import straight_through as _straight_through
 from ..functional.sorting import INTERPOLATIONS, check_median_method
 from ..methods import check_method_options, get_method
 
-__all__ = ["SoftModule"]
+__all__ = ["SoftModule", "REQUIRED"]
 
 #: Learnable softness lives in log space; its value is clamped to this range in the forward pass
 #: (straight-through, so the gradient still reaches the parameter beyond the clamp).
 _LOG_SOFTNESS_RANGE = (math.log(1e-6), math.log(1e6))
 
 _MISSING = inspect.Parameter.empty
+#: A ``defaults`` value marking a layer argument the caller must give (see :class:`SoftModule`).
+REQUIRED = _MISSING
+
+#: Function arguments that are per-call tensors, not configuration: ``forward`` takes them as
+#: keywords (``layer(x, mask=keep)``), the constructor does not.
+CALL_KEYWORDS = ("mask",)
 
 #: Checks of configuration values that do not depend on the input, run when a layer is built
 #: (the functions run them again, with the input's size, on every call).
@@ -147,6 +153,7 @@ class SoftModule(nn.Module):
     returns_pair: bool = False
 
     _config_names: tuple = ()
+    _call_keywords: tuple = ()
     _repr_names: tuple = ()
     _uses_softness = False
 
@@ -155,10 +162,12 @@ class SoftModule(nn.Module):
         if cls.function is None:
             return
         fn = cls.function
+        signature = inspect.signature(fn).parameters
+        cls._call_keywords = tuple(name for name in CALL_KEYWORDS if name in signature)
         params = [
             p
-            for name, p in inspect.signature(fn).parameters.items()
-            if name not in cls.inputs and name not in _FUNCTION_ONLY
+            for name, p in signature.items()
+            if name not in cls.inputs and name not in CALL_KEYWORDS and name not in _FUNCTION_ONLY
         ]
         cls._uses_softness = any(p.name == "softness" for p in params)
         cls._config_names = tuple(p.name for p in params if p.name not in ("softness",))
@@ -190,7 +199,16 @@ class SoftModule(nn.Module):
         super().__init__()
         if type(self).function is None:
             raise TypeError("SoftModule is abstract: subclass it and set `function`")
-        bound = self._layer_signature.bind(*args, **kwargs)
+        try:
+            bound = self._layer_signature.bind(*args, **kwargs)
+        except TypeError as error:
+            if "dim" in str(error) and self.defaults.get("dim", None) is REQUIRED:
+                raise TypeError(
+                    f"{type(self).__name__}() needs dim: the function's default dim=None reduces all "
+                    "elements together, mixing the rows of a batch; pass dim=-1 for the last axis, "
+                    "or dim=None explicitly to use every element"
+                ) from None
+            raise
         bound.apply_defaults()
         values = dict(bound.arguments)
         for name, value in values.items():
@@ -287,11 +305,18 @@ class SoftModule(nn.Module):
             return self.softness_value
         return self._softness_float
 
-    def forward(self, *inputs):
+    def forward(self, *inputs, **call_kwargs):
         if len(inputs) != len(self.inputs):
             names = ", ".join(self.inputs)
             raise TypeError(f"{type(self).__name__}.forward takes ({names}), got {len(inputs)} tensors")
-        kwargs = dict(self.config)
+        unknown = sorted(set(call_kwargs) - set(self._call_keywords))
+        if unknown:
+            allowed = ", ".join(self._call_keywords) or "none"
+            raise TypeError(
+                f"{type(self).__name__}.forward got unexpected keyword(s) {', '.join(unknown)}; "
+                f"per-call keywords it takes: {allowed}"
+            )
+        kwargs = {**self.config, **call_kwargs}
         fn = type(self).function
         if self._uses_softness:
             kwargs["softness"] = self.softness
@@ -304,21 +329,38 @@ class SoftModule(nn.Module):
             return out[0]
         return out
 
+    def _softness_repr(self) -> str:
+        softness = self.softness
+        if not isinstance(softness, torch.Tensor):
+            return f"{softness:.4g}"
+        values = softness.detach()
+        if values.numel() == 1:
+            return f"{values.item():.4g}"
+        if values.numel() <= 4:
+            return "[" + ", ".join(f"{v:.4g}" for v in values.reshape(-1).tolist()) + "]"
+        return f"<tensor of shape {tuple(values.shape)}>"
+
     def extra_repr(self) -> str:
+        """The configuration that differs from the layer's defaults, as torch's layers show it."""
+        defaults = {name: p.default for name, p in self._layer_signature.parameters.items()}
         parts = []
         for name in self._repr_names:
             if name == "softness":
-                softness = self.softness
-                if isinstance(softness, torch.Tensor):
-                    shown = f"{softness.item():.4g}" if softness.numel() == 1 else f"tensor{tuple(softness.shape)}"
-                else:
-                    shown = repr(softness)
-                parts.append(f"softness={shown}")
-            else:
-                parts.append(f"{name}={self.config[name]!r}")
-        if self._uses_softness:
-            parts.append(f"straight_through={self.straight_through}")
-            parts.append(f"learnable={self.learnable}")
-        if self._returns_pair and "return_indices" not in self.config:
-            parts.append(f"return_indices={self.return_indices}")
+                if self.learnable or isinstance(self.softness, torch.Tensor) or self.softness != defaults[name]:
+                    parts.append(f"softness={self._softness_repr()}")
+                continue
+            value = self.config[name]
+            default = defaults.get(name, _MISSING)
+            if default is _MISSING or not _same_config(value, default):
+                parts.append(f"{name}={value!r}")
+        for name in ("straight_through", "learnable", "return_indices"):
+            if name in defaults and name not in self.config and getattr(self, name) != defaults[name]:
+                parts.append(f"{name}={getattr(self, name)!r}")
         return ", ".join(parts)
+
+
+def _same_config(value, default) -> bool:
+    """Whether a configuration value equals its default (tensors and floats compared by value)."""
+    if isinstance(value, torch.Tensor) or isinstance(default, torch.Tensor):
+        return False
+    return type(value) is type(default) and value == default

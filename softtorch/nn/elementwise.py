@@ -15,7 +15,7 @@ class SoftHeaviside(SoftModule):
         >>> import torch, softtorch
         >>> layer = softtorch.nn.SoftHeaviside(softness=0.1, mode="c1")
         >>> layer
-        SoftHeaviside(softness=0.1, mode='c1', straight_through=False, learnable=False)
+        SoftHeaviside(mode='c1')
         >>> layer(torch.tensor([-0.2, 0.0, 0.3]))
         tensor([0.2160, 0.5000, 0.8960])
     """

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..functional import logic as F
-from .base import SoftModule
+from .base import REQUIRED, SoftModule
 
 __all__ = ["SoftLogicalAnd", "SoftLogicalOr", "SoftLogicalXor", "SoftLogicalNot", "SoftAll", "SoftAny"]
 
@@ -60,7 +60,7 @@ class SoftLogicalNot(SoftModule):
 
 
 class SoftAll(SoftModule):
-    """Layer form of :func:`softtorch.all`.
+    """Layer form of :func:`softtorch.all` along ``dim`` (required).
 
     Example:
         >>> import torch, softtorch
@@ -69,10 +69,11 @@ class SoftAll(SoftModule):
     """
 
     function = F.all
+    defaults = {"dim": REQUIRED}
 
 
 class SoftAny(SoftModule):
-    """Layer form of :func:`softtorch.any`.
+    """Layer form of :func:`softtorch.any` along ``dim`` (required).
 
     Example:
         >>> import torch, softtorch
@@ -81,3 +82,4 @@ class SoftAny(SoftModule):
     """
 
     function = F.any
+    defaults = {"dim": REQUIRED}

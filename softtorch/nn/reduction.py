@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from ..functional import reduction as F
-from .base import SoftModule
+from .base import REQUIRED, SoftModule
 
 __all__ = ["SoftMax", "SoftMin", "SoftArgmax", "SoftArgmin"]
 
 
 class SoftMax(SoftModule):
-    """Layer form of :func:`softtorch.max`: the soft maximum *value* along ``dim``.
+    """Layer form of :func:`softtorch.max`: the soft maximum *value* along ``dim`` (required).
 
     Looking for the softmax function? That is :class:`torch.nn.Softmax`. This layer returns the
     values only (so it chains in ``nn.Sequential``) unless built with ``return_indices=True``.
@@ -21,12 +21,12 @@ class SoftMax(SoftModule):
     """
 
     function = F.max
-    defaults = {"dim": -1}
+    defaults = {"dim": REQUIRED}
     returns_pair = True
 
 
 class SoftMin(SoftModule):
-    """Layer form of :func:`softtorch.min`: the soft minimum value along ``dim``.
+    """Layer form of :func:`softtorch.min`: the soft minimum value along ``dim`` (required).
 
     Example:
         >>> import torch, softtorch
@@ -35,12 +35,12 @@ class SoftMin(SoftModule):
     """
 
     function = F.min
-    defaults = {"dim": -1}
+    defaults = {"dim": REQUIRED}
     returns_pair = True
 
 
 class SoftArgmax(SoftModule):
-    """Layer form of :func:`softtorch.argmax`.
+    """Layer form of :func:`softtorch.argmax` along ``dim`` (required).
 
     Example:
         >>> import torch, softtorch
@@ -49,11 +49,11 @@ class SoftArgmax(SoftModule):
     """
 
     function = F.argmax
-    defaults = {"dim": -1}
+    defaults = {"dim": REQUIRED}
 
 
 class SoftArgmin(SoftModule):
-    """Layer form of :func:`softtorch.argmin`.
+    """Layer form of :func:`softtorch.argmin` along ``dim`` (required).
 
     Example:
         >>> import torch, softtorch
@@ -62,4 +62,4 @@ class SoftArgmin(SoftModule):
     """
 
     function = F.argmin
-    defaults = {"dim": -1}
+    defaults = {"dim": REQUIRED}

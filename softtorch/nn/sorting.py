@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .._core.checks import check_quantile_level
 from ..functional import sorting as F
-from .base import SoftModule
+from .base import REQUIRED, SoftModule
 
 __all__ = [
     "SoftSort",
@@ -61,42 +61,42 @@ class SoftTopK(SoftModule):
 
 
 class SoftRank(SoftModule):
-    """Layer form of :func:`softtorch.rank` (ranks along ``dim=-1`` by default).
+    """Layer form of :func:`softtorch.rank`; ``dim`` is required (the function's ``None`` ranks a whole batch together).
 
     Example:
         >>> import torch, softtorch
-        >>> softtorch.nn.SoftRank(descending=False)(torch.tensor([-0.2, -1.0, 0.3, 1.0]))
+        >>> softtorch.nn.SoftRank(dim=-1, descending=False)(torch.tensor([-0.2, -1.0, 0.3, 1.0]))
         tensor([1.9950, 1.0548, 3.0239, 3.9228])
     """
 
     function = F.rank
-    defaults = {"dim": -1}
+    defaults = {"dim": REQUIRED}
 
 
 class SoftQuantile(SoftModule):
-    """Layer form of :func:`softtorch.quantile` (along ``dim=-1`` by default).
+    """Layer form of :func:`softtorch.quantile`; ``dim`` is required (``SoftQuantile(q, dim)``).
 
     Example:
         >>> import torch, softtorch
-        >>> softtorch.nn.SoftQuantile(0.2)(torch.tensor([-0.2, -1.0, 0.3, 1.0]))
+        >>> softtorch.nn.SoftQuantile(0.2, dim=-1)(torch.tensor([-0.2, -1.0, 0.3, 1.0]))
         tensor(-0.4501)
     """
 
     function = F.quantile
-    defaults = {"dim": -1}
+    defaults = {"dim": REQUIRED}
 
 
 class SoftArgquantile(SoftModule):
-    """Layer form of :func:`softtorch.argquantile` (along ``dim=-1`` by default).
+    """Layer form of :func:`softtorch.argquantile`; ``dim`` is required.
 
     Example:
         >>> import torch, softtorch
-        >>> softtorch.nn.SoftArgquantile(0.2, mode="hard")(torch.tensor([-0.2, -1.0, 0.3, 1.0]))
+        >>> softtorch.nn.SoftArgquantile(0.2, dim=-1, mode="hard")(torch.tensor([-0.2, -1.0, 0.3, 1.0]))
         tensor([0.6000, 0.4000, 0.0000, 0.0000])
     """
 
     function = F.argquantile
-    defaults = {"dim": -1}
+    defaults = {"dim": REQUIRED}
 
 
 def _percent_level(q) -> None:
@@ -104,55 +104,55 @@ def _percent_level(q) -> None:
 
 
 class SoftPercentile(SoftModule):
-    """Layer form of :func:`softtorch.percentile` (along ``dim=-1`` by default).
+    """Layer form of :func:`softtorch.percentile`; ``dim`` is required (``SoftPercentile(q, dim)``).
 
     Example:
         >>> import torch, softtorch
-        >>> softtorch.nn.SoftPercentile(20)(torch.tensor([-0.2, -1.0, 0.3, 1.0]))
+        >>> softtorch.nn.SoftPercentile(20, dim=-1)(torch.tensor([-0.2, -1.0, 0.3, 1.0]))
         tensor(-0.4501)
     """
 
     function = F.percentile
-    defaults = {"dim": -1}
+    defaults = {"dim": REQUIRED}
     config_checks = {"q": _percent_level}
 
 
 class SoftArgpercentile(SoftModule):
-    """Layer form of :func:`softtorch.argpercentile` (along ``dim=-1`` by default).
+    """Layer form of :func:`softtorch.argpercentile`; ``dim`` is required.
 
     Example:
         >>> import torch, softtorch
-        >>> softtorch.nn.SoftArgpercentile(20, mode="hard")(torch.tensor([-0.2, -1.0, 0.3, 1.0]))
+        >>> softtorch.nn.SoftArgpercentile(20, dim=-1, mode="hard")(torch.tensor([-0.2, -1.0, 0.3, 1.0]))
         tensor([0.6000, 0.4000, 0.0000, 0.0000])
     """
 
     function = F.argpercentile
-    defaults = {"dim": -1}
+    defaults = {"dim": REQUIRED}
     config_checks = {"q": _percent_level}
 
 
 class SoftMedian(SoftModule):
-    """Layer form of :func:`softtorch.median` (along ``dim=-1``); returns the values unless ``return_indices=True``.
+    """Layer form of :func:`softtorch.median`; ``dim`` is required; returns the values unless ``return_indices=True``.
 
     Example:
         >>> import torch, softtorch
-        >>> softtorch.nn.SoftMedian()(torch.tensor([-0.2, -1.0, 0.3, 1.0]))
+        >>> softtorch.nn.SoftMedian(dim=-1)(torch.tensor([-0.2, -1.0, 0.3, 1.0]))
         tensor(-0.1641)
     """
 
     function = F.median
-    defaults = {"dim": -1}
+    defaults = {"dim": REQUIRED}
     returns_pair = True
 
 
 class SoftArgmedian(SoftModule):
-    """Layer form of :func:`softtorch.argmedian` (along ``dim=-1`` by default).
+    """Layer form of :func:`softtorch.argmedian`; ``dim`` is required.
 
     Example:
         >>> import torch, softtorch
-        >>> softtorch.nn.SoftArgmedian(mode="hard")(torch.tensor([-0.2, -1.0, 0.3, 1.0]))
+        >>> softtorch.nn.SoftArgmedian(dim=-1, mode="hard")(torch.tensor([-0.2, -1.0, 0.3, 1.0]))
         tensor([1., 0., 0., 0.])
     """
 
     function = F.argmedian
-    defaults = {"dim": -1}
+    defaults = {"dim": REQUIRED}
