@@ -9,6 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as hst
 
+from softtorch._core import isotonic as iso
 from softtorch.methods import fast_soft_sort as fss
 from softtorch.methods.fast_soft_sort import rank, sort_values
 
@@ -67,10 +68,10 @@ def _pav(mode, s, w):
     return v
 
 
-def _project(mode, z, w):
-    """P(z, w) of the module docstring, for lists, with the c1/c2 normalization of w."""
+def _project(mode, z, w, regularizer="pnorm"):
+    """P(z, w) of the module docstring, for lists (c1/c2 "normalized": with the normalization of w)."""
     low, width, scale = 0.0, 1.0, 1.0
-    if mode in ("c1", "c2"):
+    if mode in ("c1", "c2") and regularizer == "normalized":
         low = min(w)
         width = (max(w) - low) or 1.0
         scale = (0.5 if mode == "c1" else 1 / 3) / width
@@ -85,25 +86,28 @@ def _project(mode, z, w):
     return out
 
 
-def reference_sort(x, softness, mode, descending=False):
+def reference_sort(x, softness, mode, descending=False, regularizer="pnorm"):
     n = len(x)
     a = [j / max(n - 1, 1) for j in range(n)]
-    values = sorted(_project(mode, [v / softness for v in a], x))
+    values = sorted(_project(mode, [v / softness for v in a], x, regularizer))
     return values[::-1] if descending else values
 
 
-def reference_rank(x, softness, mode, descending=True):
+def reference_rank(x, softness, mode, descending=True, regularizer="pnorm"):
+    """1 + (n - 1) P(z, a); the plain p-norm takes the slots (j + 1) / (n - 1) and no 1 + (as 0.1.1)."""
     n = len(x)
-    a = [j / max(n - 1, 1) for j in range(n)]
+    scale = max(n - 1, 1)
     z = [(-v if descending else v) / softness for v in x]
-    return [1 + (n - 1) * v for v in _project(mode, z, a)]
+    if mode in ("c1", "c2") and regularizer == "pnorm":
+        return [scale * v for v in _project(mode, z, [(j + 1) / scale for j in range(n)], regularizer)]
+    return [1 + scale * v for v in _project(mode, z, [j / scale for j in range(n)], regularizer)]
 
 
 # --- smoke and exceptions ----------------------------------------------------------------------
 
 
 def test_public_names():
-    assert fss.__all__ == ["sort_values", "rank"]
+    assert fss.__all__ == ["sort_values", "rank", "OPTIONS", "REGULARIZERS"]
 
 
 @pytest.mark.parametrize("fn", [sort_values, rank])
@@ -132,20 +136,39 @@ def test_seed_readme_figure():
 
 
 def test_figure_other_modes():
-    """Pinned values of the other modes on the README input (softness 2.0 and 0.5)."""
+    """Pinned values of the other modes on the README input (softness 2.0 and 0.5); c1/c2 with the
+    default regularizer are softtorch 0.1.1's values, with "normalized" the library's own."""
     x = torch.tensor([-0.2, -1.0, 0.3, 1.0], dtype=torch.float64)
     xt, back = squashed(x)
     expected = {
-        ("c0", 2.0): [-0.7708, -0.2162, 0.2746, 0.8316],
-        ("c1", 2.0): [-0.4634, -0.1759, 0.1651, 0.6002],
-        ("c2", 2.0): [-0.4026, -0.1580, 0.1441, 0.5408],
-        ("c0", 0.5): [-1.0, -0.2, 0.3, 1.0],
-        ("c1", 0.5): [-0.9919, -0.2053, 0.3, 1.0],
-        ("c2", 0.5): [-0.9067, -0.2633, 0.3, 1.0],
+        ("c0", 2.0, "pnorm"): [-0.7708, -0.2162, 0.2746, 0.8316],
+        ("c1", 2.0, "pnorm"): [-0.9047, -0.2646, 0.3, 1.0],
+        ("c2", 2.0, "pnorm"): [-0.9928, -0.2047, 0.3, 1.0],
+        ("c1", 2.0, "normalized"): [-0.4634, -0.1759, 0.1651, 0.6002],
+        ("c2", 2.0, "normalized"): [-0.4026, -0.1580, 0.1441, 0.5408],
+        ("c0", 0.5, "pnorm"): [-1.0, -0.2, 0.3, 1.0],
+        ("c1", 0.5, "pnorm"): [-1.0, -0.2, 0.3, 1.0],
+        ("c1", 0.5, "normalized"): [-0.9919, -0.2053, 0.3, 1.0],
+        ("c2", 0.5, "normalized"): [-0.9067, -0.2633, 0.3, 1.0],
     }
-    for (mode, softness), values in expected.items():
-        got = back(sort_values(xt, softness, mode))
+    for (mode, softness, regularizer), values in expected.items():
+        got = back(sort_values(xt, softness, mode, regularizer=regularizer))
         torch.testing.assert_close(got, torch.tensor(values, dtype=x.dtype), rtol=0, atol=1e-4)
+
+
+def test_c1_c2_ranks_of_the_reference():
+    """softtorch 0.1.1's c1/c2 ranks on the README input at softness 2.0 (recorded from it)."""
+    x = torch.tensor([-0.2, -1.0, 0.3, 1.0], dtype=torch.float64)
+    xt, _ = squashed(x)
+    expected = {"c1": [2.6805, 3.3613, 2.2209, 1.7373], "c2": [2.7146, 3.7843, 2.0611, 1.44]}
+    for mode, ranks in expected.items():
+        torch.testing.assert_close(rank(xt, 2.0, mode), torch.tensor(ranks, dtype=x.dtype), rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("fn", [sort_values, rank])
+def test_bad_regularizer(fn):
+    with pytest.raises(ValueError, match="regularizer must be one of .*'pnorm'.*'normalized'.*got 'l2'"):
+        fn(torch.rand(4), 0.1, "c1", regularizer="l2")
 
 
 # --- hard limit ---------------------------------------------------------------------------------
@@ -176,9 +199,11 @@ def test_large_softness_pools_everything(mode):
 # --- agreement with the independent reference ---------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    "mode, regularizer", [(m, "pnorm") for m in MODES] + [("c1", "normalized"), ("c2", "normalized")]
+)
 @pytest.mark.parametrize("descending", [False, True])
-def test_matches_sequential_pav(mode, descending):
+def test_matches_sequential_pav(mode, regularizer, descending):
     g = torch.Generator().manual_seed(7)
     for trial in range(12):
         n = int(torch.randint(1, 24, (), generator=g))
@@ -187,14 +212,14 @@ def test_matches_sequential_pav(mode, descending):
             x = (x * 4).round() / 4  # ties
         softness = float(10 ** (torch.rand((), generator=g) * 3 - 1.5))
         torch.testing.assert_close(
-            sort_values(x, softness, mode, descending),
-            torch.tensor(reference_sort(x.tolist(), softness, mode, descending), dtype=x.dtype),
+            sort_values(x, softness, mode, descending, regularizer=regularizer),
+            torch.tensor(reference_sort(x.tolist(), softness, mode, descending, regularizer), dtype=x.dtype),
             rtol=0,
             atol=1e-10,
         )
         torch.testing.assert_close(
-            rank(x, softness, mode, descending),
-            torch.tensor(reference_rank(x.tolist(), softness, mode, descending), dtype=x.dtype),
+            rank(x, softness, mode, descending, regularizer=regularizer),
+            torch.tensor(reference_rank(x.tolist(), softness, mode, descending, regularizer), dtype=x.dtype),
             rtol=0,
             atol=1e-9,
         )
@@ -224,7 +249,7 @@ def test_windows_change_nothing(mode, monkeypatch):
     xt, _ = squashed(x)
     results = []
     for sparse in (8, 10**9):
-        monkeypatch.setattr(fss, "_SPARSE", sparse)
+        monkeypatch.setattr(iso, "_SPARSE", sparse)
         results.append([fn(xt, softness, mode) for fn in (sort_values, rank) for softness in (0.3, 3.0)])
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
@@ -232,7 +257,7 @@ def test_windows_change_nothing(mode, monkeypatch):
 
 def _rounds_only(monkeypatch):
     """Disable the windowed candidate of c0/smooth: every row goes through the PAV rounds."""
-    monkeypatch.setattr(fss, "_windowed", lambda s, w, mode: None)
+    monkeypatch.setattr(iso, "_windowed", lambda s, w, mode: None)
 
 
 @pytest.mark.parametrize("seed", [4, 47, 179])
@@ -262,8 +287,8 @@ def test_narrow_windows_fall_back_to_rounds(mode, monkeypatch):
     """Windows shorter than the blocks give candidates that fail the optimality check; those
     rows (and only the result matters) come out of the rounds unchanged."""
     x = squashed(torch.randn(16, 200, generator=torch.Generator().manual_seed(2), dtype=torch.float64))[0]
-    monkeypatch.setattr(fss, "_CANDIDATE_WIDTH", 4)
-    monkeypatch.setattr(fss, "_MIN_CANDIDATE_WIDTH", 2)
+    monkeypatch.setattr(iso, "_CANDIDATE_WIDTH", 4)
+    monkeypatch.setattr(iso, "_MIN_CANDIDATE_WIDTH", 2)
     narrow = [sort_values(x, 0.3, mode), rank(x, 0.05, mode)]
     _rounds_only(monkeypatch)
     torch.testing.assert_close(narrow[0], sort_values(x, 0.3, mode), rtol=0, atol=1e-12)
@@ -299,13 +324,13 @@ def test_gradcheck_windowed(mode, fail_row, monkeypatch):
     s, w = _clustered()
     if fail_row:  # a block of 10 in row 1, longer than windows of 4: rounds for that row only
         w[1] = torch.cat((torch.linspace(1, 0.6, 10), torch.linspace(0.59, 0, 190))).double()
-        monkeypatch.setattr(fss, "_CANDIDATE_WIDTH", 4)
-    out, clusters, failed = fss._windowed(s, w, mode)
+        monkeypatch.setattr(iso, "_CANDIDATE_WIDTH", 4)
+    out, clusters, failed = iso._windowed(s, w, mode)
     assert clusters.at.shape[0] >= 2
     assert failed.tolist() == ([1] if fail_row else [])
     s.requires_grad_(True)
     w.requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda a, b: fss._Projection.apply(a, b, mode), (s, w))
+    assert torch.autograd.gradcheck(lambda a, b: iso._Projection.apply(a, b, mode), (s, w))
 
 
 @pytest.mark.parametrize("mode", ["c0", "smooth"])
@@ -314,7 +339,7 @@ def test_gradcheck_without_pooling(mode):
     x = distinct((2, 40), gap=2e-2, seed=3).requires_grad_(True)
     w = x.detach().sort(-1, descending=True).values
     s = (torch.arange(39, -1, -1, dtype=torch.float64) / 39 / 1e-3).expand_as(w).contiguous()
-    assert fss._windowed(s, w, mode)[1].at.numel() == 0
+    assert iso._windowed(s, w, mode)[1].at.numel() == 0
     for fn in (sort_values, rank):
         assert torch.autograd.gradcheck(lambda a, fn=fn: fn(a, 1e-3, mode), (x,))
 
@@ -337,10 +362,10 @@ def test_windowed_cluster_ends_must_stay_singletons(y, monkeypatch):
     w = -100.0 * torch.arange(len(y), dtype=torch.float64)  # s = y + w and w decrease
     s, w = (y + w).unsqueeze(0), w.unsqueeze(0)
     for name, value in (("_CANDIDATE_WIDTH", 4), ("_MIN_CANDIDATE_WIDTH", 2), ("_CANDIDATE_CELLS", 100)):
-        monkeypatch.setattr(fss, name, value)
-    assert fss._windowed(s, w, "c0")[2].tolist() == [0]
+        monkeypatch.setattr(iso, name, value)
+    assert iso._windowed(s, w, "c0")[2].tolist() == [0]
     v = torch.tensor(_pav("c0", s[0].tolist(), w[0].tolist()), dtype=torch.float64)
-    torch.testing.assert_close(fss._Projection.apply(s, w, "c0")[0], s[0] - v, rtol=0, atol=1e-9)
+    torch.testing.assert_close(iso._Projection.apply(s, w, "c0")[0], s[0] - v, rtol=0, atol=1e-9)
 
 
 def test_windowed_check_sees_blocks_far_below_the_cluster_top(monkeypatch):
@@ -352,11 +377,11 @@ def test_windowed_check_sees_blocks_far_below_the_cluster_top(monkeypatch):
     w = torch.cat((torch.zeros(1, dtype=torch.float64), torch.where(i <= 12, -100 - 2 * i, -124 - 0.1 * (i - 12))))
     w = w.unsqueeze(0)
     for name, value in (("_CANDIDATE_WIDTH", 4), ("_MIN_CANDIDATE_WIDTH", 2), ("_CANDIDATE_CELLS", 100)):
-        monkeypatch.setattr(fss, name, value)
-    assert fss._windowed(s, w, "smooth")[2].tolist() == [0]
-    got = fss._Projection.apply(s, w, "smooth")
+        monkeypatch.setattr(iso, name, value)
+    assert iso._windowed(s, w, "smooth")[2].tolist() == [0]
+    got = iso._Projection.apply(s, w, "smooth")
     _rounds_only(monkeypatch)
-    torch.testing.assert_close(got, fss._Projection.apply(s, w, "smooth"), rtol=0, atol=1e-12)
+    torch.testing.assert_close(got, iso._Projection.apply(s, w, "smooth"), rtol=0, atol=1e-12)
     v = torch.tensor(_pav("smooth", s[0].tolist(), w[0].tolist()), dtype=torch.float64)
     torch.testing.assert_close(got[0], s[0] - v, rtol=0, atol=1e-9)
 
@@ -366,7 +391,7 @@ def test_radix_sort_of_a_float32_batch():
     stable indices and gradient as torch.sort, with ties, signed zeros and infinities."""
     g = torch.Generator().manual_seed(0)
     x = torch.randn(3, 70, 1000, generator=g)
-    assert x.numel() >= fss._RADIX_MIN
+    assert x.numel() >= iso._RADIX_MIN
     x[0, 0, :10] = 0.5
     x[0, 1, 3], x[0, 1, 4] = -0.0, 0.0
     x[1, 2, 5], x[1, 2, 6] = float("inf"), -float("inf")
@@ -374,7 +399,7 @@ def test_radix_sort_of_a_float32_batch():
     many_rows = torch.randn(300, 110, generator=g)  # row numbers take two bytes
     for xx in (x, x.transpose(0, 1), many_rows):
         xx = xx.clone().requires_grad_(True)
-        values, order = fss._sort_descending(xx, with_order=True)
+        values, order = iso.sort_descending(xx, with_order=True)
         expected = torch.sort(xx, dim=-1, descending=True, stable=True)
         assert torch.equal(values, expected.values) and torch.equal(order, expected.indices)
         weights = torch.rand(xx.shape, generator=g)
