@@ -257,7 +257,7 @@ def test_windows_change_nothing(mode, monkeypatch):
 
 def _rounds_only(monkeypatch):
     """Disable the windowed candidate of c0/smooth: every row goes through the PAV rounds."""
-    monkeypatch.setattr(iso, "_windowed", lambda s, w, mode: None)
+    monkeypatch.setattr(iso, "_windowed", lambda *args, **kwargs: None)
 
 
 @pytest.mark.parametrize("seed", [4, 47, 179])
@@ -330,7 +330,7 @@ def test_gradcheck_windowed(mode, fail_row, monkeypatch):
     assert failed.tolist() == ([1] if fail_row else [])
     s.requires_grad_(True)
     w.requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda a, b: iso._Projection.apply(a, b, mode), (s, w))
+    assert torch.autograd.gradcheck(lambda a, b: iso._Projection.apply(a, b, mode, False), (s, w))
 
 
 @pytest.mark.parametrize("mode", ["c0", "smooth"])
@@ -365,7 +365,7 @@ def test_windowed_cluster_ends_must_stay_singletons(y, monkeypatch):
         monkeypatch.setattr(iso, name, value)
     assert iso._windowed(s, w, "c0")[2].tolist() == [0]
     v = torch.tensor(_pav("c0", s[0].tolist(), w[0].tolist()), dtype=torch.float64)
-    torch.testing.assert_close(iso._Projection.apply(s, w, "c0")[0], s[0] - v, rtol=0, atol=1e-9)
+    torch.testing.assert_close(iso._Projection.apply(s, w, "c0", False)[0], s[0] - v, rtol=0, atol=1e-9)
 
 
 def test_windowed_check_sees_blocks_far_below_the_cluster_top(monkeypatch):
@@ -379,9 +379,9 @@ def test_windowed_check_sees_blocks_far_below_the_cluster_top(monkeypatch):
     for name, value in (("_CANDIDATE_WIDTH", 4), ("_MIN_CANDIDATE_WIDTH", 2), ("_CANDIDATE_CELLS", 100)):
         monkeypatch.setattr(iso, name, value)
     assert iso._windowed(s, w, "smooth")[2].tolist() == [0]
-    got = iso._Projection.apply(s, w, "smooth")
+    got = iso._Projection.apply(s, w, "smooth", False)
     _rounds_only(monkeypatch)
-    torch.testing.assert_close(got, iso._Projection.apply(s, w, "smooth"), rtol=0, atol=1e-12)
+    torch.testing.assert_close(got, iso._Projection.apply(s, w, "smooth", False), rtol=0, atol=1e-12)
     v = torch.tensor(_pav("smooth", s[0].tolist(), w[0].tolist()), dtype=torch.float64)
     torch.testing.assert_close(got[0], s[0] - v, rtol=0, atol=1e-9)
 

@@ -517,7 +517,7 @@ _EXP_RANGE = 700.0  # float64: clusters are solved in float64
 _RADIX_MIN = 2**15
 
 
-def _rounds(s: torch.Tensor, w: torch.Tensor, mode: str):
+def _rounds(s: torch.Tensor, w: torch.Tensor, mode: str, ties: bool = False):
     """PAV on ``(R, n)`` rows (``s`` and ``w`` decreasing), all rows and blocks at once: the
     block ids and the pieces of ``final``."""
     rows, n = s.shape
@@ -526,7 +526,8 @@ def _rounds(s: torch.Tensor, w: torch.Tensor, mode: str):
     gamma, aux = reg.singletons(s, w)
     start = None  # every element starts a block
     for _ in range(n):  # every round but the last merges at least one pair: at most n - 1 merges
-        violated = gamma[:, :-1] < gamma[:, 1:]  # block b against b + 1 (NaN padding: False)
+        # Block b against b + 1 (NaN padding: False); with `ties`, equal values merge too.
+        violated = (gamma[:, :-1] <= gamma[:, 1:]) if ties else (gamma[:, :-1] < gamma[:, 1:])
         count = int(violated.sum())  # the one host synchronization of the round
         if count == 0:
             break
@@ -631,7 +632,7 @@ def _patched(base: torch.Tensor, to: torch.Tensor, values: torch.Tensor) -> torc
     return out[:size].view(base.shape)
 
 
-def _windowed(s: torch.Tensor, w: torch.Tensor, mode: str):
+def _windowed(s: torch.Tensor, w: torch.Tensor, mode: str, ties: bool = False):
     """Exact solution of the rows whose blocks are short, for ``"c0"`` and ``"smooth"``.
 
     Returns ``(outputs, _Sparse, failed rows)``, or None when violations are too dense for windows
@@ -664,7 +665,8 @@ def _windowed(s: torch.Tensor, w: torch.Tensor, mode: str):
     """
     rows, n = s.shape
     y = s - w
-    site_row, site_col = (y[:, :-1] < y[:, 1:]).nonzero(as_tuple=True)  # one host synchronization
+    sites = (y[:, :-1] <= y[:, 1:]) if ties else (y[:, :-1] < y[:, 1:])
+    site_row, site_col = sites.nonzero(as_tuple=True)  # one host synchronization
     count = site_row.shape[0]
     if count == 0:  # every element is a singleton
         empty, nothing = site_row.new_empty((0, 0)), s.new_empty((0, 0))
@@ -738,19 +740,19 @@ def _windowed(s: torch.Tensor, w: torch.Tensor, mode: str):
     return _patched(w, to, out.to(s.dtype)), solution, failed
 
 
-def _isotonic(s: torch.Tensor, w: torch.Tensor, mode: str):
+def _isotonic(s: torch.Tensor, w: torch.Tensor, mode: str, ties: bool = False):
     """Decreasing isotonic solution of ``(R, n)`` rows: the outputs ``phi(s - v)``, the sparse
     solution (None if not used), the rows it failed and the dense solution of those rows (all
     rows when there is no sparse one; None when none failed). Windows first for ``"c0"`` and
     ``"smooth"``, rounds for the rest and the rows they miss."""
-    found = _windowed(s, w, mode) if mode in ("c0", "smooth") else None
+    found = _windowed(s, w, mode, ties=ties) if mode in ("c0", "smooth") else None
     if found is None:
-        bid, (out, *pieces) = _rounds(s, w, mode)
+        bid, (out, *pieces) = _rounds(s, w, mode, ties)
         return out, None, None, _Dense(bid, *pieces)
     out, sparse, failed = found
     dense = None
     if failed.numel():
-        bid, (sub_out, *pieces) = _rounds(s[failed], w[failed], mode)
+        bid, (sub_out, *pieces) = _rounds(s[failed], w[failed], mode, ties)
         out[failed] = sub_out
         dense = _Dense(bid, *pieces)
     return out, sparse, failed, dense
@@ -760,8 +762,8 @@ class _Projection(torch.autograd.Function):
     """``phi(s - v)`` for the isotonic solution ``v`` of ``(s, w)``, with its closed-form VJP."""
 
     @staticmethod
-    def forward(ctx, s, w, mode):
-        out, sparse, failed, dense = _isotonic(s, w, mode)
+    def forward(ctx, s, w, mode, ties):
+        out, sparse, failed, dense = _isotonic(s, w, mode, ties)
         ctx.has_sparse, ctx.has_dense = sparse is not None, dense is not None
         ctx.save_for_backward(failed, *(sparse or ()), *(dense or ()))
         return out
@@ -775,7 +777,7 @@ class _Projection(torch.autograd.Function):
         needs = ctx.needs_input_grad[:2]
         g = g.contiguous()
         if sparse is None:
-            return *dense.vjp(g, *needs), None
+            return *dense.vjp(g, *needs), None, None
         grad_s, grad_w = sparse.vjp(g, *needs)
         if dense is not None:  # the rows the windows failed
             sub_s, sub_w = dense.vjp(g[failed], *needs)
@@ -783,12 +785,15 @@ class _Projection(torch.autograd.Function):
                 grad_s[failed] = sub_s
             if grad_w is not None:
                 grad_w[failed] = sub_w
-        return grad_s, grad_w, None
+        return grad_s, grad_w, None, None
 
 
-def project_sorted(s: torch.Tensor, w: torch.Tensor, mode: str) -> torch.Tensor:
+def project_sorted(s: torch.Tensor, w: torch.Tensor, mode: str, ties: bool = False) -> torch.Tensor:
     r""":math:`\phi(s - v)` (``"smooth"``: :math:`s - v`) for the decreasing isotonic solution
     :math:`v` of decreasing ``s`` and ``w`` of one shape ``(..., n)``, differentiable in both.
+
+    With ``ties``, neighbours of equal value are pooled as well (same outputs; where the
+    projection has a kink there, the gradient is the pooled one, as torchsort's).
 
     Example:
         >>> s = torch.tensor([3.0, 2.0, 1.0])
@@ -799,7 +804,7 @@ def project_sorted(s: torch.Tensor, w: torch.Tensor, mode: str) -> torch.Tensor:
     n = shape[-1]
     if s.numel() == 0:
         return s + w  # nothing to pool; keeps shapes and autograd
-    return _Projection.apply(s.reshape(-1, n).contiguous(), w.reshape(-1, n).contiguous(), mode).view(shape)
+    return _Projection.apply(s.reshape(-1, n).contiguous(), w.reshape(-1, n).contiguous(), mode, ties).view(shape)
 
 
 def sort_descending(x: torch.Tensor, with_order: bool = False):

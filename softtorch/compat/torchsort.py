@@ -39,7 +39,8 @@ operators, so it matches neither ``"kl"`` function exactly.
 Beyond torchsort: ``dim=`` sorts or ranks any dimension of a tensor of any shape (``dim=None``,
 the default, is torchsort's: a 2-D tensor, its last dimension); half precision is computed in
 float32; integer inputs are converted to the default floating dtype; a tensor strength receives
-gradients.
+gradients. As in torchsort, neighbours of equal value are pooled: where the projection has a kink
+(``soft_rank`` of ``1, 2, ..., n`` at strength 1), the gradient is the pooled one.
 
 .. seealso::
     :func:`softtorch.sort`, :func:`softtorch.rank` with ``method="fast_soft_sort"``;
@@ -141,7 +142,7 @@ def soft_sort(values, regularization="l2", regularization_strength=1.0, *, dim=N
     """
     x, mode, strength, moved = _prepare(values, regularization, regularization_strength, dim)
     w = sort_descending(-x)[0]
-    return _finish(-project_sorted(_slots(x) / strength, w, mode), values, moved)
+    return _finish(-project_sorted(_slots(x) / strength, w, mode, ties=True), values, moved)
 
 
 def soft_rank(values, regularization="l2", regularization_strength=1.0, *, dim=None):
@@ -179,7 +180,7 @@ def soft_rank(values, regularization="l2", regularization_strength=1.0, *, dim=N
     s, order = sort_descending(x / strength, with_order=True)
     rho = _slots(x)
     if mode == "smooth":
-        out = torch.exp(project_sorted(s, torch.log(rho), mode))
+        out = torch.exp(project_sorted(s, torch.log(rho), mode, ties=True))
     else:
-        out = project_sorted(s, rho, mode)
+        out = project_sorted(s, rho, mode, ties=True)
     return _finish(torch.empty_like(out).scatter(-1, order, out), values, moved)
