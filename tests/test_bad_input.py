@@ -130,6 +130,17 @@ OT_KWARGS = [
     Bad("max_iter", const({"max_iter": 0}), ValueError, r"in \[1, inf\)", r"got 0\b"),
     Bad("max_iter_float", const({"max_iter": 10.5}), TypeError, r"an int", r"float 10\.5"),
 ]
+METHOD_OPTIONS = [  # every function's default method (neuralsort or softsort) takes no options
+    Bad("list", const([("tol", 1e-3)]), TypeError, r"dict or None", r"list \["),
+    Bad("for_method", const({"tol": 1e-3}), ValueError, r"empty or None for method='\w+'", r"got \{'tol': 0\.001\}"),
+]
+PERCENT = [
+    Bad("above", const(101.0), ValueError, r"in \[0, 100\]", r"got 101\.0"),
+    Bad("below", const(-0.1), ValueError, r"in \[0, 100\]", r"got -0\.1"),
+    Bad("nan", const(math.nan), ValueError, r"in \[0, 100\]", r"got nan"),
+    Bad("str", const("50"), TypeError, r"float in \[0, 100\] or a", r"str '50'"),
+    Bad("int_tensor", tensor([0, 1]), TypeError, r"floating-point tensor", r"torch\.int64"),
+]
 RADIUS = [
     Bad("zero", const(0), ValueError, r"in \[1, inf\)", r"got 0\b"),
     Bad("negative", const(-2), ValueError, r"in \[1, inf\)", r"got -2\b"),
@@ -167,6 +178,7 @@ KIND_OF = {
     "q": Q,
     "length": LENGTH,
     "interpolation": INTERPOLATION,
+    "method_options": METHOD_OPTIONS,
     "ot_kwargs": OT_KWARGS,
     "neighbor_radius": RADIUS,
     "rtol": NONNEGATIVE,
@@ -188,6 +200,7 @@ BOOL_NAMES = {
     "gated_grad",
     "return_log_probs",
     "return_argquantile",
+    "return_argpercentile",
     "use_geometric_mean",
 }
 
@@ -195,6 +208,8 @@ BOOL_NAMES = {
 def kind_of(fn_name, arg):
     if arg in BOOL_NAMES:
         return BOOL
+    if arg == "q" and fn_name.split("_st")[0] in ("percentile", "argpercentile"):
+        return PERCENT
     if arg == "dim" and fn_name.split("_st")[0] in ("index_select", "narrow"):
         return DIM_REQUIRED
     if arg in ("soft_index", "soft_start") and fn_name == "take":
@@ -235,10 +250,24 @@ def valid_kwargs(name, device):
         "topk": {"k": 2},
         "quantile": {"q": 0.3},
         "argquantile": {"q": 0.3},
+        "percentile": {"q": 30.0},
+        "argpercentile": {"q": 30.0},
     }.get(base, {})
     kwargs.update(extra)
     # reductions over dim=None default: take dim=-1 where a per-row softness makes sense
-    if base in ("rank", "quantile", "argquantile", "median", "argmedian", "max", "min", "argmax", "argmin"):
+    if base in (
+        "rank",
+        "quantile",
+        "argquantile",
+        "percentile",
+        "argpercentile",
+        "median",
+        "argmedian",
+        "max",
+        "min",
+        "argmax",
+        "argmin",
+    ):
         kwargs["dim"] = -1
     return kwargs
 
@@ -342,6 +371,8 @@ LAYER_REQUIRED = {
     "SoftTopK": {"k": 2},
     "SoftQuantile": {"q": 0.3},
     "SoftArgquantile": {"q": 0.3},
+    "SoftPercentile": {"q": 30.0},
+    "SoftArgpercentile": {"q": 30.0},
     "SoftNarrow": {"length": 2},
     "SoftIndexSelect": {"dim": 1},
     "SoftClamp": {"min": -0.5},
@@ -377,6 +408,8 @@ LAYER_KIND["length"] = [
 
 
 def layer_kind(layer, arg):
+    if arg == "q" and layer in ("SoftPercentile", "SoftArgpercentile"):
+        return PERCENT
     if arg == "dim" and layer in ("SoftIndexSelect", "SoftNarrow"):
         return LAYER_KIND["dim"] + [DIM_REQUIRED[-1]]
     if arg in LAYER_KIND:

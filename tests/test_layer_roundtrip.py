@@ -28,7 +28,7 @@ LAYERS = [name for name in snn.__all__ if name != "SoftModule"]
 WITH_SOFTNESS = [name for name in LAYERS if getattr(snn, name)._uses_softness]
 SORTING = {
     "SoftMax", "SoftMin", "SoftArgmax", "SoftArgmin", "SoftSort", "SoftArgsort", "SoftTopK", "SoftRank",
-    "SoftQuantile", "SoftArgquantile", "SoftMedian", "SoftArgmedian",
+    "SoftQuantile", "SoftArgquantile", "SoftPercentile", "SoftArgpercentile", "SoftMedian", "SoftArgmedian",
 }  # fmt: skip
 
 #: Non-default configuration per layer, so that round-trips carry something to lose.
@@ -67,6 +67,8 @@ CONFIG = {
     "SoftRank": {"descending": False, "method": "sorting_network", "softness": 0.2},
     "SoftQuantile": {"q": torch.tensor([0.25, 0.5]), "interpolation": "midpoint", "mode": "c2"},
     "SoftArgquantile": {"q": 0.7, "method": "softsort", "keepdim": True},
+    "SoftPercentile": {"q": torch.tensor([10.0, 60.0]), "interpolation": "lower", "mode": "c1"},
+    "SoftArgpercentile": {"q": 35.0, "method": "ot", "softness": 0.3},
     "SoftMedian": {"method": "sorting_network", "mode": "c1", "return_indices": True},
     "SoftArgmedian": {"softness": 0.35, "return_log_probs": True},
 }
@@ -142,7 +144,7 @@ PARAMS = [pytest.param(name, kind, make, id=f"{name}-{kind}") for name in LAYERS
 
 def test_table_covers_every_layer():
     assert set(CONFIG) == set(LAYERS)
-    assert len(LAYERS) == 36
+    assert len(LAYERS) == 38
 
 
 # -- state_dict, pickle, deepcopy, torch.save ----------------------------------------------------------

@@ -223,6 +223,8 @@ OPS = {
         *_family("rank", _dim, METHODS),
         *_family("quantile", lambda fn, ins, **kw: fn(ins[0], 0.3, -1, **kw), METHODS),
         *_family("argquantile", lambda fn, ins, **kw: fn(ins[0], 0.3, -1, **kw), INDEX_METHODS),
+        *_family("percentile", lambda fn, ins, **kw: fn(ins[0], 30.0, -1, **kw), METHODS),
+        *_family("argpercentile", lambda fn, ins, **kw: fn(ins[0], 30.0, -1, **kw), INDEX_METHODS),
         *_family("median", _dim, METHODS),
         *_family("argmedian", _dim, INDEX_METHODS),
     ]

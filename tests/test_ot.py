@@ -86,7 +86,16 @@ def ref_polynomial(xt, s, mode, b, beta, iters=100):
 
 
 def test_public_names():
-    assert set(ot.__all__) == {"permutation", "argmax", "sort_values", "DEFAULT_TOL", "DEFAULT_MAX_ITER"}
+    assert set(ot.__all__) == {
+        "permutation",
+        "argmax",
+        "sort_values",
+        "DEFAULT_TOL",
+        "DEFAULT_MAX_ITER",
+        "OPTIONS",
+        "OPTION_ALIASES",
+    }
+    assert set(ot.OPTIONS) == {"tol", "max_iter"}
     assert ot.DEFAULT_TOL == 1e-5
 
 

@@ -834,6 +834,49 @@ def test_ot_kwargs_are_ignored_by_other_methods_and_kept_by_layers():
     torch.testing.assert_close(layer(x), st.sort(x, method="ot", softness=1.0, ot_kwargs={"max_iter": 1}).values)
 
 
+@pytest.mark.parametrize("op", sorted(OT_CALLS))
+def test_method_options_mean_the_same_as_ot_kwargs(op):
+    """``method_options`` is the generic spelling: it reaches the solver exactly as ``ot_kwargs``."""
+    x = distinct((3, 7), seed=6)
+    call = OT_CALLS[op]
+    rough = call(x, method="ot", softness=1.0, mode="c1", ot_kwargs={"max_iter": 1})
+    generic = call(x, method="ot", softness=1.0, mode="c1", method_options={"max_iter": 1})
+    both = call(x, method="ot", softness=1.0, mode="c1", method_options={"max_iter": 1}, ot_kwargs={"tol": 1e-5})
+    converged = call(x, method="ot", softness=1.0, mode="c1")
+    assert (rough - converged).abs().max() > 1e-5
+    torch.testing.assert_close(generic, rough, atol=0, rtol=0)
+    torch.testing.assert_close(both, rough, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"method": "ot", "method_options": {"eps": 1}}, ValueError, r"accepts the keys 'tol'.*got 'eps'"),
+        ({"method": "ot", "method_options": {"tol": -1.0}}, ValueError, r"method_options\['tol'\] must be a positive"),
+        ({"method": "softsort", "method_options": {"tol": 1e-3}}, ValueError, r"empty or None for method='softsort'"),
+        (
+            {"method": "ot", "method_options": {"tol": 1e-3}, "ot_kwargs": {"sinkhorn_tol": 1e-4}},
+            ValueError,
+            r"ot_kwargs and method_options both set 'tol'",
+        ),
+    ],
+)
+def test_bad_method_options(kwargs, exc, match, raises_before_work):
+    x = distinct((2, 5), seed=1)
+    raises_before_work(exc, match, st.sort, x, **kwargs)
+    with pytest.raises(exc, match=match):
+        st.nn.SoftSort(**kwargs)
+
+
+def test_method_options_are_kept_by_layers():
+    x = distinct((3, 7), seed=5)
+    layer = st.nn.SoftSort(method="ot", softness=1.0, mode="c1", method_options={"max_iter": 1})
+    assert "method_options={'max_iter': 1}" in repr(layer)
+    expected = st.sort(x, method="ot", softness=1.0, mode="c1", method_options={"max_iter": 1}).values
+    torch.testing.assert_close(layer(x), expected, atol=0, rtol=0)
+    assert st.sort(x, method="softsort", method_options={}).values.equal(st.sort(x, method="softsort").values)
+
+
 @pytest.mark.parametrize(
     ("ot_kwargs", "exc", "match"),
     [
@@ -1099,3 +1142,62 @@ def test_property_soft_sort_is_monotone(case, standardize):
     steps = v.diff(dim=dim)
     scale = x.abs().max() * 1e-12
     assert (steps <= scale).all() if desc else (steps >= -scale).all()
+
+
+# -- percentile -----------------------------------------------------------------------------------------
+
+PERCENT_MODES = ("hard", "smooth", "c0", "c1", "c2")
+
+
+@pytest.mark.parametrize("mode", PERCENT_MODES)
+@pytest.mark.parametrize("method", ["neuralsort", "softsort", "sorting_network", "ot", "fast_soft_sort"])
+def test_percentile_is_quantile_of_q_over_100_bit_for_bit(mode, method):
+    x = distinct((3, 7), seed=11, dtype=torch.float32)
+    for q in (0.0, 12.5, 30.0, 100.0, torch.tensor([5.0, 50.0, 95.0])):
+        level = q / 100
+        got = st.percentile(x, q, -1, softness=0.3, mode=mode, method=method)
+        assert torch.equal(got, st.quantile(x, level, -1, softness=0.3, mode=mode, method=method)), (q, mode)
+        if method != "fast_soft_sort":
+            both = st.percentile(x, q, -1, softness=0.3, mode=mode, method=method, return_argpercentile=True)
+            dist = st.argpercentile(x, q, -1, softness=0.3, mode=mode, method=method)
+            expected = st.argquantile(x, level, -1, softness=0.3, mode=mode, method=method)
+            assert torch.equal(both.indices, expected) and torch.equal(dist, expected)
+            assert torch.equal(both.values, got)
+
+
+def test_percentile_hand_checked_and_layers():
+    x = torch.tensor([-0.2, -1.0, 0.3, 1.0])
+    # sorted: -1.0, -0.2, 0.3, 1.0; q = 25 -> position 0.75: -1.0 + 0.75 * 0.8 = -0.4
+    torch.testing.assert_close(st.percentile(x, 25.0, mode="hard"), torch.tensor(-0.4))
+    torch.testing.assert_close(st.argpercentile(x, 25.0, mode="hard"), torch.tensor([0.75, 0.25, 0.0, 0.0]))
+    torch.testing.assert_close(st.percentile_st(x, 25.0), torch.tensor(-0.4))
+    assert torch.equal(st.nn.SoftPercentile(25.0, mode="c1")(x), st.percentile(x, 25.0, -1, mode="c1"))
+    assert torch.equal(st.nn.SoftArgpercentile(60.0)(x), st.argpercentile(x, 60.0, -1))
+    with pytest.raises(ValueError, match=r"q must lie in \[0, 100\], got 101"):
+        st.nn.SoftPercentile(101)
+    with pytest.raises(ValueError, match=r"q must lie in \[0, 100\], got \[-1\.0\]"):
+        st.percentile(x, torch.tensor([-1.0]))
+
+
+# -- layer configuration as attributes ------------------------------------------------------------------
+
+
+def test_layers_expose_their_configuration_as_attributes():
+    assert st.nn.SoftSort(dim=0).dim == 0
+    assert st.nn.SoftTopK(k=3).k == 3
+    layer = st.nn.SoftTopK(k=3, method="softsort", return_indices=True)
+    assert (layer.method, layer.mode, layer.largest, layer.return_indices) == ("softsort", "smooth", True, True)
+    x = distinct((2, 6), seed=3, dtype=torch.float32)
+    layer.k = 2
+    assert layer(x).values.shape == (2, 2)
+    layer.return_indices = False
+    assert layer(x).shape == (2, 2)
+    with pytest.raises(ValueError, match=r"k must be in \[1, inf\), got 0"):
+        layer.k = 0
+    with pytest.raises(ValueError, match=r"mode must be one of"):
+        layer.mode = "soft"
+    with pytest.raises(ValueError, match=r"empty or None for method='neuralsort'"):
+        st.nn.SoftSort(method="ot", method_options={"tol": 1e-6}).method = "neuralsort"
+    assert layer.k == 2 and layer.mode == "smooth"
+    with pytest.raises(AttributeError):
+        layer.no_such_setting  # noqa: B018

@@ -215,24 +215,25 @@ def check_options(name: str, options, checks: dict, aliases: dict | None = None)
     return checked
 
 
-def check_quantile_level(q) -> None:
-    """``q`` must be a number or a 0-d/1-D floating tensor with values in [0, 1].
+def check_quantile_level(q, high: float = 1) -> None:
+    """``q`` must be a number or a 0-d/1-D floating tensor with values in ``[0, high]``.
 
-    Tensor values are checked eagerly (as :func:`torch.quantile` does), except while compiling
-    and under ``vmap``.
+    ``high`` is 1 for quantile levels and 100 for percentiles. Tensor values are checked eagerly
+    (as :func:`torch.quantile` does), except while compiling and under ``vmap``.
     """
+    span = f"[0, {high:g}]"
     if isinstance(q, torch.Tensor):
         if not q.is_floating_point():
-            raise TypeError(f"q must be a float in [0, 1] or a floating-point tensor, got {describe(q)}")
+            raise TypeError(f"q must be a float in {span} or a floating-point tensor, got {describe(q)}")
         if q.dim() > 1:
             raise ValueError(f"q must be a float or a 0-d/1-D tensor, got a tensor of shape {tuple(q.shape)}")
-        if not _is_compiling() and not _is_vmapped(q) and q.numel() and not bool(((q >= 0) & (q <= 1)).all()):
-            raise ValueError(f"q must lie in [0, 1], got {q.tolist()}")
+        if not _is_compiling() and not _is_vmapped(q) and q.numel() and not bool(((q >= 0) & (q <= high)).all()):
+            raise ValueError(f"q must lie in {span}, got {q.tolist()}")
         return
     if isinstance(q, bool) or not isinstance(q, numbers.Real):
-        raise TypeError(f"q must be a float in [0, 1] or a tensor, got {type(q).__name__} {q!r}")
-    if not 0.0 <= float(q) <= 1.0:
-        raise ValueError(f"q must lie in [0, 1], got {q!r}")
+        raise TypeError(f"q must be a float in {span} or a tensor, got {type(q).__name__} {q!r}")
+    if not 0.0 <= float(q) <= high:
+        raise ValueError(f"q must lie in {span}, got {q!r}")
 
 
 def check_bound(name: str, value) -> None:

@@ -16,9 +16,6 @@ from .._core.checks import (
     check_dim,
     check_float_tensor,
     check_mode,
-    check_options,
-    check_positive,
-    check_positive_int,
     check_reduction_softness,
     check_softness,
 )
@@ -26,11 +23,10 @@ from .._core.dims import broadcast_softness
 from .._core.expectation import expect
 from .._core.standardize import Standardized, standardize
 from .._core.zero_grad import with_zero_grad
-from ..methods import SortingMethod, get_method
+from ..methods import SortingMethod, check_method_options, get_method
 
 __all__ = [
     "Family",
-    "check_ot_kwargs",
     "prepare",
     "one_hot",
     "gather",
@@ -38,18 +34,6 @@ __all__ = [
     "scores_sorted_back",
     "values_from_rows",
 ]
-
-
-#: The keys ``ot_kwargs`` accepts, with their checks; the solver's ``tol`` (relative marginal
-#: error of the plan) and ``max_iter`` (cap on its iterations).
-_OT_OPTIONS = {"tol": check_positive, "max_iter": check_positive_int}
-#: The reference library's spellings of the same options, accepted for drop-in use.
-_OT_ALIASES = {"sinkhorn_tol": "tol", "sinkhorn_max_iter": "max_iter"}
-
-
-def check_ot_kwargs(ot_kwargs) -> dict:
-    """``ot_kwargs`` (None or a dict of ``tol``, ``max_iter``) as keyword arguments for ``methods.ot``."""
-    return check_options("ot_kwargs", ot_kwargs, _OT_OPTIONS, _OT_ALIASES)
 
 
 @dataclass
@@ -63,7 +47,7 @@ class Family:
     mode: str
     method: SortingMethod | None
     scaled: Standardized | None  # standardized scores (soft modes only)
-    options: dict  # keyword options for the method's functions (ot_kwargs for method="ot")
+    options: dict  # keyword options for the method's functions (method_options, or ot_kwargs for "ot")
 
     @property
     def n(self) -> int:
@@ -89,21 +73,30 @@ class Family:
 
 
 def prepare(
-    x, dim, softness, mode, method, standardize_scores, *, needs_indices, check_n=None, ot_kwargs=None
+    x,
+    dim,
+    softness,
+    mode,
+    method,
+    standardize_scores,
+    *,
+    needs_indices,
+    check_n=None,
+    method_options=None,
+    ot_kwargs=None,
 ) -> Family:
     """Validate the common sorting-family arguments and lay the input out as ``(..., n)``.
 
     ``check_n(n)`` validates arguments that depend on the size of the operated dim; it runs
-    before any computation. ``ot_kwargs`` is checked whatever the method and used by ``"ot"`` only.
+    before any computation. ``method_options`` is checked against the method's own options;
+    ``ot_kwargs`` is checked whatever the method and used by ``"ot"`` only.
     """
     x = check_float_tensor("x", x)
     mode = check_mode(mode)
     softness = check_softness(softness)
     sorting_method = get_method(method, needs_indices=needs_indices)
     check_bool("standardize", standardize_scores)
-    options = check_ot_kwargs(ot_kwargs)
-    if sorting_method.name != "ot":
-        options = {}
+    options = check_method_options(sorting_method, method_options, ot_kwargs=ot_kwargs)
     if dim is None:
         flat = x.reshape(-1)
         norm_dim = None

@@ -44,6 +44,7 @@ def _extreme(
     mode,
     method,
     standardize,
+    method_options,
     ot_kwargs,
     gated_grad,
     return_log_probs,
@@ -53,7 +54,15 @@ def _extreme(
     """Shared body of max/min/argmax/argmin: returns ``(value, index)`` in the caller's layout."""
     check_flags(keepdim=keepdim, gated_grad=gated_grad, return_log_probs=return_log_probs)
     fam = prepare(
-        x, dim, softness, mode, method, standardize, needs_indices=indices and not values, ot_kwargs=ot_kwargs
+        x,
+        dim,
+        softness,
+        mode,
+        method,
+        standardize,
+        needs_indices=indices and not values,
+        method_options=method_options,
+        ot_kwargs=ot_kwargs,
     )
     flat = fam.flat
     # Value outputs of a method without a permutation come without indices.
@@ -97,8 +106,10 @@ _ARGS = r"""
             ``"fast_soft_sort"`` (values only). Default: ``"softsort"``.
         standardize (bool): squash the input along ``dim`` before relaxing (see
             :func:`softtorch.sort`). Default: ``True``.
-        ot_kwargs (dict, optional): options of the ``"ot"`` solver, ``tol`` and ``max_iter`` (see
+        method_options (dict, optional): options of the chosen ``method`` (see
             :func:`softtorch.sort`). Default: ``None``.
+        ot_kwargs (dict, optional): the options of ``"ot"`` under their older name, ignored by
+            the other methods. Default: ``None``.
         return_log_probs (bool): return log-probabilities for the soft index. Default: ``False``.
 """
 _VALUE_ARGS = (
@@ -118,6 +129,7 @@ def max(
     mode="smooth",
     method="softsort",
     standardize=True,
+    method_options=None,
     ot_kwargs=None,
     gated_grad=True,
     return_log_probs=False,
@@ -131,6 +143,7 @@ def max(
         mode=mode,
         method=method,
         standardize=standardize,
+        method_options=method_options,
         ot_kwargs=ot_kwargs,
         gated_grad=gated_grad,
         return_log_probs=return_log_probs,
@@ -149,6 +162,7 @@ def min(
     mode="smooth",
     method="softsort",
     standardize=True,
+    method_options=None,
     ot_kwargs=None,
     gated_grad=True,
     return_log_probs=False,
@@ -162,6 +176,7 @@ def min(
         mode=mode,
         method=method,
         standardize=standardize,
+        method_options=method_options,
         ot_kwargs=ot_kwargs,
         gated_grad=gated_grad,
         return_log_probs=return_log_probs,
@@ -180,6 +195,7 @@ def argmax(
     mode="smooth",
     method="softsort",
     standardize=True,
+    method_options=None,
     ot_kwargs=None,
     return_log_probs=False,
 ):
@@ -192,6 +208,7 @@ def argmax(
         mode=mode,
         method=method,
         standardize=standardize,
+        method_options=method_options,
         ot_kwargs=ot_kwargs,
         gated_grad=True,
         return_log_probs=return_log_probs,
@@ -209,6 +226,7 @@ def argmin(
     mode="smooth",
     method="softsort",
     standardize=True,
+    method_options=None,
     ot_kwargs=None,
     return_log_probs=False,
 ):
@@ -221,6 +239,7 @@ def argmin(
         mode=mode,
         method=method,
         standardize=standardize,
+        method_options=method_options,
         ot_kwargs=ot_kwargs,
         gated_grad=True,
         return_log_probs=return_log_probs,

@@ -35,6 +35,8 @@ __all__ = [
     "rank",
     "quantile",
     "argquantile",
+    "percentile",
+    "argpercentile",
     "median",
     "argmedian",
     "sort_st",
@@ -43,6 +45,8 @@ __all__ = [
     "rank_st",
     "quantile_st",
     "argquantile_st",
+    "percentile_st",
+    "argpercentile_st",
     "median_st",
     "argmedian_st",
     "QuantileResult",
@@ -95,10 +99,12 @@ _SORT_ARGS = r"""
         standardize (bool): squash ``x`` along ``dim`` to
             :math:`\operatorname{sigmoid}((x - \mu) / \sqrt{\sigma^2 + 10^{-6}})` before relaxing,
             which makes the result invariant to :math:`a x + b`, :math:`a > 0`. Default: ``True``.
-        ot_kwargs (dict, optional): options of the ``"ot"`` solver: ``tol`` (relative error of
+        method_options (dict, optional): options of the chosen ``method``, checked against the
+            ones it declares (:ref:`method-options`); ``"ot"`` takes ``tol`` (relative error of
             the plan's marginals, default ``1e-5``) and ``max_iter`` (cap on its iterations,
-            default ``100``); ``sinkhorn_tol``/``sinkhorn_max_iter`` are accepted as aliases.
-            Ignored by the other methods. Default: ``None``.
+            default ``100``), also spelled ``sinkhorn_tol``/``sinkhorn_max_iter``. Default: ``None``.
+        ot_kwargs (dict, optional): the options of ``"ot"`` under their older name, checked
+            whatever the method and ignored by the other methods. Default: ``None``.
         gated_grad (bool): ``False`` detaches the soft index before values are gathered, so
             gradients reach ``x`` only through the gathered values. Default: ``True``.
         return_log_probs (bool): return soft indices as log-probabilities (``-inf`` at the exact
@@ -114,6 +120,7 @@ def sort(
     mode="smooth",
     method="neuralsort",
     standardize=True,
+    method_options=None,
     ot_kwargs=None,
     gated_grad=True,
     return_indices=None,
@@ -121,7 +128,17 @@ def sort(
 ):
     check_flags(descending=descending, gated_grad=gated_grad, return_log_probs=return_log_probs)
     check_bool("return_indices", return_indices, allow_none=True)
-    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=bool(return_indices), ot_kwargs=ot_kwargs)
+    fam = prepare(
+        x,
+        dim,
+        softness,
+        mode,
+        method,
+        standardize,
+        needs_indices=bool(return_indices),
+        method_options=method_options,
+        ot_kwargs=ot_kwargs,
+    )
     if return_indices is None:
         return_indices = fam.mode == "hard" or fam.method.gives_indices
     values, p = _sorted_rows(
@@ -185,11 +202,22 @@ def argsort(
     mode="smooth",
     method="neuralsort",
     standardize=True,
+    method_options=None,
     ot_kwargs=None,
     return_log_probs=False,
 ):
     check_flags(descending=descending, return_log_probs=return_log_probs)
-    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=True, ot_kwargs=ot_kwargs)
+    fam = prepare(
+        x,
+        dim,
+        softness,
+        mode,
+        method,
+        standardize,
+        needs_indices=True,
+        method_options=method_options,
+        ot_kwargs=ot_kwargs,
+    )
     if fam.mode == "hard":
         index = torch.sort(fam.flat, dim=-1, descending=descending).indices
         p = _log(one_hot(index, fam.n, fam.flat), return_log_probs)
@@ -240,6 +268,7 @@ def topk(
     mode="smooth",
     method="neuralsort",
     standardize=True,
+    method_options=None,
     ot_kwargs=None,
     gated_grad=True,
     return_log_probs=False,
@@ -254,6 +283,7 @@ def topk(
         standardize,
         needs_indices=False,
         check_n=lambda n: check_positive_int("k", k, low=1, high=n),
+        method_options=method_options,
         ot_kwargs=ot_kwargs,
     )
     if fam.mode == "hard":
@@ -311,10 +341,21 @@ def rank(
     mode="smooth",
     method="neuralsort",
     standardize=True,
+    method_options=None,
     ot_kwargs=None,
 ):
     check_flags(descending=descending)
-    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=False, ot_kwargs=ot_kwargs)
+    fam = prepare(
+        x,
+        dim,
+        softness,
+        mode,
+        method,
+        standardize,
+        needs_indices=False,
+        method_options=method_options,
+        ot_kwargs=ot_kwargs,
+    )
     n = fam.n
     order = torch.argsort(fam.flat, dim=-1, descending=descending, stable=True)
     slots = torch.arange(1, n + 1, device=fam.flat.device, dtype=fam.flat.dtype)
@@ -394,13 +435,13 @@ def _order_statistics(q, n, interpolation):
 
 
 def _quantile(
-    x, q, dim, keepdim, interpolation, softness, mode, method, standardize, ot_kwargs, gated_grad, log, values, indices
+    x, q, dim, keepdim, interpolation, softness, mode, method, standardize, options, gated_grad, log, values, indices
 ):
     """Shared body of quantile/argquantile: ``(values or None, soft index or None)`` in torch's layout."""
     check_choice("interpolation", interpolation, INTERPOLATIONS)
     check_quantile_level(q)
     check_flags(keepdim=keepdim, gated_grad=gated_grad, return_log_probs=log)
-    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=indices, ot_kwargs=ot_kwargs)
+    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=indices, **options)
     qt, scalar = _levels(q, fam.flat)
     lo, hi, weight = _order_statistics(qt, fam.n, interpolation)
     rows = torch.cat([lo, hi])
@@ -461,6 +502,7 @@ def quantile(
     mode="smooth",
     method="neuralsort",
     standardize=True,
+    method_options=None,
     ot_kwargs=None,
     gated_grad=True,
     return_log_probs=False,
@@ -476,7 +518,7 @@ def quantile(
         mode,
         method,
         standardize,
-        ot_kwargs,
+        {"method_options": method_options, "ot_kwargs": ot_kwargs},
         gated_grad,
         return_log_probs,
         values=True,
@@ -496,6 +538,7 @@ def argquantile(
     mode="smooth",
     method="neuralsort",
     standardize=True,
+    method_options=None,
     ot_kwargs=None,
     return_log_probs=False,
 ):
@@ -509,7 +552,7 @@ def argquantile(
         mode,
         method,
         standardize,
-        ot_kwargs,
+        {"method_options": method_options, "ot_kwargs": ot_kwargs},
         True,
         return_log_probs,
         values=False,
@@ -584,11 +627,11 @@ argquantile.__doc__ = (
 )
 
 
-def _median(x, dim, keepdim, softness, mode, method, standardize, ot_kwargs, gated_grad, log, values):
+def _median(x, dim, keepdim, softness, mode, method, standardize, options, gated_grad, log, values):
     check_flags(keepdim=keepdim, gated_grad=gated_grad, return_log_probs=log)
     if dim is None and keepdim:
         raise ValueError("keepdim=True needs an integer dim for median (torch.median() with dim=None has no keepdim)")
-    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=not values, ot_kwargs=ot_kwargs)
+    fam = prepare(x, dim, softness, mode, method, standardize, needs_indices=not values, **options)
     middle = torch.tensor([(fam.n - 1) // 2], device=fam.flat.device)
     if fam.mode == "hard":
         hard = torch.median(fam.flat, dim=-1)
@@ -611,12 +654,23 @@ def median(
     mode="smooth",
     method="neuralsort",
     standardize=True,
+    method_options=None,
     ot_kwargs=None,
     gated_grad=True,
     return_log_probs=False,
 ):
     value, p = _median(
-        x, dim, keepdim, softness, mode, method, standardize, ot_kwargs, gated_grad, return_log_probs, True
+        x,
+        dim,
+        keepdim,
+        softness,
+        mode,
+        method,
+        standardize,
+        {"method_options": method_options, "ot_kwargs": ot_kwargs},
+        gated_grad,
+        return_log_probs,
+        True,
     )
     return value if dim is None else torch.return_types.median((value, p))
 
@@ -630,10 +684,23 @@ def argmedian(
     mode="smooth",
     method="neuralsort",
     standardize=True,
+    method_options=None,
     ot_kwargs=None,
     return_log_probs=False,
 ):
-    return _median(x, dim, keepdim, softness, mode, method, standardize, ot_kwargs, True, return_log_probs, False)[1]
+    return _median(
+        x,
+        dim,
+        keepdim,
+        softness,
+        mode,
+        method,
+        standardize,
+        {"method_options": method_options, "ot_kwargs": ot_kwargs},
+        True,
+        return_log_probs,
+        False,
+    )[1]
 
 
 median.__doc__ = (
@@ -698,11 +765,147 @@ argmedian.__doc__ = (
 """
 )
 
+
+def _fraction(q):
+    """Percentile levels in [0, 100] (checked) as quantile levels: ``q / 100``."""
+    check_quantile_level(q, high=100)
+    return q / 100
+
+
+def percentile(
+    x,
+    q,
+    dim=None,
+    keepdim=False,
+    *,
+    interpolation="linear",
+    return_argpercentile=False,
+    softness=0.1,
+    mode="smooth",
+    method="neuralsort",
+    standardize=True,
+    method_options=None,
+    ot_kwargs=None,
+    gated_grad=True,
+    return_log_probs=False,
+):
+    check_flags(return_argpercentile=return_argpercentile)
+    return quantile(
+        x,
+        _fraction(q),
+        dim,
+        keepdim,
+        interpolation=interpolation,
+        return_argquantile=return_argpercentile,
+        softness=softness,
+        mode=mode,
+        method=method,
+        standardize=standardize,
+        method_options=method_options,
+        ot_kwargs=ot_kwargs,
+        gated_grad=gated_grad,
+        return_log_probs=return_log_probs,
+    )
+
+
+def argpercentile(
+    x,
+    q,
+    dim=None,
+    keepdim=False,
+    *,
+    interpolation="linear",
+    softness=0.1,
+    mode="smooth",
+    method="neuralsort",
+    standardize=True,
+    method_options=None,
+    ot_kwargs=None,
+    return_log_probs=False,
+):
+    return argquantile(
+        x,
+        _fraction(q),
+        dim,
+        keepdim,
+        interpolation=interpolation,
+        softness=softness,
+        mode=mode,
+        method=method,
+        standardize=standardize,
+        method_options=method_options,
+        ot_kwargs=ot_kwargs,
+        return_log_probs=return_log_probs,
+    )
+
+
+_PERCENTILE_ARGS = (
+    _QUANTILE_DOC.split("    Args:")[1]
+    .replace("quantile level(s) in :math:`[0, 1]`", "percentile(s) in :math:`[0, 100]`")
+    .replace("K`` levels", "K`` percentiles")
+)
+
+percentile.__doc__ = (
+    r"""Soft percentile: :func:`quantile` at ``q / 100``, like :func:`numpy.percentile`.
+
+    With :math:`q \in [0, 100]`, :math:`\operatorname{percentile}_{soft}(x, q) =
+    \operatorname{quantile}_{soft}(x, q / 100)` exactly (the same computation, so the same bits).
+
+    Args:"""
+    + _PERCENTILE_ARGS
+    + r"""
+        return_argpercentile (bool): also return the soft index. Default: ``False``."""
+    + _SORT_ARGS
+    + r"""
+
+    Shape:
+        As :func:`quantile`.
+
+    Returns:
+        Tensor, or ``QuantileResult(values, indices)`` with ``return_argpercentile=True``.
+
+    .. seealso:: :func:`argpercentile`, :class:`softtorch.nn.SoftPercentile`, :func:`percentile_st`.
+
+    Example:
+        >>> import torch, softtorch
+        >>> x = torch.tensor([-0.2, -1.0, 0.3, 1.0])
+        >>> softtorch.percentile(x, q=20)
+        tensor(-0.4501)
+        >>> softtorch.percentile(x, q=torch.tensor([25.0, 75.0]), mode="hard")
+        tensor([-0.4000,  0.4750])
+"""
+)
+
+argpercentile.__doc__ = (
+    r"""Soft argpercentile: :func:`argquantile` at ``q / 100``.
+
+    Args:"""
+    + _PERCENTILE_ARGS
+    + _SORT_ARGS.split("        gated_grad")[0]
+    + r"""        return_log_probs (bool): return log-probabilities. Default: ``False``.
+
+    Shape:
+        As :func:`argquantile`.
+
+    Returns:
+        Tensor: probability vectors (mixtures of two soft permutation rows).
+
+    .. seealso:: :func:`percentile`, :class:`softtorch.nn.SoftArgpercentile`, :func:`argpercentile_st`.
+
+    Example:
+        >>> import torch, softtorch
+        >>> softtorch.argpercentile(torch.tensor([-0.2, -1.0, 0.3, 1.0]), q=20, mode="hard")
+        tensor([0.6000, 0.4000, 0.0000, 0.0000])
+"""
+)
+
 sort_st = st(sort)
 argsort_st = st(argsort)
 topk_st = st(topk)
 rank_st = st(rank)
 quantile_st = st(quantile)
 argquantile_st = st(argquantile)
+percentile_st = st(percentile)
+argpercentile_st = st(argpercentile)
 median_st = st(median)
 argmedian_st = st(argmedian)

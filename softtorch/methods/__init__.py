@@ -13,17 +13,24 @@ Every method module answers the same questions on standardized scores ``xt`` of 
   descending)``; methods whose ``values_from_scores`` is True compute them in the score space:
   ``sort_values(xt, softness, mode, descending)``, and the caller maps them back.
 
+A method with options declares them in its module: ``OPTIONS`` maps each option name to its check
+(``check(label, value) -> value``, as in :func:`softtorch._core.checks.check_options`) and
+``OPTION_ALIASES`` maps other accepted spellings to those names. The user's ``method_options``
+dict is checked against the chosen method's ``OPTIONS`` and passed to every function of the method
+as keyword arguments, which the functions take with their defaults.
+
 The operators in :mod:`softtorch.functional` only ever look methods up here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple
 
-from .._core.checks import check_choice
+from .._core.checks import check_choice, check_options
 from . import fast_soft_sort, neuralsort, ot, softsort, sorting_network
 
-__all__ = ["METHOD_NAMES", "SortingMethod", "get_method"]
+__all__ = ["METHOD_NAMES", "SortingMethod", "get_method", "check_method_options"]
 
 
 class SortingMethod(NamedTuple):
@@ -34,6 +41,24 @@ class SortingMethod(NamedTuple):
     #: Whether soft values are computed in the squashed score space (then mapped back) rather
     #: than gathered from the input with the soft permutation.
     values_from_scores: bool
+
+    @property
+    def options(self) -> dict:
+        """The method's option checks, by canonical name (empty when it takes none)."""
+        return getattr(self.module, "OPTIONS", {})
+
+    @property
+    def option_aliases(self) -> dict:
+        """Other accepted spellings of the method's options, mapped to their canonical names."""
+        return getattr(self.module, "OPTION_ALIASES", {})
+
+    def check_options(self, name: str, options) -> dict:
+        """``options`` (None or a dict) checked against this method's ``OPTIONS``; canonical keys."""
+        if isinstance(options, Mapping) and options and not self.options:
+            raise ValueError(
+                f"{name} must be empty or None for method={self.name!r}, which takes no options, got {options!r}"
+            )
+        return check_options(name, options, self.options, self.option_aliases)
 
 
 _METHODS = {
@@ -59,3 +84,28 @@ def get_method(method, needs_indices: bool = False) -> SortingMethod:
             f"use one of {with_indices} to get indices"
         )
     return found
+
+
+#: Older per-method option arguments, kept for drop-in use: ``ot_kwargs`` holds options of
+#: ``"ot"`` only. Each is checked whatever the method and used only by its own method.
+LEGACY_OPTION_ARGS = {"ot_kwargs": "ot"}
+
+
+def check_method_options(method: SortingMethod, method_options=None, **legacy) -> dict:
+    """The keyword options for ``method``'s functions from ``method_options`` and the legacy arguments.
+
+    ``method_options`` is checked against the method's own ``OPTIONS``; each legacy argument of
+    :data:`LEGACY_OPTION_ARGS` (``ot_kwargs=...``) against its owner's, and merged only when the
+    owner is ``method``. An option given both ways is refused.
+    """
+    options = method.check_options("method_options", method_options)
+    for arg, value in legacy.items():
+        owner = _METHODS[LEGACY_OPTION_ARGS[arg]]
+        checked = owner.check_options(arg, value)
+        if owner is not method:
+            continue
+        twice = sorted(set(checked) & set(options))
+        if twice:
+            raise ValueError(f"{arg} and method_options both set {', '.join(map(repr, twice))}; give each option once")
+        options = {**checked, **options}
+    return options

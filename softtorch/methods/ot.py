@@ -71,14 +71,20 @@ from .._core.expectation import expect
 from .._core.precision import compute_dtype
 from .._core.zero_grad import with_zero_grad
 
-__all__ = ["permutation", "argmax", "sort_values", "DEFAULT_TOL", "DEFAULT_MAX_ITER"]
+__all__ = ["permutation", "argmax", "sort_values", "DEFAULT_TOL", "DEFAULT_MAX_ITER", "OPTIONS", "OPTION_ALIASES"]
 
-#: Default tolerance on the relative marginal error of the plan (``ot_kwargs["tol"]``).
+#: Default tolerance on the relative marginal error of the plan (``method_options["tol"]``).
 DEFAULT_TOL = 1e-5
-#: Default cap on the solver's Newton iterations (``ot_kwargs["max_iter"]``). From its warm start
+#: Default cap on the solver's Newton iterations (``method_options["max_iter"]``). From its warm start
 #: the solver needs 0 to 7 of them on every problem tried (n up to 1000, softness 1e-3 to 10, every
 #: mode, float64), up to about 10 for the sparse modes in float32 at softness 1e-3.
 DEFAULT_MAX_ITER = 100
+
+#: The options the functions take (``tol``: relative marginal error of the plan; ``max_iter``:
+#: cap on the solver's iterations), with their checks; the reference library's spellings of the same
+#: options are accepted for drop-in use.
+OPTIONS = {"tol": check_positive, "max_iter": check_positive_int}
+OPTION_ALIASES = {"sinkhorn_tol": "tol", "sinkhorn_max_iter": "max_iter"}
 
 _EXPONENT = {"c0": 1, "c1": 2, "c2": 3}
 _MODES = ("smooth", "c0", "c1", "c2")

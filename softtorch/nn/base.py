@@ -20,9 +20,8 @@ from .._core.checks import (
     check_softness,
 )
 from .._core.straight_through import straight_through as _straight_through
-from ..functional._family import check_ot_kwargs
 from ..functional.sorting import INTERPOLATIONS
-from ..methods import get_method
+from ..methods import check_method_options, get_method
 
 __all__ = ["SoftModule"]
 
@@ -46,7 +45,6 @@ _CONFIG_CHECKS = {
     "atol": lambda v: check_nonnegative("atol", v),
     "epsilon": lambda v: check_nonnegative("epsilon", v),
     "interpolation": lambda v: check_choice("interpolation", v, INTERPOLATIONS),
-    "ot_kwargs": check_ot_kwargs,
     "min": lambda v: check_bound("min", v),
     "max": lambda v: check_bound("max", v),
 }
@@ -57,13 +55,33 @@ def _needs_a_bound(layer: str, config: dict) -> None:
         raise ValueError(f"{layer} needs at least one of min or max, got min=None and max=None")
 
 
+def _method_options(layer: str, config: dict) -> None:
+    """``method_options`` and ``ot_kwargs`` checked against the configured method's options."""
+    if "method" in config:
+        legacy = {"ot_kwargs": config["ot_kwargs"]} if "ot_kwargs" in config else {}
+        check_method_options(get_method(config["method"]), config.get("method_options"), **legacy)
+
+
 def _needs_int_dim(layer: str, config: dict) -> None:
     check_int("dim", config["dim"])
 
 
+def _percent_level(layer: str, config: dict) -> None:
+    check_quantile_level(config["q"], high=100)
+
+
 #: Checks that involve more than one configuration value, or a value's meaning for one function,
 #: keyed by the function's name.
-_FUNCTION_CHECKS = {"clamp": _needs_a_bound, "index_select": _needs_int_dim, "narrow": _needs_int_dim}
+_FUNCTION_CHECKS = {
+    "clamp": _needs_a_bound,
+    "index_select": _needs_int_dim,
+    "narrow": _needs_int_dim,
+    "percentile": _percent_level,
+    "argpercentile": _percent_level,
+}
+#: Configuration values whose meaning differs for these functions: their _FUNCTION_CHECKS check
+#: them instead of _CONFIG_CHECKS.
+_CHECKED_BY_FUNCTION = {"percentile": ("q",), "argpercentile": ("q",)}
 
 
 def _check_factory(device, dtype) -> None:
@@ -181,15 +199,43 @@ class SoftModule(nn.Module):
         self.return_indices = values.pop("return_indices", False) if self._returns_pair else False
         if "return_indices" in self._config_names:
             values["return_indices"] = self.return_indices
+        own_checks = _CHECKED_BY_FUNCTION.get(type(self).function.__name__, ())
         for name, value in values.items():
-            if name in _CONFIG_CHECKS:
+            if name in _CONFIG_CHECKS and name not in own_checks:
                 _CONFIG_CHECKS[name](value)
+        _method_options(type(self).__name__, values)
         check_config = _FUNCTION_CHECKS.get(type(self).function.__name__)
         if check_config is not None:
             check_config(type(self).__name__, values)
         if self._uses_softness:
             self._init_softness(values.pop("softness"), device, dtype)
         self.config = values
+
+    # -- configuration as attributes ----------------------------------------------------------
+    def __getattr__(self, name):
+        # Configuration values read like a torch layer's attributes: ``SoftTopK(k=3).k == 3``.
+        config = self.__dict__.get("config")
+        if config is not None and name in config:
+            return config[name]
+        return super().__getattr__(name)
+
+    def __setattr__(self, name, value):
+        config = self.__dict__.get("config")
+        if config is not None and name in config:
+            # The same checks as when the layer is built, then the change takes effect.
+            trial = {**config, name: value}
+            if name in _CONFIG_CHECKS and name not in _CHECKED_BY_FUNCTION.get(type(self).function.__name__, ()):
+                _CONFIG_CHECKS[name](value)
+            if type(self).function.__name__ in _FUNCTION_CHECKS:
+                _FUNCTION_CHECKS[type(self).function.__name__](type(self).__name__, trial)
+            if name in self._bool_names:
+                check_bool(name, value)
+            _method_options(type(self).__name__, trial)
+            config[name] = value
+            if name in self.__dict__:  # return_indices is also kept as a plain attribute
+                self.__dict__[name] = value
+            return
+        super().__setattr__(name, value)
 
     # -- softness ---------------------------------------------------------------------------
     def _init_softness(self, softness, device, dtype):

@@ -12,6 +12,8 @@ __all__ = [
     "SoftRank",
     "SoftQuantile",
     "SoftArgquantile",
+    "SoftPercentile",
+    "SoftArgpercentile",
     "SoftMedian",
     "SoftArgmedian",
 ]
@@ -93,6 +95,32 @@ class SoftArgquantile(SoftModule):
     """
 
     function = F.argquantile
+    defaults = {"dim": -1}
+
+
+class SoftPercentile(SoftModule):
+    """Layer form of :func:`softtorch.percentile` (along ``dim=-1`` by default).
+
+    Example:
+        >>> import torch, softtorch
+        >>> softtorch.nn.SoftPercentile(20)(torch.tensor([-0.2, -1.0, 0.3, 1.0]))
+        tensor(-0.4501)
+    """
+
+    function = F.percentile
+    defaults = {"dim": -1}
+
+
+class SoftArgpercentile(SoftModule):
+    """Layer form of :func:`softtorch.argpercentile` (along ``dim=-1`` by default).
+
+    Example:
+        >>> import torch, softtorch
+        >>> softtorch.nn.SoftArgpercentile(20, mode="hard")(torch.tensor([-0.2, -1.0, 0.3, 1.0]))
+        tensor([0.6000, 0.4000, 0.0000, 0.0000])
+    """
+
+    function = F.argpercentile
     defaults = {"dim": -1}
 
 
