@@ -165,6 +165,19 @@ def test_c1_c2_ranks_of_the_reference():
         torch.testing.assert_close(rank(xt, 2.0, mode), torch.tensor(ranks, dtype=x.dtype), rtol=0, atol=1e-4)
 
 
+def test_regularizer_is_a_method_option():
+    """method_options={"regularizer": ...} of the operators reaches the method (values pinned above)."""
+    import softtorch as st
+
+    x = torch.tensor([-0.2, -1.0, 0.3, 1.0], dtype=torch.float64)
+    normalized = st.sort(x, softness=2.0, mode="c1", method="fast_soft_sort", method_options={"regularizer": "normalized"})
+    torch.testing.assert_close(normalized.values, torch.tensor([-0.4634, -0.1759, 0.1651, 0.6002], dtype=x.dtype), rtol=0, atol=1e-4)
+    plain = st.sort(x, softness=2.0, mode="c1", method="fast_soft_sort")
+    torch.testing.assert_close(plain.values, torch.tensor([-0.9047, -0.2646, 0.3, 1.0], dtype=x.dtype), rtol=0, atol=1e-4)
+    with pytest.raises(ValueError, match=r"method_options\['regularizer'\] must be one of 'pnorm', 'normalized', got 'l2'"):
+        st.rank(x, method="fast_soft_sort", method_options={"regularizer": "l2"})
+
+
 @pytest.mark.parametrize("fn", [sort_values, rank])
 def test_bad_regularizer(fn):
     with pytest.raises(ValueError, match="regularizer must be one of .*'pnorm'.*'normalized'.*got 'l2'"):
