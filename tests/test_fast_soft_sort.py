@@ -269,8 +269,59 @@ def test_windows_change_nothing(mode, monkeypatch):
 
 
 def _rounds_only(monkeypatch):
-    """Disable the windowed candidate of c0/smooth: every row goes through the PAV rounds."""
+    """Disable the windowed candidate of c0/smooth and the one-block rows: every row goes through
+    the PAV rounds."""
     monkeypatch.setattr(iso, "_windowed", lambda *args, **kwargs: None)
+    pooled = iso._pooled
+
+    def never(s, w, mode):
+        out, dense, ok = pooled(s, w, mode)
+        return out, dense, torch.zeros_like(ok)
+
+    monkeypatch.setattr(iso, "_pooled", never)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_one_block_rows(mode, monkeypatch):
+    """Rows pooled whole (large softness) and rows that are not, in one batch: the one-block path
+    takes the first, the rounds the others, and both agree with the rounds alone, values and
+    Jacobian."""
+    x = distinct((4, 12), gap=0.05, seed=3)
+    softness = torch.tensor([[50.0], [0.3], [50.0], [0.05]], dtype=x.dtype)
+    calls = []
+    pooled = iso._pooled
+
+    def spy(s, w, mode):
+        found = pooled(s, w, mode)
+        calls.append(found[2].tolist())
+        return found
+
+    monkeypatch.setattr(iso, "_pooled", spy)
+    for fn in (sort_values, rank):
+        calls.clear()
+        got = fn(x, softness, mode)
+        assert calls and calls[0][0] and calls[0][2] and not all(calls[0]), calls
+        cot = torch.randn(x.shape, generator=torch.Generator().manual_seed(5), dtype=x.dtype)
+        xr = x.clone().requires_grad_()
+        grad = torch.autograd.grad(fn(xr, softness, mode), xr, cot)[0]
+        with monkeypatch.context() as patch:
+            _rounds_only(patch)
+            xr = x.clone().requires_grad_()
+            expected = fn(xr, softness, mode)
+            torch.testing.assert_close(got, expected, rtol=0, atol=1e-10)
+            torch.testing.assert_close(grad, torch.autograd.grad(expected, xr, cot)[0], rtol=0, atol=1e-9)
+        torch.autograd.gradcheck(lambda a: fn(a, softness, mode), (x.clone().requires_grad_(),))
+
+
+def test_one_block_check_sees_suffixes_far_below_the_first_element():
+    """``"smooth"``: the first element e^120 above the others. Pooled with them it changes the
+    sums of exponentials of the rest by e^-120 of the first term only; the suffix check rejects
+    the one block, and the result is sequential PAV's."""
+    s = torch.tensor([[20.0, -100.0, -101.0, -102.0]], dtype=torch.float64)
+    w = torch.tensor([[0.0, -101.0, -103.0, -105.0]], dtype=torch.float64)
+    assert not iso._pooled(s, w, "smooth")[2].item()
+    v = torch.tensor(_pav("smooth", s[0].tolist(), w[0].tolist()), dtype=torch.float64)
+    torch.testing.assert_close(iso._Projection.apply(s, w, "smooth", False)[0], s[0] - v, rtol=0, atol=1e-9)
 
 
 @pytest.mark.parametrize("seed", [4, 47, 179])

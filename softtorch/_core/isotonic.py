@@ -581,7 +581,8 @@ def _first_block_values(s: torch.Tensor, w: torch.Tensor, mode: str, width: int)
 
 
 class _Dense(NamedTuple):
-    """The solution of every row of a batch as block ids and the pieces of ``final`` (the rounds)."""
+    """The solution of every row of a batch as block ids and the pieces of ``final`` (the rounds;
+    block ids of shape ``(R, 1)``: every row is one block)."""
 
     bid: torch.Tensor
     direct: torch.Tensor | None
@@ -593,7 +594,10 @@ class _Dense(NamedTuple):
         """``(grad_s, grad_w)`` for the cotangent ``g`` of the outputs (block by block, see the
         module documentation)."""
         terms = g if self.weight is None else self.weight * g
-        U = terms.new_zeros(terms.shape).scatter_add_(1, self.bid, terms).gather(1, self.bid)  # block sums
+        if self.bid.shape[-1] == 1 < terms.shape[-1]:  # every row one block
+            U = terms.sum(-1, keepdim=True)
+        else:
+            U = terms.new_zeros(terms.shape).scatter_add_(1, self.bid, terms).gather(1, self.bid)  # block sums
         grad_s = (g if self.direct is None else self.direct * g) - self.alpha * U if needs_s else None
         return grad_s, (self.beta * U if needs_w else None)
 
@@ -740,22 +744,90 @@ def _windowed(s: torch.Tensor, w: torch.Tensor, mode: str, ties: bool = False):
     return _patched(w, to, out.to(s.dtype)), solution, failed
 
 
+def _pooled(s: torch.Tensor, w: torch.Tensor, mode: str):
+    r"""Every ``(R, n)`` row as one block: its outputs, the dense solution, and which rows it solves.
+
+    The one-block candidate, of value :math:`\gamma`, is the solution iff
+    :math:`D_i = \sum_{t \le i} \phi(s_t - \gamma) - w_t \le 0` for every ``i`` (the optimality
+    conditions of :func:`_windowed` with no step), checked in float64 with a tolerance of a few
+    roundings per element. As :math:`D_n = 0`, that is: every suffix ``i + 1, ...`` has a value of
+    its own at least :math:`\gamma`; ``"smooth"`` checks it in that form, with suffix sums of
+    exponentials in units of the smallest one, which sees a suffix however far below the row's
+    first element it lies (prefix sums in units of the first one would not). Strong softness pools whole rows (every row of a sort or
+    rank of standardized normal scores at softness 2), and then this is all the work.
+    """
+    rows, n = s.shape
+    s64, w64 = s.double(), w.double()
+    rounding = _CHECK_ROUNDINGS * torch.finfo(torch.float64).eps * n
+    if mode in ("c0", "smooth"):  # closed form; the block sums are row sums
+        if mode == "c0":
+            ls, lw = s64.sum(-1, keepdim=True) / n, w64.sum(-1, keepdim=True) / n
+        else:
+            ls, lw = torch.logsumexp(s64, -1, keepdim=True), torch.logsumexp(w64, -1, keepdim=True)
+        out = s64 - ls + lw  # s - gamma
+        direct = weight = None
+    else:
+        start = torch.zeros((rows, n), dtype=torch.bool, device=s.device)
+        start[:, 0] = True
+        blk = _Blocks(start, torch.float64)
+        reg = _REGULARIZERS[mode]
+        out, direct, weight, alpha, beta = reg.final(s64, w64, blk, reg.values(s64, w64, blk)[1])
+    if mode == "smooth":
+        # Suffix sums in units of e^(w_(n - 1)), the smallest term of w: sums of positive terms,
+        # each exact to n roundings of itself, however small next to the first element.
+        low = w64[:, -1:]
+        a, b = torch.exp(out - low).flip(-1).cumsum(-1), torch.exp(w64 - low).flip(-1).cumsum(-1)
+        a, b = a[:, :-1], b[:, :-1]  # the suffixes from 1, ..., n - 1 (reversed)
+        ok = ((a - b) >= -rounding * (a + b)).all(-1)
+        ok = ok & (torch.maximum(out[:, 0], w64[:, 0]) - low[:, 0] <= _EXP_RANGE)  # no overflow
+    else:
+        D = (out - w64).cumsum(-1)[:, :-1]
+        scale = out.abs().amax(-1) + w64.abs().amax(-1) + 1
+        ok = (D <= (rounding * scale).unsqueeze(-1)).all(-1)
+    if mode == "c0":
+        alpha = beta = torch.full((1, 1), 1.0 / n, dtype=s.dtype, device=s.device).expand(rows, n)
+    elif mode == "smooth":
+        alpha, beta = torch.exp(s64 - ls), torch.exp(w64 - lw)  # the softmaxes of the row
+    pieces = [None if p is None else p.to(s.dtype) for p in (direct, weight, alpha, beta)]
+    # Block ids of shape (R, 1): every row is one block (see _Dense).
+    return out.to(s.dtype), _Dense(torch.zeros((rows, 1), dtype=torch.long, device=s.device), *pieces), ok
+
+
 def _isotonic(s: torch.Tensor, w: torch.Tensor, mode: str, ties: bool = False):
     """Decreasing isotonic solution of ``(R, n)`` rows: the outputs ``phi(s - v)``, the sparse
-    solution (None if not used), the rows it failed and the dense solution of those rows (all
-    rows when there is no sparse one; None when none failed). Windows first for ``"c0"`` and
-    ``"smooth"``, rounds for the rest and the rows they miss."""
+    solution (None if not used) and the dense parts ``[(rows, _Dense)]`` that replace it on their
+    rows (``rows`` None: all of them). Windows first for ``"c0"`` and ``"smooth"``, then whole
+    rows as one block, rounds for the rows both miss."""
     found = _windowed(s, w, mode, ties=ties) if mode in ("c0", "smooth") else None
     if found is None:
-        bid, (out, *pieces) = _rounds(s, w, mode, ties)
-        return out, None, None, _Dense(bid, *pieces)
-    out, sparse, failed = found
-    dense = None
-    if failed.numel():
-        bid, (sub_out, *pieces) = _rounds(s[failed], w[failed], mode, ties)
-        out[failed] = sub_out
-        dense = _Dense(bid, *pieces)
-    return out, sparse, failed, dense
+        out, sparse, rest = None, None, None
+    else:
+        out, sparse, rest = found
+        if not rest.numel():
+            return out, sparse, []
+    sub_s, sub_w = (s, w) if rest is None else (s[rest], w[rest])
+    pooled_out, pooled, ok = _pooled(sub_s, sub_w, mode)
+    missed = (~ok).nonzero().squeeze(-1)  # one host synchronization
+    if not missed.numel():
+        if rest is None:
+            return pooled_out, None, [(None, pooled)]
+        out[rest] = pooled_out
+        return out, sparse, [(rest, pooled)]
+    bid, (rounds_out, *pieces) = _rounds(sub_s[missed], sub_w[missed], mode, ties)
+    rounds = _Dense(bid, *pieces)
+    if missed.numel() == sub_s.shape[0]:  # no row is one block
+        if rest is None:
+            return rounds_out, None, [(None, rounds)]
+        out[rest] = rounds_out
+        return out, sparse, [(rest, rounds)]
+    solved = ok.nonzero().squeeze(-1)
+    pooled = _Dense(*(None if p is None else p[solved] for p in pooled))
+    rows_ok, rows_missed = (solved, missed) if rest is None else (rest[solved], rest[missed])
+    if out is None:
+        out = torch.empty_like(s)
+    out[rows_ok] = pooled_out[solved]
+    out[rows_missed] = rounds_out
+    return out, sparse, [(rows_ok, pooled), (rows_missed, rounds)]
 
 
 class _Projection(torch.autograd.Function):
@@ -763,28 +835,41 @@ class _Projection(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, s, w, mode, ties):
-        out, sparse, failed, dense = _isotonic(s, w, mode, ties)
-        ctx.has_sparse, ctx.has_dense = sparse is not None, dense is not None
-        ctx.save_for_backward(failed, *(sparse or ()), *(dense or ()))
+        out, sparse, parts = _isotonic(s, w, mode, ties)
+        ctx.has_sparse = sparse is not None
+        ctx.layout = [(rows is not None, dense.direct is not None, dense.weight is not None) for rows, dense in parts]
+        saved = list(sparse or ())
+        for rows, dense in parts:
+            saved += [t for t in (rows, *dense) if t is not None]
+        ctx.save_for_backward(*saved)
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g):
-        failed, *saved = ctx.saved_tensors
-        sparse = _Sparse(*saved[:5]) if ctx.has_sparse else None
-        dense = _Dense(*saved[-5:]) if ctx.has_dense else None
+        saved = list(ctx.saved_tensors)
         needs = ctx.needs_input_grad[:2]
         g = g.contiguous()
-        if sparse is None:
-            return *dense.vjp(g, *needs), None, None
-        grad_s, grad_w = sparse.vjp(g, *needs)
-        if dense is not None:  # the rows the windows failed
-            sub_s, sub_w = dense.vjp(g[failed], *needs)
+        if ctx.has_sparse:
+            grad_s, grad_w = _Sparse(*saved[:5]).vjp(g, *needs)
+            saved = saved[5:]
+        else:
+            grad_s = torch.zeros_like(g) if needs[0] else None
+            grad_w = torch.zeros_like(g) if needs[1] else None
+        for has_rows, has_direct, has_weight in ctx.layout:
+            rows = saved.pop(0) if has_rows else None
+            bid = saved.pop(0)
+            direct = saved.pop(0) if has_direct else None
+            weight = saved.pop(0) if has_weight else None
+            dense = _Dense(bid, direct, weight, saved.pop(0), saved.pop(0))
+            if rows is None:  # every row
+                grad_s, grad_w = dense.vjp(g, *needs)
+                continue
+            sub_s, sub_w = dense.vjp(g[rows], *needs)
             if grad_s is not None:
-                grad_s[failed] = sub_s
+                grad_s[rows] = sub_s
             if grad_w is not None:
-                grad_w[failed] = sub_w
+                grad_w[rows] = sub_w
         return grad_s, grad_w, None, None
 
 
