@@ -41,7 +41,9 @@ _PHI = {"c0": lambda u: u, "c1": lambda u: u * abs(u), "c2": lambda u: u**3}
 def _block_value(mode, s, w):
     """Root of sum phi(s_i - g) = sum w_i by bisection (smooth: log-sum-exp difference)."""
     if mode == "smooth":
-        return math.log(sum(math.exp(v) for v in s)) - math.log(sum(math.exp(v) for v in w))
+        top_s, top_w = max(s), max(w)
+        lse_s = top_s + math.log(sum(math.exp(v - top_s) for v in s))
+        return lse_s - top_w - math.log(sum(math.exp(v - top_w) for v in w))
     target, phi = sum(w), _PHI[mode]
     lo, hi = min(s) - abs(target) - 10, max(s) + abs(target) + 10
     for _ in range(200):
@@ -657,3 +659,21 @@ def test_rank_and_sort_agree_on_order():
         # the element with the smallest soft rank is the smallest value
         assert torch.equal(ranks.argmin(-1), x.argmin(-1))
         assert torch.equal(values.argmin(-1), torch.zeros(4, dtype=torch.long))
+
+
+def test_rounds_smooth_over_a_huge_exponent_range(monkeypatch):
+    """``"smooth"`` rounds whose leftward windows span more than float64's exponent range: those
+    rows take the sequential log-cumsum-exp, and the result is sequential PAV's."""
+    _rounds_only(monkeypatch)
+    calls = []
+    lcse = torch.logcumsumexp
+    monkeypatch.setattr(torch, "logcumsumexp", lambda *a, **k: calls.append(1) or lcse(*a, **k))
+    g = torch.Generator().manual_seed(11)
+    for _ in range(4):
+        s = (torch.randn(2, 12, generator=g, dtype=torch.float64) * 600).sort(-1, descending=True).values
+        w = (torch.randn(2, 12, generator=g, dtype=torch.float64) * 600).sort(-1, descending=True).values
+        got = iso._Projection.apply(s, w, "smooth", False)
+        for r in range(2):
+            v = torch.tensor(_pav("smooth", s[r].tolist(), w[r].tolist()), dtype=torch.float64)
+            torch.testing.assert_close(got[r], s[r] - v, rtol=0, atol=1e-9)
+    assert calls, "no window needed the sequential log-cumsum-exp"

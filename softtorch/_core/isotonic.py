@@ -324,13 +324,24 @@ def _union_lse(win: _Window, terms: torch.Tensor) -> torch.Tensor:
     Going right, every member's elements are at most the anchor's largest, so no term exceeds the
     anchor's by more than ``log(n)``: shifted by the anchor's term the cumsum neither overflows nor
     loses the anchor (terms that underflow are below ``1e-38`` of it). Going left the largest term
-    moves with the window, so those rows use the (slower) sequential ``logcumsumexp``.
+    moves with the window: those rows are shifted by their largest term and summed in float64,
+    exact while every partial sum stays above ``1e-280`` of it (a range of 640 in the terms); the
+    rare rows beyond take the (several times slower) sequential ``logcumsumexp``.
     """
     count = win.count
     right = terms[:count]
     ref = right[:, :1]
     right = torch.log(torch.exp(right - ref).cumsum(-1)) + ref
-    return torch.cat((right, torch.logcumsumexp(terms[count:], -1)))
+    left = terms[count:].double()
+    top = left.nan_to_num(nan=-math.inf).amax(-1, keepdim=True)
+    top = top.nan_to_num(neginf=0.0)  # an all-NaN window stays NaN
+    sums = torch.exp(left - top).cumsum(-1)
+    left = torch.log(sums) + top
+    far = (sums < 1e-280).any(-1)  # NaN padding compares False
+    if bool(far.any()):  # a host synchronization, in the rounds only
+        rows = far.nonzero().squeeze(-1)
+        left[rows] = torch.logcumsumexp(terms[count:][rows].double(), -1)
+    return torch.cat((right, left.to(terms.dtype)))
 
 
 class _Power:
@@ -805,7 +816,7 @@ def _isotonic(s: torch.Tensor, w: torch.Tensor, mode: str, ties: bool = False):
         out, sparse, rest = found
         if not rest.numel():
             return out, sparse, []
-    sub_s, sub_w = (s, w) if rest is None else (s[rest], w[rest])
+    sub_s, sub_w = (s, w) if rest is None else (s.index_select(0, rest), w.index_select(0, rest))
     pooled_out, pooled, ok = _pooled(sub_s, sub_w, mode)
     missed = (~ok).nonzero().squeeze(-1)  # one host synchronization
     if not missed.numel():
@@ -813,9 +824,12 @@ def _isotonic(s: torch.Tensor, w: torch.Tensor, mode: str, ties: bool = False):
             return pooled_out, None, [(None, pooled)]
         out[rest] = pooled_out
         return out, sparse, [(rest, pooled)]
-    bid, (rounds_out, *pieces) = _rounds(sub_s[missed], sub_w[missed], mode, ties)
-    rounds = _Dense(bid, *pieces)
     if missed.numel() == sub_s.shape[0]:  # no row is one block
+        bid, (rounds_out, *pieces) = _rounds(sub_s, sub_w, mode, ties)
+    else:
+        bid, (rounds_out, *pieces) = _rounds(sub_s.index_select(0, missed), sub_w.index_select(0, missed), mode, ties)
+    rounds = _Dense(bid, *pieces)
+    if missed.numel() == sub_s.shape[0]:
         if rest is None:
             return rounds_out, None, [(None, rounds)]
         out[rest] = rounds_out
