@@ -79,8 +79,14 @@ dense for useful windows go to the rounds below. For sparse pooling (every row o
 this costs a few batch-wide operations, work on the clusters only and four host
 synchronizations (the violations, the clusters, their longest length, the failed rows).
 
+Rows the windows do not settle (all rows of ``"c1"``/``"c2"``) are then tried as one block each
+(:func:`_pooled`): the whole-row value in closed form and the optimality conditions as one
+running sum. Strong softness pools whole rows (every row of a sort or rank of standardized
+normal scores at softness 2, at every size measured), and then this is all the work: a dozen
+batch-wide operations, one host synchronization.
+
 Pool-adjacent-violators runs as rounds over the whole ``(rows, n)`` batch at
-once: a round computes the value of every current block (segment sums by ``scatter_add``) and
+once for the rest: a round computes the value of every current block (segment sums by ``scatter_add``) and
 merges every adjacent pair of blocks that violates the order. Any such pair belongs to one block
 of the solution (a suffix of a solution block has a value at least the block's, a prefix at
 most), whatever the other merges, so all of them merge at once. When violations are sparse, each
@@ -96,6 +102,32 @@ work and :math:`O(n)` memory per row; the stopping test is one host synchronizat
 
 Either way the backward is the closed-form vector-Jacobian product above: two segment sums over
 the final block ids, whatever the rounds were.
+
+**Designs measured** (fwd + bwd of the projection alone, float32, 1 thread, this 2-core machine
+while other jobs ran: ratios of runs side by side, not absolute times). The rounds are few (2 to
+5 on 64 x 1000, 256 x 100 and 1 x 10000 at softness 0.1 to 2), so their cost is the ~100
+operations of each round (segment sums, window gathers), not the number of merges. Pooling at
+softness 2 is total (one block per row); at 0.5 a rank of 64 x 1000 has ~360 blocks per row, the
+longest ~130 (79% of the elements pooled), a sort ~840 blocks, the longest 62 (387 at n = 10000).
+
+* The one-block path: 1.4 ms against 9 to 29 ms for the rounds on 64 x 1000 at softness 2
+  (0.4 against 8.6 ms at 1 x 10000, 0.75 against 11.5 ms at 256 x 100). Its ``"smooth"`` check
+  first used suffix ``logcumsumexp``, 1.5 ms per call on 64 x 1000 where ``exp`` takes 10 to
+  25 us and ``cumsum`` 30 us: it uses suffix sums of exponentials instead, and the rounds' leftward
+  windows do too (``logcumsumexp`` only for rows beyond float64's exponent range).
+* The min-max formula :math:`v_i = \min_{j \le i} \max_{k \ge i} \gamma_{j..k}` over all pairs
+  (prefix sums, a reversed ``cummax``, a ``cummin``): a bounded ~10 passes for any input, but of
+  :math:`n^2` entries per row, 2.6 M per pass at 256 x 100; kept only in windows of ``K``.
+* Parallel hull merging (the L2 solution is the slope of the least concave majorant of the
+  prefix sums; merge the hulls of halves by bridges, found by nested binary searches):
+  :math:`O(\log^2 n)` passes of ~8 operations, ~800 at n = 1000, more than the rounds' ~400;
+  not implemented. The threshold characterization (:math:`v_i > \lambda` iff ``i`` precedes the
+  largest minimizer of the prefix sums of :math:`w - \phi(s - \lambda)`) splits rows into
+  independent parts, but a grid of ``G`` thresholds costs :math:`G` passes of ``n`` per row and
+  has no bound on the depth: not implemented.
+
+The middle regime (softness ~0.5, blocks of tens to hundreds of elements) still takes the rounds;
+there softtorch stays slower than a sequential C++ PAV.
 
 .. seealso::
     M. Blondel, O. Teboul, Q. Berthet, J. Djolonga, "Fast Differentiable Sorting and Ranking",
