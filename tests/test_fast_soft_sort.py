@@ -105,6 +105,14 @@ def reference_rank(x, softness, mode, descending=True, regularizer="pnorm"):
     return [1 + scale * v for v in _project(mode, z, [j / scale for j in range(n)], regularizer)]
 
 
+@pytest.fixture(autouse=True)
+def _no_minmax(request, monkeypatch):
+    """Small c0/smooth batches take the min-max formula; these tests are about the other paths
+    (windows, one block, rounds) on small inputs, so it is off unless a test asks for it."""
+    if "minmax" not in request.node.name:
+        monkeypatch.setattr(iso, "_MINMAX_CELLS", 0)
+
+
 # --- smoke and exceptions ----------------------------------------------------------------------
 
 
@@ -677,3 +685,48 @@ def test_rounds_smooth_over_a_huge_exponent_range(monkeypatch):
             v = torch.tensor(_pav("smooth", s[r].tolist(), w[r].tolist()), dtype=torch.float64)
             torch.testing.assert_close(got[r], s[r] - v, rtol=0, atol=1e-9)
     assert calls, "no window needed the sequential log-cumsum-exp"
+
+
+# --- the min-max formula of small batches -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["c0", "smooth"])
+@pytest.mark.parametrize("descending", [False, True])
+def test_minmax_matches_sequential_pav(mode, descending):
+    g = torch.Generator().manual_seed(13)
+    for trial in range(12):
+        n = int(torch.randint(1, 40, (), generator=g))
+        x = torch.rand(n, generator=g, dtype=torch.float64)
+        if trial % 4 == 0:
+            x = (x * 4).round() / 4  # ties
+        softness = float(10 ** (torch.rand((), generator=g) * 3 - 1.5))
+        expected = torch.tensor(reference_sort(x.tolist(), softness, mode, descending), dtype=x.dtype)
+        torch.testing.assert_close(sort_values(x, softness, mode, descending), expected, rtol=0, atol=1e-10)
+        expected = torch.tensor(reference_rank(x.tolist(), softness, mode, descending), dtype=x.dtype)
+        torch.testing.assert_close(rank(x, softness, mode, descending), expected, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("mode", ["c0", "smooth"])
+def test_minmax_is_used_and_agrees_with_rounds(mode, monkeypatch):
+    """A batch small enough for the min-max formula: it is taken, and values and Jacobian agree
+    with the rounds alone; gradcheck."""
+    x = torch.rand(3, 20, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    calls = []
+    minmax = iso._minmax
+    monkeypatch.setattr(iso, "_minmax", lambda *a: calls.append(1) or minmax(*a))
+    cot = torch.randn(x.shape, generator=torch.Generator().manual_seed(5), dtype=x.dtype)
+    for fn in (sort_values, rank):
+        for softness in (0.05, 0.5, 5.0):
+            calls.clear()
+            xr = x.clone().requires_grad_()
+            got = fn(xr, softness, mode)
+            grad = torch.autograd.grad(got, xr, cot)[0]
+            assert calls
+            with monkeypatch.context() as patch:
+                patch.setattr(iso, "_MINMAX_CELLS", 0)
+                _rounds_only(patch)
+                xr = x.clone().requires_grad_()
+                expected = fn(xr, softness, mode)
+                torch.testing.assert_close(got, expected, rtol=0, atol=1e-10)
+                torch.testing.assert_close(grad, torch.autograd.grad(expected, xr, cot)[0], rtol=0, atol=1e-9)
+            torch.autograd.gradcheck(lambda a: fn(a, softness, mode), (x.clone().requires_grad_(),))

@@ -558,6 +558,8 @@ _CLUSTER_CELLS = 4
 _EXP_RANGE = 700.0  # float64: clusters are solved in float64
 #: Batches of at least this many float32 elements are sorted by radix sort on CPU.
 _RADIX_MIN = 2**15
+#: Batches of at most this many (rows x n x n) entries are solved by the min-max formula.
+_MINMAX_CELLS = 2**16
 
 
 def _rounds(s: torch.Tensor, w: torch.Tensor, mode: str, ties: bool = False):
@@ -787,6 +789,40 @@ def _windowed(s: torch.Tensor, w: torch.Tensor, mode: str, ties: bool = False):
     return _patched(w, to, out.to(s.dtype)), solution, failed
 
 
+def _minmax(s: torch.Tensor, w: torch.Tensor, mode: str) -> tuple[torch.Tensor, _Dense]:
+    r"""Exact solution of small ``(R, n)`` batches, ``"c0"`` and ``"smooth"``, by the min-max formula
+
+    .. math::
+        v_i = \min_{j \le i} \max_{k \ge i} \gamma_{j..k}
+
+    over every pair ``j <= k`` at once (``R n^2`` entries, in float64): block values from in-row
+    prefix sums (``"smooth"``: the sums of :math:`e^{s_k - s_j}` and :math:`e^{w_k - w_j}` along
+    each row ``j``, positive terms at most 1), a reversed ``cummax`` over ``k`` and a ``cummin``
+    over ``j``. A bounded number of passes whatever the pooling; the blocks are the runs of equal
+    ``v`` and the outputs and Jacobian pieces come from them as in the rounds.
+    """
+    rows, n = s.shape
+    s64, w64 = s.double(), w.double()
+    upper = torch.ones((n, n), dtype=torch.bool, device=s.device).triu()  # [j, k]: k >= j
+    if mode == "c0":
+        prefix = torch.nn.functional.pad((s64 - w64).cumsum(-1), (1, 0))
+        size = torch.arange(n, device=s.device).unsqueeze(-1) - torch.arange(n, device=s.device) + 1  # k - j + 1
+        gamma = (prefix[:, None, 1:] - prefix[:, :-1, None]) / size.T.clamp_min(1)
+    else:
+        ls = torch.exp((s64[:, None, :] - s64[:, :, None]).masked_fill(~upper, -math.inf)).cumsum(-1)
+        lw = torch.exp((w64[:, None, :] - w64[:, :, None]).masked_fill(~upper, -math.inf)).cumsum(-1)
+        gamma = torch.log(ls / lw) + (s64 - w64).unsqueeze(-1)
+    gamma = gamma.masked_fill(~upper, -math.inf)
+    best = gamma.flip(-1).cummax(-1).values.flip(-1)  # [j, i]: max over k >= i
+    best = best.masked_fill(~upper, math.inf).cummin(-2).values  # [j, i]: min over j' <= j
+    v = best.diagonal(dim1=-2, dim2=-1)  # j = i
+    start = torch.cat((v.new_ones((rows, 1), dtype=torch.bool), v[:, 1:] < v[:, :-1]), -1)
+    blk = _Blocks(start, s.dtype)
+    reg = _REGULARIZERS[mode]
+    out, *pieces = reg.final(s, w, blk, reg.values(s, w, blk)[1])
+    return out, _Dense(blk.bid, *pieces)
+
+
 def _pooled(s: torch.Tensor, w: torch.Tensor, mode: str):
     r"""Every ``(R, n)`` row as one block: its outputs, the dense solution, and which rows it solves.
 
@@ -839,8 +875,12 @@ def _pooled(s: torch.Tensor, w: torch.Tensor, mode: str):
 def _isotonic(s: torch.Tensor, w: torch.Tensor, mode: str, ties: bool = False):
     """Decreasing isotonic solution of ``(R, n)`` rows: the outputs ``phi(s - v)``, the sparse
     solution (None if not used) and the dense parts ``[(rows, _Dense)]`` that replace it on their
-    rows (``rows`` None: all of them). Windows first for ``"c0"`` and ``"smooth"``, then whole
-    rows as one block, rounds for the rows both miss."""
+    rows (``rows`` None: all of them). Small ``"c0"``/``"smooth"`` batches by the min-max formula;
+    otherwise windows first for those modes, then whole rows as one block, rounds for the rows
+    both miss."""
+    if mode in ("c0", "smooth") and s.shape[0] * s.shape[1] ** 2 <= _MINMAX_CELLS:
+        out, dense = _minmax(s, w, mode)
+        return out, None, [(None, dense)]
     found = _windowed(s, w, mode, ties=ties) if mode in ("c0", "smooth") else None
     if found is None:
         out, sparse, rest = None, None, None
