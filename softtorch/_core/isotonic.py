@@ -889,7 +889,15 @@ def _isotonic(s: torch.Tensor, w: torch.Tensor, mode: str, ties: bool = False):
         if not rest.numel():
             return out, sparse, []
     sub_s, sub_w = (s, w) if rest is None else (s.index_select(0, rest), w.index_select(0, rest))
-    pooled_out, pooled, ok = _pooled(sub_s, sub_w, mode)
+    # A row is one block only if its first singleton value is at most its last (the row's value
+    # lies between them): most rows of moderate softness fail this, and skip the one-block check.
+    ends = _REGULARIZERS[mode].singletons(sub_s[:, [0, -1]], sub_w[:, [0, -1]])[0]
+    candidate = ends[:, 0] <= ends[:, 1]
+    if bool(candidate.any()):  # one host synchronization
+        pooled_out, pooled, ok = _pooled(sub_s, sub_w, mode)
+        ok = ok & candidate
+    else:
+        ok = candidate
     missed = (~ok).nonzero().squeeze(-1)  # one host synchronization
     if not missed.numel():
         if rest is None:
