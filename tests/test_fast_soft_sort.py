@@ -698,26 +698,29 @@ def test_rounds_smooth_over_a_huge_exponent_range(monkeypatch):
 
 @pytest.mark.parametrize("mode", ["c0", "smooth"])
 @pytest.mark.parametrize("descending", [False, True])
-def test_minmax_matches_sequential_pav(mode, descending):
+def test_minmax_matches_sequential_pav(mode, descending, monkeypatch):
+    _rounds_only(monkeypatch)  # the min-max formula takes what windows and one block would
     _check_against_pav(mode, descending, seed=13, longest=40)
 
 
 @pytest.mark.parametrize("mode", ["c0", "smooth"])
 def test_minmax_is_used_and_agrees_with_rounds(mode, monkeypatch):
-    """A batch small enough for the min-max formula: it is taken, and values and Jacobian agree
-    with the rounds alone; gradcheck."""
+    """A batch small enough for the min-max formula, that the windows and one block miss: the
+    formula takes it, and values and Jacobian agree with the rounds; gradcheck."""
     x = torch.rand(3, 20, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-    calls = []
-    minmax = iso._minmax
-    monkeypatch.setattr(iso, "_minmax", lambda *a: calls.append(1) or minmax(*a))
     cot = torch.randn(x.shape, generator=torch.Generator().manual_seed(5), dtype=x.dtype)
+    minmax = iso._minmax
     for fn in (sort_values, rank):
         for softness in (0.05, 0.5, 5.0):
-            calls.clear()
-            xr = x.clone().requires_grad_()
-            got = fn(xr, softness, mode)
-            grad = torch.autograd.grad(got, xr, cot)[0]
-            assert calls
+            calls = []
+            with monkeypatch.context() as patch:
+                _rounds_only(patch)
+                patch.setattr(iso, "_minmax", lambda *a: calls.append(1) or minmax(*a))
+                xr = x.clone().requires_grad_()
+                got = fn(xr, softness, mode)
+                grad = torch.autograd.grad(got, xr, cot)[0]
+                assert calls
+                torch.autograd.gradcheck(lambda a: fn(a, softness, mode), (x.clone().requires_grad_(),))
             with monkeypatch.context() as patch:
                 patch.setattr(iso, "_MINMAX_CELLS", 0)
                 _rounds_only(patch)
@@ -725,4 +728,3 @@ def test_minmax_is_used_and_agrees_with_rounds(mode, monkeypatch):
                 expected = fn(xr, softness, mode)
                 torch.testing.assert_close(got, expected, rtol=0, atol=1e-10)
                 torch.testing.assert_close(grad, torch.autograd.grad(expected, xr, cot)[0], rtol=0, atol=1e-9)
-            torch.autograd.gradcheck(lambda a: fn(a, softness, mode), (x.clone().requires_grad_(),))
