@@ -9,6 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as hst
 
+from softtorch._core import isotonic as iso
 from softtorch.methods import fast_soft_sort as fss
 from softtorch.methods.fast_soft_sort import rank, sort_values
 
@@ -40,7 +41,9 @@ _PHI = {"c0": lambda u: u, "c1": lambda u: u * abs(u), "c2": lambda u: u**3}
 def _block_value(mode, s, w):
     """Root of sum phi(s_i - g) = sum w_i by bisection (smooth: log-sum-exp difference)."""
     if mode == "smooth":
-        return math.log(sum(math.exp(v) for v in s)) - math.log(sum(math.exp(v) for v in w))
+        top_s, top_w = max(s), max(w)
+        lse_s = top_s + math.log(sum(math.exp(v - top_s) for v in s))
+        return lse_s - top_w - math.log(sum(math.exp(v - top_w) for v in w))
     target, phi = sum(w), _PHI[mode]
     lo, hi = min(s) - abs(target) - 10, max(s) + abs(target) + 10
     for _ in range(200):
@@ -67,10 +70,10 @@ def _pav(mode, s, w):
     return v
 
 
-def _project(mode, z, w):
-    """P(z, w) of the module docstring, for lists, with the c1/c2 normalization of w."""
+def _project(mode, z, w, regularizer="pnorm"):
+    """P(z, w) of the module docstring, for lists (c1/c2 "normalized": with the normalization of w)."""
     low, width, scale = 0.0, 1.0, 1.0
-    if mode in ("c1", "c2"):
+    if mode in ("c1", "c2") and regularizer == "normalized":
         low = min(w)
         width = (max(w) - low) or 1.0
         scale = (0.5 if mode == "c1" else 1 / 3) / width
@@ -85,25 +88,36 @@ def _project(mode, z, w):
     return out
 
 
-def reference_sort(x, softness, mode, descending=False):
+def reference_sort(x, softness, mode, descending=False, regularizer="pnorm"):
     n = len(x)
     a = [j / max(n - 1, 1) for j in range(n)]
-    values = sorted(_project(mode, [v / softness for v in a], x))
+    values = sorted(_project(mode, [v / softness for v in a], x, regularizer))
     return values[::-1] if descending else values
 
 
-def reference_rank(x, softness, mode, descending=True):
+def reference_rank(x, softness, mode, descending=True, regularizer="pnorm"):
+    """1 + (n - 1) P(z, a); the plain p-norm takes the slots (j + 1) / (n - 1) and no 1 + (as 0.1.1)."""
     n = len(x)
-    a = [j / max(n - 1, 1) for j in range(n)]
+    scale = max(n - 1, 1)
     z = [(-v if descending else v) / softness for v in x]
-    return [1 + (n - 1) * v for v in _project(mode, z, a)]
+    if mode in ("c1", "c2") and regularizer == "pnorm":
+        return [scale * v for v in _project(mode, z, [(j + 1) / scale for j in range(n)], regularizer)]
+    return [1 + scale * v for v in _project(mode, z, [j / scale for j in range(n)], regularizer)]
+
+
+@pytest.fixture(autouse=True)
+def _no_minmax(request, monkeypatch):
+    """Small c0/smooth batches take the min-max formula; these tests are about the other paths
+    (windows, one block, rounds) on small inputs, so it is off unless a test asks for it."""
+    if "minmax" not in request.node.name:
+        monkeypatch.setattr(iso, "_MINMAX_CELLS", 0)
 
 
 # --- smoke and exceptions ----------------------------------------------------------------------
 
 
 def test_public_names():
-    assert fss.__all__ == ["sort_values", "rank"]
+    assert fss.__all__ == ["sort_values", "rank", "OPTIONS", "REGULARIZERS"]
 
 
 @pytest.mark.parametrize("fn", [sort_values, rank])
@@ -132,20 +146,52 @@ def test_seed_readme_figure():
 
 
 def test_figure_other_modes():
-    """Pinned values of the other modes on the README input (softness 2.0 and 0.5)."""
+    """Pinned values of the other modes on the README input (softness 2.0 and 0.5); c1/c2 with the
+    default regularizer are softtorch 0.1.1's values, with "normalized" the library's own."""
     x = torch.tensor([-0.2, -1.0, 0.3, 1.0], dtype=torch.float64)
     xt, back = squashed(x)
     expected = {
-        ("c0", 2.0): [-0.7708, -0.2162, 0.2746, 0.8316],
-        ("c1", 2.0): [-0.4634, -0.1759, 0.1651, 0.6002],
-        ("c2", 2.0): [-0.4026, -0.1580, 0.1441, 0.5408],
-        ("c0", 0.5): [-1.0, -0.2, 0.3, 1.0],
-        ("c1", 0.5): [-0.9919, -0.2053, 0.3, 1.0],
-        ("c2", 0.5): [-0.9067, -0.2633, 0.3, 1.0],
+        ("c0", 2.0, "pnorm"): [-0.7708, -0.2162, 0.2746, 0.8316],
+        ("c1", 2.0, "pnorm"): [-0.9047, -0.2646, 0.3, 1.0],
+        ("c2", 2.0, "pnorm"): [-0.9928, -0.2047, 0.3, 1.0],
+        ("c1", 2.0, "normalized"): [-0.4634, -0.1759, 0.1651, 0.6002],
+        ("c2", 2.0, "normalized"): [-0.4026, -0.1580, 0.1441, 0.5408],
+        ("c0", 0.5, "pnorm"): [-1.0, -0.2, 0.3, 1.0],
+        ("c1", 0.5, "pnorm"): [-1.0, -0.2, 0.3, 1.0],
+        ("c1", 0.5, "normalized"): [-0.9919, -0.2053, 0.3, 1.0],
+        ("c2", 0.5, "normalized"): [-0.9067, -0.2633, 0.3, 1.0],
     }
-    for (mode, softness), values in expected.items():
-        got = back(sort_values(xt, softness, mode))
+    for (mode, softness, regularizer), values in expected.items():
+        got = back(sort_values(xt, softness, mode, regularizer=regularizer))
         torch.testing.assert_close(got, torch.tensor(values, dtype=x.dtype), rtol=0, atol=1e-4)
+
+
+def test_c1_c2_ranks_of_the_reference():
+    """softtorch 0.1.1's c1/c2 ranks on the README input at softness 2.0 (recorded from it)."""
+    x = torch.tensor([-0.2, -1.0, 0.3, 1.0], dtype=torch.float64)
+    xt, _ = squashed(x)
+    expected = {"c1": [2.6805, 3.3613, 2.2209, 1.7373], "c2": [2.7146, 3.7843, 2.0611, 1.44]}
+    for mode, ranks in expected.items():
+        torch.testing.assert_close(rank(xt, 2.0, mode), torch.tensor(ranks, dtype=x.dtype), rtol=0, atol=1e-4)
+
+
+def test_regularizer_is_a_method_option():
+    """method_options={"regularizer": ...} of the operators reaches the method (values pinned above)."""
+    import softtorch as st
+
+    x = torch.tensor([-0.2, -1.0, 0.3, 1.0], dtype=torch.float64)
+    normalized = st.sort(x, softness=2.0, mode="c1", method="fast_soft_sort", method_options={"regularizer": "normalized"})
+    torch.testing.assert_close(normalized.values, torch.tensor([-0.4634, -0.1759, 0.1651, 0.6002], dtype=x.dtype), rtol=0, atol=1e-4)
+    plain = st.sort(x, softness=2.0, mode="c1", method="fast_soft_sort")
+    torch.testing.assert_close(plain.values, torch.tensor([-0.9047, -0.2646, 0.3, 1.0], dtype=x.dtype), rtol=0, atol=1e-4)
+    with pytest.raises(ValueError, match=r"method_options\['regularizer'\] must be one of 'pnorm', 'normalized', got 'l2'"):
+        st.rank(x, method="fast_soft_sort", method_options={"regularizer": "l2"})
+
+
+@pytest.mark.parametrize("fn", [sort_values, rank])
+def test_bad_regularizer(fn):
+    with pytest.raises(ValueError, match="regularizer must be one of .*'pnorm'.*'normalized'.*got 'l2'"):
+        fn(torch.rand(4), 0.1, "c1", regularizer="l2")
 
 
 # --- hard limit ---------------------------------------------------------------------------------
@@ -176,25 +222,33 @@ def test_large_softness_pools_everything(mode):
 # --- agreement with the independent reference ---------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    "mode, regularizer", [(m, "pnorm") for m in MODES] + [("c1", "normalized"), ("c2", "normalized")]
+)
 @pytest.mark.parametrize("descending", [False, True])
-def test_matches_sequential_pav(mode, descending):
-    g = torch.Generator().manual_seed(7)
+def test_matches_sequential_pav(mode, regularizer, descending):
+    _check_against_pav(mode, descending, regularizer, seed=7, longest=24)
+
+
+def _check_against_pav(mode, descending, regularizer="pnorm", seed=7, longest=24):
+    """Random rows up to ``longest`` elements (every fourth with ties) and softness 0.03 to 30:
+    sort_values and rank equal the sequential reference."""
+    g = torch.Generator().manual_seed(seed)
     for trial in range(12):
-        n = int(torch.randint(1, 24, (), generator=g))
+        n = int(torch.randint(1, longest, (), generator=g))
         x = torch.rand(n, generator=g, dtype=torch.float64)
         if trial % 4 == 0:
             x = (x * 4).round() / 4  # ties
         softness = float(10 ** (torch.rand((), generator=g) * 3 - 1.5))
         torch.testing.assert_close(
-            sort_values(x, softness, mode, descending),
-            torch.tensor(reference_sort(x.tolist(), softness, mode, descending), dtype=x.dtype),
+            sort_values(x, softness, mode, descending, regularizer=regularizer),
+            torch.tensor(reference_sort(x.tolist(), softness, mode, descending, regularizer), dtype=x.dtype),
             rtol=0,
             atol=1e-10,
         )
         torch.testing.assert_close(
-            rank(x, softness, mode, descending),
-            torch.tensor(reference_rank(x.tolist(), softness, mode, descending), dtype=x.dtype),
+            rank(x, softness, mode, descending, regularizer=regularizer),
+            torch.tensor(reference_rank(x.tolist(), softness, mode, descending, regularizer), dtype=x.dtype),
             rtol=0,
             atol=1e-9,
         )
@@ -224,15 +278,66 @@ def test_windows_change_nothing(mode, monkeypatch):
     xt, _ = squashed(x)
     results = []
     for sparse in (8, 10**9):
-        monkeypatch.setattr(fss, "_SPARSE", sparse)
+        monkeypatch.setattr(iso, "_SPARSE", sparse)
         results.append([fn(xt, softness, mode) for fn in (sort_values, rank) for softness in (0.3, 3.0)])
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
 
 
 def _rounds_only(monkeypatch):
-    """Disable the windowed candidate of c0/smooth: every row goes through the PAV rounds."""
-    monkeypatch.setattr(fss, "_windowed", lambda s, w, mode: None)
+    """Disable the windowed candidate of c0/smooth and the one-block rows: every row goes through
+    the PAV rounds."""
+    monkeypatch.setattr(iso, "_windowed", lambda *args, **kwargs: None)
+    pooled = iso._pooled
+
+    def never(s, w, mode):
+        out, dense, ok = pooled(s, w, mode)
+        return out, dense, torch.zeros_like(ok)
+
+    monkeypatch.setattr(iso, "_pooled", never)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_one_block_rows(mode, monkeypatch):
+    """Rows pooled whole (large softness) and rows that are not, in one batch: the one-block path
+    takes the first, the rounds the others, and both agree with the rounds alone, values and
+    Jacobian."""
+    x = distinct((4, 12), gap=0.05, seed=3)
+    softness = torch.tensor([[50.0], [0.3], [50.0], [0.05]], dtype=x.dtype)
+    calls = []
+    pooled = iso._pooled
+
+    def spy(s, w, mode):
+        found = pooled(s, w, mode)
+        calls.append(found[2].tolist())
+        return found
+
+    monkeypatch.setattr(iso, "_pooled", spy)
+    for fn in (sort_values, rank):
+        calls.clear()
+        got = fn(x, softness, mode)
+        assert calls and calls[0][0] and calls[0][2] and not all(calls[0]), calls
+        cot = torch.randn(x.shape, generator=torch.Generator().manual_seed(5), dtype=x.dtype)
+        xr = x.clone().requires_grad_()
+        grad = torch.autograd.grad(fn(xr, softness, mode), xr, cot)[0]
+        with monkeypatch.context() as patch:
+            _rounds_only(patch)
+            xr = x.clone().requires_grad_()
+            expected = fn(xr, softness, mode)
+            torch.testing.assert_close(got, expected, rtol=0, atol=1e-10)
+            torch.testing.assert_close(grad, torch.autograd.grad(expected, xr, cot)[0], rtol=0, atol=1e-9)
+        torch.autograd.gradcheck(lambda a: fn(a, softness, mode), (x.clone().requires_grad_(),))
+
+
+def test_one_block_check_sees_suffixes_far_below_the_first_element():
+    """``"smooth"``: the first element e^120 above the others. Pooled with them it changes the
+    sums of exponentials of the rest by e^-120 of the first term only; the suffix check rejects
+    the one block, and the result is sequential PAV's."""
+    s = torch.tensor([[20.0, -100.0, -101.0, -102.0]], dtype=torch.float64)
+    w = torch.tensor([[0.0, -101.0, -103.0, -105.0]], dtype=torch.float64)
+    assert not iso._pooled(s, w, "smooth")[2].item()
+    v = torch.tensor(_pav("smooth", s[0].tolist(), w[0].tolist()), dtype=torch.float64)
+    torch.testing.assert_close(iso._Projection.apply(s, w, "smooth", False)[0], s[0] - v, rtol=0, atol=1e-9)
 
 
 @pytest.mark.parametrize("seed", [4, 47, 179])
@@ -262,8 +367,8 @@ def test_narrow_windows_fall_back_to_rounds(mode, monkeypatch):
     """Windows shorter than the blocks give candidates that fail the optimality check; those
     rows (and only the result matters) come out of the rounds unchanged."""
     x = squashed(torch.randn(16, 200, generator=torch.Generator().manual_seed(2), dtype=torch.float64))[0]
-    monkeypatch.setattr(fss, "_CANDIDATE_WIDTH", 4)
-    monkeypatch.setattr(fss, "_MIN_CANDIDATE_WIDTH", 2)
+    monkeypatch.setattr(iso, "_CANDIDATE_WIDTH", 4)
+    monkeypatch.setattr(iso, "_MIN_CANDIDATE_WIDTH", 2)
     narrow = [sort_values(x, 0.3, mode), rank(x, 0.05, mode)]
     _rounds_only(monkeypatch)
     torch.testing.assert_close(narrow[0], sort_values(x, 0.3, mode), rtol=0, atol=1e-12)
@@ -299,13 +404,13 @@ def test_gradcheck_windowed(mode, fail_row, monkeypatch):
     s, w = _clustered()
     if fail_row:  # a block of 10 in row 1, longer than windows of 4: rounds for that row only
         w[1] = torch.cat((torch.linspace(1, 0.6, 10), torch.linspace(0.59, 0, 190))).double()
-        monkeypatch.setattr(fss, "_CANDIDATE_WIDTH", 4)
-    out, clusters, failed = fss._windowed(s, w, mode)
+        monkeypatch.setattr(iso, "_CANDIDATE_WIDTH", 4)
+    out, clusters, failed = iso._windowed(s, w, mode)
     assert clusters.at.shape[0] >= 2
     assert failed.tolist() == ([1] if fail_row else [])
     s.requires_grad_(True)
     w.requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda a, b: fss._Projection.apply(a, b, mode), (s, w))
+    assert torch.autograd.gradcheck(lambda a, b: iso._Projection.apply(a, b, mode, False), (s, w))
 
 
 @pytest.mark.parametrize("mode", ["c0", "smooth"])
@@ -314,7 +419,7 @@ def test_gradcheck_without_pooling(mode):
     x = distinct((2, 40), gap=2e-2, seed=3).requires_grad_(True)
     w = x.detach().sort(-1, descending=True).values
     s = (torch.arange(39, -1, -1, dtype=torch.float64) / 39 / 1e-3).expand_as(w).contiguous()
-    assert fss._windowed(s, w, mode)[1].at.numel() == 0
+    assert iso._windowed(s, w, mode)[1].at.numel() == 0
     for fn in (sort_values, rank):
         assert torch.autograd.gradcheck(lambda a, fn=fn: fn(a, 1e-3, mode), (x,))
 
@@ -337,10 +442,10 @@ def test_windowed_cluster_ends_must_stay_singletons(y, monkeypatch):
     w = -100.0 * torch.arange(len(y), dtype=torch.float64)  # s = y + w and w decrease
     s, w = (y + w).unsqueeze(0), w.unsqueeze(0)
     for name, value in (("_CANDIDATE_WIDTH", 4), ("_MIN_CANDIDATE_WIDTH", 2), ("_CANDIDATE_CELLS", 100)):
-        monkeypatch.setattr(fss, name, value)
-    assert fss._windowed(s, w, "c0")[2].tolist() == [0]
+        monkeypatch.setattr(iso, name, value)
+    assert iso._windowed(s, w, "c0")[2].tolist() == [0]
     v = torch.tensor(_pav("c0", s[0].tolist(), w[0].tolist()), dtype=torch.float64)
-    torch.testing.assert_close(fss._Projection.apply(s, w, "c0")[0], s[0] - v, rtol=0, atol=1e-9)
+    torch.testing.assert_close(iso._Projection.apply(s, w, "c0", False)[0], s[0] - v, rtol=0, atol=1e-9)
 
 
 def test_windowed_check_sees_blocks_far_below_the_cluster_top(monkeypatch):
@@ -352,11 +457,11 @@ def test_windowed_check_sees_blocks_far_below_the_cluster_top(monkeypatch):
     w = torch.cat((torch.zeros(1, dtype=torch.float64), torch.where(i <= 12, -100 - 2 * i, -124 - 0.1 * (i - 12))))
     w = w.unsqueeze(0)
     for name, value in (("_CANDIDATE_WIDTH", 4), ("_MIN_CANDIDATE_WIDTH", 2), ("_CANDIDATE_CELLS", 100)):
-        monkeypatch.setattr(fss, name, value)
-    assert fss._windowed(s, w, "smooth")[2].tolist() == [0]
-    got = fss._Projection.apply(s, w, "smooth")
+        monkeypatch.setattr(iso, name, value)
+    assert iso._windowed(s, w, "smooth")[2].tolist() == [0]
+    got = iso._Projection.apply(s, w, "smooth", False)
     _rounds_only(monkeypatch)
-    torch.testing.assert_close(got, fss._Projection.apply(s, w, "smooth"), rtol=0, atol=1e-12)
+    torch.testing.assert_close(got, iso._Projection.apply(s, w, "smooth", False), rtol=0, atol=1e-12)
     v = torch.tensor(_pav("smooth", s[0].tolist(), w[0].tolist()), dtype=torch.float64)
     torch.testing.assert_close(got[0], s[0] - v, rtol=0, atol=1e-9)
 
@@ -366,7 +471,7 @@ def test_radix_sort_of_a_float32_batch():
     stable indices and gradient as torch.sort, with ties, signed zeros and infinities."""
     g = torch.Generator().manual_seed(0)
     x = torch.randn(3, 70, 1000, generator=g)
-    assert x.numel() >= fss._RADIX_MIN
+    assert x.numel() >= iso._RADIX_MIN
     x[0, 0, :10] = 0.5
     x[0, 1, 3], x[0, 1, 4] = -0.0, 0.0
     x[1, 2, 5], x[1, 2, 6] = float("inf"), -float("inf")
@@ -374,7 +479,7 @@ def test_radix_sort_of_a_float32_batch():
     many_rows = torch.randn(300, 110, generator=g)  # row numbers take two bytes
     for xx in (x, x.transpose(0, 1), many_rows):
         xx = xx.clone().requires_grad_(True)
-        values, order = fss._sort_descending(xx, with_order=True)
+        values, order = iso.sort_descending(xx, with_order=True)
         expected = torch.sort(xx, dim=-1, descending=True, stable=True)
         assert torch.equal(values, expected.values) and torch.equal(order, expected.indices)
         weights = torch.rand(xx.shape, generator=g)
@@ -568,3 +673,58 @@ def test_rank_and_sort_agree_on_order():
         # the element with the smallest soft rank is the smallest value
         assert torch.equal(ranks.argmin(-1), x.argmin(-1))
         assert torch.equal(values.argmin(-1), torch.zeros(4, dtype=torch.long))
+
+
+def test_rounds_smooth_over_a_huge_exponent_range(monkeypatch):
+    """``"smooth"`` rounds whose leftward windows span more than float64's exponent range: those
+    rows take the sequential log-cumsum-exp, and the result is sequential PAV's."""
+    _rounds_only(monkeypatch)
+    calls = []
+    lcse = torch.logcumsumexp
+    monkeypatch.setattr(torch, "logcumsumexp", lambda *a, **k: calls.append(1) or lcse(*a, **k))
+    g = torch.Generator().manual_seed(11)
+    for _ in range(4):
+        s = (torch.randn(2, 12, generator=g, dtype=torch.float64) * 600).sort(-1, descending=True).values
+        w = (torch.randn(2, 12, generator=g, dtype=torch.float64) * 600).sort(-1, descending=True).values
+        got = iso._Projection.apply(s, w, "smooth", False)
+        for r in range(2):
+            v = torch.tensor(_pav("smooth", s[r].tolist(), w[r].tolist()), dtype=torch.float64)
+            torch.testing.assert_close(got[r], s[r] - v, rtol=0, atol=1e-9)
+    assert calls, "no window needed the sequential log-cumsum-exp"
+
+
+# --- the min-max formula of small batches -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["c0", "smooth"])
+@pytest.mark.parametrize("descending", [False, True])
+def test_minmax_matches_sequential_pav(mode, descending, monkeypatch):
+    _rounds_only(monkeypatch)  # the min-max formula takes what windows and one block would
+    _check_against_pav(mode, descending, seed=13, longest=40)
+
+
+@pytest.mark.parametrize("mode", ["c0", "smooth"])
+def test_minmax_is_used_and_agrees_with_rounds(mode, monkeypatch):
+    """A batch small enough for the min-max formula, that the windows and one block miss: the
+    formula takes it, and values and Jacobian agree with the rounds; gradcheck."""
+    x = torch.rand(3, 20, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    cot = torch.randn(x.shape, generator=torch.Generator().manual_seed(5), dtype=x.dtype)
+    minmax = iso._minmax
+    for fn in (sort_values, rank):
+        for softness in (0.05, 0.5, 5.0):
+            calls = []
+            with monkeypatch.context() as patch:
+                _rounds_only(patch)
+                patch.setattr(iso, "_minmax", lambda *a: calls.append(1) or minmax(*a))
+                xr = x.clone().requires_grad_()
+                got = fn(xr, softness, mode)
+                grad = torch.autograd.grad(got, xr, cot)[0]
+                assert calls
+                torch.autograd.gradcheck(lambda a: fn(a, softness, mode), (x.clone().requires_grad_(),))
+            with monkeypatch.context() as patch:
+                patch.setattr(iso, "_MINMAX_CELLS", 0)
+                _rounds_only(patch)
+                xr = x.clone().requires_grad_()
+                expected = fn(xr, softness, mode)
+                torch.testing.assert_close(got, expected, rtol=0, atol=1e-10)
+                torch.testing.assert_close(grad, torch.autograd.grad(expected, xr, cot)[0], rtol=0, atol=1e-9)

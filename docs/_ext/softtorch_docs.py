@@ -43,8 +43,13 @@ _AUTO_DIRECTIVES = {
 
 
 def public_names() -> dict[str, object]:
-    """``{"softtorch.sort": obj, ..., "softtorch.nn.SoftSort": obj, ...}`` from the two ``__all__``."""
+    """``{"softtorch.sort": obj, ..., "softtorch.nn.SoftSort": obj, ...}`` from the two ``__all__``,
+    and the ``__all__`` of every ``softtorch.compat`` submodule (``softtorch.compat.torchsort.soft_sort``)."""
+    import importlib
+    import pkgutil
+
     import softtorch
+    import softtorch.compat
     import softtorch.nn
 
     names = {f"softtorch.{n}": getattr(softtorch, n) for n in softtorch.__all__}
@@ -52,17 +57,23 @@ def public_names() -> dict[str, object]:
     for stem in SUBMODULES:
         module = getattr(softtorch, stem)
         names.update({f"softtorch.{stem}.{n}": getattr(module, n) for n in module.__all__})
+    for info in pkgutil.iter_modules(softtorch.compat.__path__):
+        module = importlib.import_module(f"softtorch.compat.{info.name}")
+        names.update({f"{module.__name__}.{n}": getattr(module, n) for n in module.__all__})
     return names
 
 
 def page_of(obj) -> str:
-    """The API page stem where ``obj`` belongs, from the module that defines it."""
+    """The API page stem where ``obj`` belongs, from the module that defines it (a compat shim
+    ``softtorch.compat.X`` on ``compat_X``)."""
     module = getattr(obj, "__module__", "") or ""
     stem = module.rsplit(".", 1)[-1]
     if module.startswith(("softtorch.functional.", "softtorch.nn.")) and stem in FAMILIES:
         return stem
     if module in (f"softtorch.{s}" for s in SUBMODULES):
         return stem
+    if module.startswith("softtorch.compat."):
+        return f"compat_{stem}"
     return BASE_PAGE
 
 
