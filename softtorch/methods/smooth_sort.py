@@ -77,36 +77,75 @@ OPTIONS = {
     "max_iter": lambda label, value: check_positive_int(label, value),
 }
 
-_TOL = 1e-20
+_TOL = 1e-13
 _MAX_ITER = 100
 _ARMIJO = 1e-4
 _STEPS = 2.0 ** -torch.arange(0, 30, 3, dtype=torch.float64)  # 1, 1/8, ..., 2^-27
-# log(0) stand-in for the padding factors of the product tree: finite, so that no log-sum-exp
-# sees only -inf (whose gradient is NaN), and far below any real log-coefficient.
-_NEG = -1e30
+_SEGMENT = 32  # elements between the checkpoints of the bounds' recursion
 
 
 # ---------------------------------------------------------------------------- bounds
 
 
+def _esp_step(state: torch.Tensor, v: torch.Tensor, j: int) -> torch.Tensor:
+    """Add element ``j``: ``log e_k <- logaddexp(log e_k, v_j + log e_{k-1})`` for ``k = 1..j+1``."""
+    out = state.clone()
+    out[:, 1 : j + 2] = torch.logaddexp(state[:, 1 : j + 2], v[:, j : j + 1] + state[:, : j + 1])
+    return out
+
+
+class _LogESP(torch.autograd.Function):
+    """``log e_k(exp(v))`` for ``k = 0..n``: rows ``(R, n)`` -> ``(R, n + 1)``.
+
+    The recursion over elements, with its adjoint in the backward: with
+    :math:`p_k = e_k^{(j)} / e_k^{(j+1)}` the share of the subsets without element ``j``,
+    :math:`\bar v_j = \sum_k \bar E_k (1 - p_k)` and :math:`\bar E_k \leftarrow \bar E_k p_k +
+    \bar E_{k+1} (1 - p_{k+1})`. The states are recomputed segment by segment from checkpoints
+    every ``_SEGMENT`` elements, so memory stays :math:`O(n^{3/2})` per row.
+    """
+
+    @staticmethod
+    def forward(v):
+        rows, n = v.shape
+        state = torch.full((rows, n + 1), -torch.inf, dtype=v.dtype, device=v.device)
+        state[:, 0] = 0.0
+        checkpoints = []
+        for j in range(n):
+            if j % _SEGMENT == 0:
+                checkpoints.append(state)
+            state = _esp_step(state, v, j)
+        return state, torch.stack(checkpoints)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.mark_non_differentiable(output[1])
+        ctx.save_for_backward(inputs[0], output[1])
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad, _grad_checkpoints):
+        v, checkpoints = ctx.saved_tensors
+        n = v.shape[1]
+        grad_v = torch.zeros_like(v)
+        adj = grad.clone()
+        for c in range(checkpoints.shape[0] - 1, -1, -1):
+            states = [checkpoints[c]]
+            for j in range(c * _SEGMENT, min((c + 1) * _SEGMENT, n)):
+                states.append(_esp_step(states[-1], v, j))
+            for j in range(min((c + 1) * _SEGMENT, n) - 1, c * _SEGMENT - 1, -1):
+                before, after = states[j - c * _SEGMENT], states[j - c * _SEGMENT + 1]
+                keep = torch.exp(before[:, 1 : j + 2] - after[:, 1 : j + 2])  # p_k, k = 1..j+1
+                take = adj[:, 1 : j + 2] * (1.0 - keep)
+                grad_v[:, j] = take.sum(-1)
+                adj[:, 1 : j + 1] = adj[:, 1 : j + 1] * keep[:, :-1] + take[:, 1:]
+                adj[:, j + 1] = 0.0
+        return grad_v
+
+
 def _log_esp(v: torch.Tensor) -> torch.Tensor:
     """``log e_k(exp(v))`` for ``k = 0..n`` along the last axis: ``(..., n)`` -> ``(..., n + 1)``."""
-    *batch, n = v.shape
-    size = 1 << max(n - 1, 0).bit_length()
-    ones = torch.zeros_like(v).unsqueeze(-1)
-    poly = torch.cat([ones, v.unsqueeze(-1)], -1)  # (..., n, 2): the factors 1 + e^{v_i} X
-    if size > n:
-        pad = torch.tensor([0.0, _NEG], dtype=v.dtype, device=v.device).expand(*batch, size - n, 2)
-        poly = torch.cat([poly, pad], -2)
-    while poly.shape[-2] > 1:
-        left, right = poly[..., 0::2, :], poly[..., 1::2, :]  # (..., pairs, m)
-        m = left.shape[-1]
-        outer = left.unsqueeze(-1) + right.unsqueeze(-2)  # [j, i] = left_j + right_i
-        # Shift row j right by j (pad each row with m sentinels, reflow into rows of 2m - 1), so
-        # that column k holds the terms with i + j = k; then log-sum-exp down the columns.
-        skew = torch.nn.functional.pad(outer, (0, m), value=_NEG).flatten(-2)[..., : m * (2 * m - 1)]
-        poly = skew.unflatten(-1, (m, 2 * m - 1)).logsumexp(-2)
-    return poly[..., 0, : n + 1]
+    n = v.shape[-1]
+    return _LogESP.apply(v.reshape(-1, n))[0].view(*v.shape[:-1], n + 1)
 
 
 def _bounds(w: torch.Tensor, t):
@@ -128,8 +167,12 @@ def _second_diff(v: torch.Tensor) -> torch.Tensor:
 def _inv2(m: torch.Tensor) -> torch.Tensor:
     """Inverses of ``(..., 2, 2)`` matrices."""
     a, b, c, d = m[..., 0, 0], m[..., 0, 1], m[..., 1, 0], m[..., 1, 1]
-    det = a * d - b * c
-    return torch.stack([torch.stack([d, -b], -1), torch.stack([-c, a], -1)], -2) / det[..., None, None]
+    return torch.stack([d, -b, -c, a], -1).div_((a * d - b * c).unsqueeze(-1)).unflatten(-1, (2, 2))
+
+
+def _mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Products of ``(..., 2, 2)`` matrices by ``(..., 2, k)`` ones, without ``bmm`` (slow for 2 x 2)."""
+    return (a.unsqueeze(-1) * b.unsqueeze(-3)).sum(-2)
 
 
 def _cyclic_reduction(low, diag, up, f):
@@ -139,19 +182,19 @@ def _cyclic_reduction(low, diag, up, f):
     Each level eliminates the even blocks and keeps the odd ones.
     """
     if diag.shape[1] == 1:
-        return _inv2(diag) @ f
+        return _mm(_inv2(diag), f)
     inv_e = _inv2(diag[:, 0::2])
     low_e, up_e, f_e = low[:, 0::2], up[:, 0::2], f[:, 0::2]
-    to_left = low[:, 1::2] @ inv_e[:, :-1]  # low_i diag_{i-1}^{-1}
-    to_right = up[:, 1::2] @ inv_e[:, 1:]  # up_i diag_{i+1}^{-1}
+    to_left = _mm(low[:, 1::2], inv_e[:, :-1])  # low_i diag_{i-1}^{-1}
+    to_right = _mm(up[:, 1::2], inv_e[:, 1:])  # up_i diag_{i+1}^{-1}
     x_odd = _cyclic_reduction(
-        -to_left @ low_e[:, :-1],
-        diag[:, 1::2] - to_left @ up_e[:, :-1] - to_right @ low_e[:, 1:],
-        -to_right @ up_e[:, 1:],
-        f[:, 1::2] - to_left @ f_e[:, :-1] - to_right @ f_e[:, 1:],
+        -_mm(to_left, low_e[:, :-1]),
+        diag[:, 1::2] - _mm(to_left, up_e[:, :-1]) - _mm(to_right, low_e[:, 1:]),
+        -_mm(to_right, up_e[:, 1:]),
+        f[:, 1::2] - _mm(to_left, f_e[:, :-1]) - _mm(to_right, f_e[:, 1:]),
     )
     pad = torch.nn.functional.pad(x_odd, (0, 0, 0, 0, 1, 1))
-    x_even = inv_e @ (f_e - low_e @ pad[:, :-1] - up_e @ pad[:, 1:])
+    x_even = _mm(inv_e, f_e - _mm(low_e, pad[:, :-1]) - _mm(up_e, pad[:, 1:]))
     return torch.cat([torch.stack([x_even[:, :-1], x_odd], 2).flatten(1, 2), x_even[:, -1:]], 1)
 
 
@@ -186,12 +229,14 @@ def _solve_hessian(slack: torch.Tensor, gap: torch.Tensor, rhs: torch.Tensor) ->
 
 
 def _dual(beta, ds, s_last, b, bn):
-    """``(alpha, slack, gap, g(beta))`` of the dual at ``beta`` (any leading dims)."""
+    """``(slack, gap, g(beta), scale)`` of the dual at ``beta`` (any leading dims); ``scale`` is the
+    sum of the magnitudes of the terms of ``g``, which bounds its rounding error over ``eps``."""
     alpha = ds + _second_diff(beta)
     slack, gap = torch.exp(-alpha), torch.exp(-beta)
-    nu = s_last - beta[..., -1:]
-    value = (alpha * b).sum(-1) + (nu * bn).squeeze(-1) + slack.sum(-1) + gap.sum(-1)
-    return alpha, slack, gap, value
+    linear = alpha * b
+    last = ((s_last - beta[..., -1:]) * bn).squeeze(-1)
+    barrier = slack.sum(-1) + gap.sum(-1)
+    return slack, gap, linear.sum(-1) + last + barrier, linear.abs().sum(-1) + last.abs() + barrier
 
 
 def _newton(s, b, bn, tol, max_iter):
@@ -199,20 +244,22 @@ def _newton(s, b, bn, tol, max_iter):
     ds, s_last = s[:, :-1] - s[:, 1:], s[:, -1:]
     beta = torch.zeros_like(b)
     steps = _STEPS.to(b.device).view(-1, 1, 1)
+    rounding = 8.0 * torch.finfo(b.dtype).eps
     for _ in range(max_iter):
-        _, slack, gap, value = _dual(beta, ds, s_last, b, bn)
+        slack, gap, value, scale = _dual(beta, ds, s_last, b, bn)
         grad = _second_diff(b - slack) - gap
         grad[:, -1] -= bn[:, 0]
         step = -_solve_hessian(slack, gap, grad)
-        decrement = -(grad * step).sum(-1)  # the Newton decrement squared, >= 0
+        decrement = -(grad * step).sum(-1)  # the squared Newton decrement, >= 0
+        # Armijo over the ladder of step sizes, with room for the rounding of g: the largest
+        # acceptable step per row (the smallest when none is).
         trial = beta + steps * step  # (K, R, m)
-        trial_value = _dual(trial, ds, s_last, b, bn)[3]
-        ok = trial_value <= value - _ARMIJO * steps.view(-1, 1) * decrement
+        ok = _dual(trial, ds, s_last, b, bn)[2] <= value - _ARMIJO * steps.view(-1, 1) * decrement + rounding * scale
         first = torch.where(ok.any(0), ok.to(torch.int8).argmax(0), ok.shape[0] - 1)
         beta = trial.gather(0, first.view(1, -1, 1).expand(1, *beta.shape))[0]
-        if not bool((decrement > tol * (1.0 + value.abs())).any()):
+        if not bool((decrement > tol * scale).any()):  # that step was the last one needed
             break
-    _, slack, gap, _ = _dual(beta, ds, s_last, b, bn)
+    slack, gap, _, _ = _dual(beta, ds, s_last, b, bn)
     return slack, gap
 
 
