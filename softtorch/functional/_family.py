@@ -109,7 +109,7 @@ def prepare(
     if check_n is not None:
         check_n(flat.shape[-1])
     softness = broadcast_softness(softness, x.shape, norm_dim)
-    scaled = None if mode == "hard" else standardize(flat, bool(standardize_scores))
+    scaled = None if mode == "hard" else standardize(flat, bool(standardize_scores) and sorting_method.standardizes)
     return Family(x, flat, norm_dim, softness, mode, sorting_method, scaled, options)
 
 

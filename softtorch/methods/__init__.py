@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 from .._core.checks import check_choice, check_options
-from . import fast_soft_sort, neuralsort, ot, softsort, sorting_network
+from . import fast_soft_sort, neuralsort, ot, smooth_sort, softsort, sorting_network
 
 __all__ = ["METHOD_NAMES", "SortingMethod", "get_method", "check_method_options"]
 
@@ -46,6 +46,12 @@ class SortingMethod(NamedTuple):
     def options(self) -> dict:
         """The method's option checks, by canonical name (empty when it takes none)."""
         return getattr(self.module, "OPTIONS", {})
+
+    @property
+    def standardizes(self) -> bool:
+        """Whether the method works on standardized scores (``standardize=True`` applies); a
+        method declaring ``STANDARDIZES = False`` is defined on the input itself."""
+        return getattr(self.module, "STANDARDIZES", True)
 
     @property
     def option_aliases(self) -> dict:
@@ -67,6 +73,7 @@ _METHODS = {
     "ot": SortingMethod("ot", ot, True, False),
     "fast_soft_sort": SortingMethod("fast_soft_sort", fast_soft_sort, False, True),
     "sorting_network": SortingMethod("sorting_network", sorting_network, True, True),
+    "smooth_sort": SortingMethod("smooth_sort", smooth_sort, False, True),
 }
 
 #: Every method name the API accepts.
