@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from .._core.checks import check_choice, check_options
+from .._core.checks import SOFT_MODES, check_choice, check_options
 from . import fast_soft_sort, neuralsort, ot, smooth_sort, softsort, sorting_network
 
 __all__ = ["METHOD_NAMES", "SortingMethod", "get_method", "check_method_options"]
@@ -46,6 +46,11 @@ class SortingMethod(NamedTuple):
     def options(self) -> dict:
         """The method's option checks, by canonical name (empty when it takes none)."""
         return getattr(self.module, "OPTIONS", {})
+
+    @property
+    def modes(self) -> tuple:
+        """The soft modes the method computes: its ``MODES`` when it declares them, else all."""
+        return getattr(self.module, "MODES", SOFT_MODES)
 
     @property
     def standardizes(self) -> bool:

@@ -64,6 +64,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from .._core.checks import check_positive, check_positive_int
+from .._core.zero_grad import with_zero_grad
 
 __all__ = ["sort_values", "rank", "MODES", "STANDARDIZES", "DEFAULT_TOL", "DEFAULT_MAX_ITER", "OPTIONS"]
 
@@ -316,6 +317,20 @@ def _prepare(xt, softness, mode):
     return x, tau, t
 
 
+def _stand_ins(x: torch.Tensor):
+    """``x`` with ``+-inf`` replaced by finite stand-ins ``10 n (spread + 1)`` beyond the finite
+    values of their row, where they no longer interact with them (NaN stays NaN), and the counts
+    ``(..., 1)`` of ``+inf`` and ``-inf`` per row."""
+    finite = torch.isfinite(x)
+    pos, neg = x == torch.inf, x == -torch.inf
+    hi = torch.where(finite, x, -torch.inf).amax(-1, keepdim=True).detach()
+    lo = torch.where(finite, x, torch.inf).amin(-1, keepdim=True).detach()
+    hi, lo = hi.nan_to_num(0.0, 0.0, 0.0), lo.nan_to_num(0.0, 0.0, 0.0)  # rows without finite values
+    gap = 10.0 * x.shape[-1] * (hi - lo + 1.0)
+    x = torch.where(pos, hi + gap, torch.where(neg, lo - gap, x))
+    return x, pos.sum(-1, keepdim=True), neg.sum(-1, keepdim=True)
+
+
 def sort_values(xt, softness, mode, descending=False, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER):
     r"""Soft sorted values of ``xt``: the slots projected onto the smoothed permutahedron of ``xt``.
 
@@ -349,8 +364,12 @@ def sort_values(xt, softness, mode, descending=False, tol=DEFAULT_TOL, max_iter=
     n = x.shape[-1]
     if n == 1 or x.numel() == 0:
         return xt.clone()
+    x, above, below = _stand_ins(x)
     slots = torch.arange(n - 1, -1, -1, dtype=x.dtype, device=x.device) / (n - 1)  # decreasing
     y = _project(slots / tau, x, t, tol, max_iter)
+    # The infinities take the end slots, as in the hard sort.
+    slot = torch.arange(n, device=x.device)
+    y = torch.where(slot < above, torch.inf, torch.where(slot >= n - below, -torch.inf, y))
     return (y if descending else y.flip(-1)).to(xt.dtype)
 
 
@@ -388,8 +407,8 @@ def rank(xt, softness, mode, descending=True, tol=DEFAULT_TOL, max_iter=DEFAULT_
     x, tau, t = _prepare(xt, softness, mode)
     n = x.shape[-1]
     if n == 1 or x.numel() == 0:
-        return torch.ones_like(xt)
-    z = (-x if descending else x) / tau
+        return with_zero_grad(torch.ones_like(xt), xt)
+    z = (-_stand_ins(x)[0] if descending else _stand_ins(x)[0]) / tau
     z = z.expand(torch.broadcast_shapes(z.shape, x.shape))
     s, order = torch.sort(z, dim=-1, descending=True, stable=True)
     anchors = torch.arange(1, n + 1, dtype=x.dtype, device=x.device) / (n - 1)
