@@ -88,11 +88,17 @@ _SEGMENT = 32  # elements between the checkpoints of the bounds' recursion
 # ---------------------------------------------------------------------------- bounds
 
 
-def _esp_step(state: torch.Tensor, v: torch.Tensor, j: int) -> torch.Tensor:
-    """Add element ``j``: ``log e_k <- logaddexp(log e_k, v_j + log e_{k-1})`` for ``k = 1..j+1``."""
-    out = state.clone()
-    out[:, 1 : j + 2] = torch.logaddexp(state[:, 1 : j + 2], v[:, j : j + 1] + state[:, : j + 1])
-    return out
+def _esp_step(state: torch.Tensor, v: torch.Tensor, j: int) -> None:
+    """Add element ``j`` in place: ``log e_k <- logaddexp(log e_k, v_j + log e_{k-1})``, ``k = 1..j+1``.
+
+    As ``max + log(1 + exp(-|difference|))``: ``log`` of a number in ``[1, 2]`` is as accurate (in
+    absolute terms, which is what a log-coefficient needs) as ``log1p`` and much faster than
+    ``torch.logaddexp`` on CPU. The new top coefficient ``k = j + 1`` is a plain sum.
+    """
+    old, new = state[:, 1 : j + 1], v[:, j : j + 1] + state[:, :j]
+    top = v[:, j] + state[:, j]
+    state[:, 1 : j + 1] = torch.maximum(old, new).add_((old - new).abs_().neg_().exp_().add_(1.0).log_())
+    state[:, j + 1] = top
 
 
 class _LogESP(torch.autograd.Function):
@@ -113,8 +119,8 @@ class _LogESP(torch.autograd.Function):
         checkpoints = []
         for j in range(n):
             if j % _SEGMENT == 0:
-                checkpoints.append(state)
-            state = _esp_step(state, v, j)
+                checkpoints.append(state.clone())
+            _esp_step(state, v, j)
         return state, torch.stack(checkpoints)
 
     @staticmethod
@@ -130,12 +136,16 @@ class _LogESP(torch.autograd.Function):
         grad_v = torch.zeros_like(v)
         adj = grad.clone()
         for c in range(checkpoints.shape[0] - 1, -1, -1):
-            states = [checkpoints[c]]
-            for j in range(c * _SEGMENT, min((c + 1) * _SEGMENT, n)):
-                states.append(_esp_step(states[-1], v, j))
-            for j in range(min((c + 1) * _SEGMENT, n) - 1, c * _SEGMENT - 1, -1):
-                before, after = states[j - c * _SEGMENT], states[j - c * _SEGMENT + 1]
-                keep = torch.exp(before[:, 1 : j + 2] - after[:, 1 : j + 2])  # p_k, k = 1..j+1
+            first, stop = c * _SEGMENT, min((c + 1) * _SEGMENT, n)
+            state = checkpoints[c].clone()
+            states = []  # the active part (k = 0..j+1) of the state before each element j
+            for j in range(first, stop):
+                states.append(state[:, : j + 2].clone())
+                _esp_step(state, v, j)
+            states.append(state[:, : stop + 1])
+            for j in range(stop - 1, first - 1, -1):
+                before, after = states[j - first], states[j - first + 1]
+                keep = torch.exp(before[:, 1:] - after[:, 1 : j + 2])  # p_k, k = 1..j+1
                 take = adj[:, 1 : j + 2] * (1.0 - keep)
                 grad_v[:, j] = take.sum(-1)
                 adj[:, 1 : j + 1] = adj[:, 1 : j + 1] * keep[:, :-1] + take[:, 1:]
