@@ -19,6 +19,10 @@ A method with options declares them in its module: ``OPTIONS`` maps each option 
 dict is checked against the chosen method's ``OPTIONS`` and passed to every function of the method
 as keyword arguments, which the functions take with their defaults.
 
+A method may also declare ``MODES``, the soft modes it computes (default: all; it refuses the
+others itself), and ``STANDARDIZES = False`` when it is defined on the input itself (the
+``standardize`` argument then does not apply).
+
 The operators in :mod:`softtorch.functional` only ever look methods up here.
 """
 
