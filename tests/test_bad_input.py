@@ -21,9 +21,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import softtorch as st
 import softtorch.nn as snn
+from softtorch.methods import METHOD_NAMES
 
 MODES_TEXT = r"'hard', 'smooth', 'c0', 'c1', 'c2'"
-METHODS_TEXT = r"'softsort', 'neuralsort', 'ot', 'fast_soft_sort', 'sorting_network'"
+METHODS_TEXT = ", ".join(repr(name) for name in METHOD_NAMES)
 INTERPOLATIONS_TEXT = r"'linear', 'lower', 'higher', 'nearest', 'midpoint'"
 
 

@@ -26,11 +26,12 @@ import torch.nn.functional as F
 
 import softtorch as st
 from softtorch._core.expectation import expect, weighted
+from softtorch.methods import METHOD_NAMES, get_method
 
 MODES = ("hard", "smooth", "c0", "c1", "c2")
 SOFT_MODES = MODES[1:]
-METHODS = ("softsort", "neuralsort", "sorting_network", "ot", "fast_soft_sort")
-INDEX_METHODS = METHODS[:-1]  # fast_soft_sort has no permutation
+METHODS = METHOD_NAMES
+INDEX_METHODS = tuple(m for m in METHODS if get_method(m).gives_indices)  # the others have no permutation
 SOFTNESS = (1e-6, 1e-3, 1.0, 1e3, 1e6)
 DTYPES = (torch.float32, torch.float64)
 HALF = (torch.float16, torch.bfloat16)
@@ -380,8 +381,15 @@ def _id(*parts):
     )
 
 
-def _method_for(op_index: int, mode_index: int, methods):
-    """The method of the default slice: rotates so every method meets every mode and many functions."""
+def _takes(method, mode) -> bool:
+    """Whether ``method`` computes ``mode`` (every method takes ``"hard"``; functions without a
+    method or mode take everything)."""
+    return method is None or mode in (None, "hard") or mode in get_method(method).modes
+
+
+def _method_for(op_index: int, mode_index: int, methods, mode):
+    """The method of the default slice: rotates so every method meets every mode it computes and many functions."""
+    methods = [m for m in methods if _takes(m, mode)]
     return methods[(op_index + mode_index) % len(methods)]
 
 
@@ -395,12 +403,12 @@ def _cases(extra, slice_extra, regressions=()):
     params = [pytest.param(*case, id="regression-" + _id(*case)) for case in regressions]
     for i, op in enumerate(OPS.values()):
         for j, mode in enumerate(op.modes):
-            for method in op.methods:
+            for method in (m for m in op.methods if _takes(m, mode)):
                 for rest in extra(op, mode):
                     params.append(
                         pytest.param(op.name, mode, method, *rest, marks=full, id=_id(op.name, mode, method, *rest))
                     )
-            method = _method_for(i, j, op.methods)
+            method = _method_for(i, j, op.methods, mode)
             for rest in slice_extra(op, mode):
                 params.append(pytest.param(op.name, mode, method, *rest, id="ci-" + _id(op.name, mode, method, *rest)))
     return params
@@ -484,8 +492,9 @@ def test_edge_inputs(name, mode, method, edge, dtype):
     else:
         outs = _run(op, inputs, mode, method, softness)
     if ref is not None:
-        # (hard mode returns indices even for fast_soft_sort, which has none to give in soft modes)
-        assert len(outs) == len(ref) or method == "fast_soft_sort", f"{label}: {len(outs)} outputs, hard {len(ref)}"
+        # (hard mode returns indices even for the methods without a permutation, which have none
+        # to give in soft modes)
+        assert len(outs) == len(ref) or method not in INDEX_METHODS, f"{label}: {len(outs)} outputs, hard {len(ref)}"
         assert [t.shape for t in outs] == [t.shape for t in ref[: len(outs)]], f"{label}: shapes differ from hard"
     for t in outs:
         assert t.dtype == dtype, f"{label}: output dtype {t.dtype}"

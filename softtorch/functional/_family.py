@@ -140,7 +140,8 @@ def prepare(
         flat = last(x)
         mask_count = last(mask).to(flat.device).sum(-1, keepdim=True)
     excluding = mask is not None or (mode != "hard" and may_hold_inf(flat))
-    scaled = None if mode == "hard" else standardize(flat, bool(standardize_scores))
+    standardized = bool(standardize_scores) and sorting_method.standardizes
+    scaled = None if mode == "hard" else standardize(flat, standardized)
     if excluding and scaled is not None:
         scaled = scaled._replace(scores=push_out(scaled.scores, flat, softness))
     return Family(

@@ -116,8 +116,9 @@ _ARGS = r"""
         softness (float or Tensor): temperature, positive; a tensor broadcasts against ``x`` with
             ``dim`` set to 1. Default: ``0.1``.
         mode (str): ``"hard"``, ``"smooth"``, ``"c0"``, ``"c1"`` or ``"c2"``. Default: ``"smooth"``.
-        method (str): ``"softsort"``, ``"neuralsort"``, ``"sorting_network"``, ``"ot"`` or
-            ``"fast_soft_sort"`` (values only). Default: ``"softsort"``.
+        method (str): ``"softsort"``, ``"neuralsort"``, ``"sorting_network"``, ``"ot"``,
+            ``"fast_soft_sort"`` (values only) or ``"smooth_sort"`` (values only, ``mode="smooth"``
+            only, never standardized). Default: ``"softsort"``.
         standardize (bool): squash the input along ``dim`` before relaxing (see
             :func:`softtorch.sort`). Default: ``True``.
         method_options (dict, optional): options of the chosen ``method`` (see

@@ -117,11 +117,13 @@ _SORT_ARGS = r"""
             ``x`` with ``dim`` set to 1 (one temperature per channel). Default: ``0.1``.
         mode (str): ``"hard"`` (exact torch result), ``"smooth"`` (softmax rows), ``"c0"``
             (sparsemax), ``"c1"`` (1.5-entmax), ``"c2"`` (4/3-entmax). Default: ``"smooth"``.
-        method (str): ``"neuralsort"``, ``"softsort"``, ``"sorting_network"``, ``"ot"`` or
-            ``"fast_soft_sort"`` (values and ranks only). Default: ``"neuralsort"``.
+        method (str): ``"neuralsort"``, ``"softsort"``, ``"sorting_network"``, ``"ot"``,
+            ``"fast_soft_sort"`` (values and ranks only) or ``"smooth_sort"`` (values and ranks
+            only, ``mode="smooth"`` only, never standardized). Default: ``"neuralsort"``.
         standardize (bool): squash ``x`` along ``dim`` to
             :math:`\operatorname{sigmoid}((x - \mu) / \sqrt{\sigma^2 + 10^{-6}})` before relaxing,
-            which makes the result invariant to :math:`a x + b`, :math:`a > 0`. Default: ``True``.
+            which makes the result invariant to :math:`a x + b`, :math:`a > 0` (no effect with
+            ``"smooth_sort"``, defined on ``x`` itself). Default: ``True``.
         method_options (dict, optional): options of the chosen ``method``, checked against the
             ones it declares (:ref:`method-options`); ``"ot"`` takes ``tol`` (relative error of
             the plan's marginals, default ``1e-5``) and ``max_iter`` (cap on its iterations,
@@ -205,7 +207,8 @@ sort.__doc__ = (
     + r"""
         return_indices (bool, optional): also return the soft permutation. ``False`` computes the
             values without ever holding the ``n x n`` matrix (softsort, neuralsort). ``None``:
-            whenever the method has a permutation (all but ``"fast_soft_sort"``). Default: ``None``.
+            whenever the method has a permutation (all but ``"fast_soft_sort"`` and
+            ``"smooth_sort"``). Default: ``None``.
 
     Shape:
         ``values`` has the shape of ``x``; ``indices`` has ``x``'s shape plus a last axis of size

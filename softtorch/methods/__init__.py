@@ -19,6 +19,10 @@ A method with options declares them in its module: ``OPTIONS`` maps each option 
 dict is checked against the chosen method's ``OPTIONS`` and passed to every function of the method
 as keyword arguments, which the functions take with their defaults.
 
+A method may also declare ``MODES``, the soft modes it computes (default: all; it refuses the
+others itself), and ``STANDARDIZES = False`` when it is defined on the input itself (the
+``standardize`` argument then does not apply).
+
 The operators in :mod:`softtorch.functional` only ever look methods up here.
 """
 
@@ -27,8 +31,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from .._core.checks import check_choice, check_options
-from . import fast_soft_sort, neuralsort, ot, softsort, sorting_network
+from .._core.checks import SOFT_MODES, check_choice, check_options
+from . import fast_soft_sort, neuralsort, ot, smooth_sort, softsort, sorting_network
 
 __all__ = ["METHOD_NAMES", "SortingMethod", "get_method", "check_method_options"]
 
@@ -46,6 +50,17 @@ class SortingMethod(NamedTuple):
     def options(self) -> dict:
         """The method's option checks, by canonical name (empty when it takes none)."""
         return getattr(self.module, "OPTIONS", {})
+
+    @property
+    def modes(self) -> tuple:
+        """The soft modes the method computes: its ``MODES`` when it declares them, else all."""
+        return getattr(self.module, "MODES", SOFT_MODES)
+
+    @property
+    def standardizes(self) -> bool:
+        """Whether the method works on standardized scores (``standardize=True`` applies); a
+        method declaring ``STANDARDIZES = False`` is defined on the input itself."""
+        return getattr(self.module, "STANDARDIZES", True)
 
     @property
     def option_aliases(self) -> dict:
@@ -72,6 +87,7 @@ _METHODS = {
     "ot": SortingMethod("ot", ot, True, False),
     "fast_soft_sort": SortingMethod("fast_soft_sort", fast_soft_sort, False, True),
     "sorting_network": SortingMethod("sorting_network", sorting_network, True, True),
+    "smooth_sort": SortingMethod("smooth_sort", smooth_sort, False, True),
 }
 
 #: Every method name the API accepts.
