@@ -30,7 +30,7 @@ def one_hot(indices, n):
 
 
 def test_public_names():
-    assert sorting_network.__all__ == ["permutation", "sort_values"]
+    assert sorting_network.__all__ == ["permutation", "sort_values", "NETWORKS", "DISTRIBUTIONS", "OPTIONS", "OPTION_ALIASES"]
 
 
 @pytest.mark.parametrize("fn", [permutation, sort_values])

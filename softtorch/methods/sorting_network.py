@@ -1,11 +1,11 @@
-r"""Differentiable bitonic sorting network (Petersen et al., ICML 2021).
+r"""Differentiable sorting networks (Petersen et al., ICML 2021 and ICLR 2022).
 
-A bitonic network sorts :math:`N = 2^m` wires with :math:`m(m + 1)/2` layers of :math:`N/2`
-disjoint compare-and-swap units. Each unit on a pair :math:`(a, b)` (``a`` on the wire that
-receives the minimum) is relaxed with the sigmoidal kernel of the mode:
+A sorting network is a fixed schedule of layers of disjoint compare-and-swap units. Each unit on a
+pair :math:`(a, b)` (``a`` on the wire that receives the minimum) is relaxed with a sigmoid
+:math:`f` of the scaled difference:
 
 .. math::
-    s = \sigma_{mode}\!\left(\frac{a - b}{\text{softness}}\right), \qquad
+    s = f\!\left(\frac{a - b}{\text{softness}}\right), \qquad
     \operatorname{softmin}(a, b) = s\,b + (1 - s)\,a, \qquad
     \operatorname{softmax}(a, b) = s\,a + (1 - s)\,b.
 
@@ -13,37 +13,119 @@ The soft permutation is carried along by the same mixing: the two rows of the pe
 belong to the two wires are mixed with the same :math:`s`, so every layer is a doubly stochastic
 matrix and so is their product :math:`P`, and the soft sorted values are exactly :math:`P\,\tilde x`.
 
-Any ``n`` is padded to the next power of two with sentinel wires that behave like :math:`+\infty`:
-every comparison that involves a sentinel is an exact (hard) swap, decided from ``n`` alone, so
-sentinels never leak weight into the real wires and end up in the last slots, where they are cut
-off. Every layer is a fixed reshape of the wires (partner :math:`i \oplus (2^k - 1)` in the first
-layer of stage :math:`k`, :math:`i \oplus j` after it), so the work is
-:math:`O(n \log^2 n)` per row for the values and no Python code looks at the data.
+**Networks** (``method_options["network"]``):
 
-The full permutation is carried in block-diagonal form: after stage :math:`k` it only mixes wires
-inside blocks of :math:`2^k`, so only the last stage touches a dense :math:`n \times n` matrix
-(:math:`O(n^2 \log n)` work per row). A few rows of it (top-k, quantiles, argmax) are instead pulled
-back from the output through the symmetric layer matrices in :math:`O(r\, n \log^2 n)`.
+* ``"bitonic"`` (default): :math:`m(m + 1)/2` layers for :math:`N = 2^m` wires. Any ``n`` is padded
+  to the next power of two with sentinel wires that behave like :math:`+\infty`: every comparison
+  that involves a sentinel is an exact (hard) swap, decided from ``n`` alone, so sentinels never
+  leak weight into the real wires and end up in the last slots, where they are cut off. Every
+  layer is a fixed reshape of the wires (partner :math:`i \oplus (2^k - 1)` in the first layer of
+  stage :math:`k`, :math:`i \oplus j` after it): :math:`O(n \log^2 n)` work per row for the values.
+* ``"odd_even"``: the odd-even transposition network, ``n`` layers of neighbour comparisons
+  (pairs :math:`(2i, 2i + 1)`, then :math:`(2i + 1, 2i + 2)`, ...), for any ``n`` without padding:
+  :math:`O(n^2)` work per row for the values, :math:`O(n^3)` for the full permutation.
+
+**Relaxations** (``method_options["distribution"]``, mode ``"smooth"`` only): :math:`f` is the
+cumulative distribution function of
+
+* ``"logistic"`` (the default, the kernel of mode ``"smooth"``): :math:`f(z) = 1 / (1 + e^{-z})`;
+* ``"logistic_phi"``: the logistic one with the activation replacement trick,
+  :math:`f(z) = \sigma\big(z / (|a - b| + 10^{-10})^{\lambda}\big)` (``art_lambda`` :math:`\lambda`,
+  default 0.25), which pushes differences close to 0 away from it;
+* ``"cauchy"``: :math:`f(z) = \tfrac12 + \tfrac1\pi \arctan z`;
+* ``"gaussian"``: :math:`f(z) = \Phi(z)`, the standard normal CDF;
+* ``"reciprocal"``: :math:`f(z) = \tfrac12 + \tfrac12\, z / (2 + |z|)`;
+* ``"optimal"``: :math:`f(z) = z + \tfrac12` for :math:`|z| \le \tfrac14`, :math:`1 - 1/(16 z)`
+  above and :math:`-1/(16 z)` below.
+
+Cauchy, reciprocal and optimal make the network monotonic (Petersen et al., 2022). diffsort's
+``steepness`` :math:`\beta` is ``1 / softness``. The polynomial modes ``"c0"``, ``"c1"`` and
+``"c2"`` keep their own kernels (:func:`softtorch._core.kernels.sigmoidal_kernel`) and refuse a
+``distribution``.
+
+The full permutation of a bitonic network is carried in block-diagonal form: after stage :math:`k`
+it only mixes wires inside blocks of :math:`2^k`, so only the last stage touches a dense
+:math:`n \times n` matrix (:math:`O(n^2 \log n)` work per row). A few rows of it (top-k, quantiles,
+argmax) are instead pulled back from the output through the symmetric layer matrices in
+:math:`O(r\, n \log^2 n)`.
 
 .. seealso::
     F. Petersen, C. Borgelt, H. Kuehne, O. Deussen, "Differentiable Sorting Networks for Scalable
-    Sorting and Ranking Supervision", ICML 2021.
+    Sorting and Ranking Supervision", ICML 2021, and "Monotonic Differentiable Sorting Networks",
+    ICLR 2022.
 """
 
 from __future__ import annotations
 
+import math
+from typing import NamedTuple
+
 import torch
 
-from .._core.checks import SOFT_MODES, check_choice
+from .._core.checks import SOFT_MODES, check_choice, check_nonnegative
 from .._core.kernels import sigmoidal_kernel
 from .._core.zero_grad import with_zero_grad
 from ._common import row_softness
 
-__all__ = ["permutation", "sort_values"]
+__all__ = ["permutation", "sort_values", "NETWORKS", "DISTRIBUTIONS", "OPTIONS", "OPTION_ALIASES"]
+
+#: The sorting networks of ``method_options["network"]``.
+NETWORKS = ("bitonic", "odd_even")
+#: The compare-and-swap relaxations of ``method_options["distribution"]`` (mode ``"smooth"``).
+DISTRIBUTIONS = ("logistic", "logistic_phi", "cauchy", "gaussian", "reciprocal", "optimal")
+#: Default exponent of the activation replacement trick of ``"logistic_phi"``.
+DEFAULT_ART_LAMBDA = 0.25
+#: diffsort's bitonic layout (padding wires first, comparators that touch them skipped), used by
+#: :mod:`softtorch.compat.diffsort` only.
+_DIFFSORT_BITONIC = "_diffsort_bitonic"
 
 
-def _schedule(n: int):
-    """The padded size ``N`` and the layers ``(block, distance, reverse)`` of the network for ``n`` wires.
+def _check_network(label, value):
+    return check_choice(label, value, NETWORKS)
+
+
+def _check_distribution(label, value):
+    return check_choice(label, value, DISTRIBUTIONS)
+
+
+#: The options the functions take: ``network``, ``distribution`` and ``art_lambda`` (see the module
+#: docstring). diffsort's spellings ``sorting_network_type`` and ``interpolation_type`` are accepted.
+OPTIONS = {"network": _check_network, "distribution": _check_distribution, "art_lambda": check_nonnegative}
+OPTION_ALIASES = {"sorting_network_type": "network", "interpolation_type": "distribution"}
+
+
+class _Layer(NamedTuple):
+    """One layer: units pair wire ``start + 2d u + r`` with ``start + 2d u + d + r`` (``r < d``) for
+    ``u < blocks``; ``reverse`` pairs ``r`` with ``2d - 1 - r`` instead (the first layer of a
+    bitonic stage). ``descending`` (``None`` or a bool tensor ``(blocks, d)``) marks the units that
+    put the minimum on the upper wire; ``fixed`` (``None`` or a bool tensor ``(blocks, d)``) the
+    units that never swap."""
+
+    start: int
+    blocks: int
+    d: int
+    reverse: bool = False
+    descending: torch.Tensor | None = None
+    fixed: torch.Tensor | None = None
+
+    @property
+    def stop(self) -> int:
+        return self.start + 2 * self.d * self.blocks
+
+
+class _Network(NamedTuple):
+    """``size`` wires, the real ones ``offset .. offset + n - 1``, and the layers (in order)."""
+
+    size: int
+    offset: int
+    layers: list
+    #: Bitonic layouts: after the layers of stage ``k`` the permutation is block-diagonal in
+    #: blocks of ``2^k`` (the full permutation is built in that form).
+    staged: bool
+
+
+def _bitonic_schedule(n: int):
+    """Padded size ``N`` and the ``(block, distance, reverse)`` of every layer of the flip-form network.
 
     Stage ``block = 2, 4, ..., N``: a first layer pairing wire ``r`` of each block with wire
     ``block - 1 - r`` (``reverse``), then layers pairing ``r`` with ``r + j`` for
@@ -64,28 +146,120 @@ def _schedule(n: int):
     return size, layers
 
 
-def _split(t: torch.Tensor, j: int, reverse: bool, tail: int):
-    """The (lower, upper) wires of every unit of a layer; the wire axis is ``-(tail + 1)``."""
-    lo, hi = t.unflatten(-(tail + 1), (-1, 2, j)).unbind(-(tail + 2))
-    if reverse:
-        hi = hi.flip(-(tail + 1))
+def _network(n: int, network: str, device) -> _Network:
+    """The layers of ``network`` on ``n`` wires (the sentinel units of a padded bitonic network fixed)."""
+    if network == "odd_even":
+        layers = [_Layer(i % 2, (n - i % 2) // 2, 1) for i in range(n) if (n - i % 2) // 2 > 0]
+        return _Network(n, 0, layers, False)
+    size, schedule = _bitonic_schedule(n)
+    if network == _DIFFSORT_BITONIC:
+        # Alternating directions; the first size - n wires are padding and keep their place.
+        wire = torch.arange(size, device=device)
+        layers = []
+        for block, d, _ in schedule:
+            lo_wire = wire.view(-1, 2, d)[:, 0]
+            layers.append(_Layer(0, size // (2 * d), d, False, (lo_wire & block) != 0, lo_wire < size - n))
+        return _Network(size, size - n, layers, True)
+    # Flip form, sentinels (+inf) on the last wires: a sentinel on the lower wire always swaps.
+    layers = [_Layer(0, size // (2 * d), d, reverse) for _, d, reverse in schedule]
+    return _Network(size, 0, layers, True)
+
+
+def _split(t: torch.Tensor, layer: _Layer, tail: int):
+    """The (lower, upper) wires of every unit of ``layer``, each ``(..., blocks, d, *tail)``; the
+    wire axis of ``t`` is ``-(tail + 1)``."""
+    axis = -(tail + 1)
+    region = t.narrow(axis, layer.start, layer.stop - layer.start) if layer.stop - layer.start < t.shape[axis] else t
+    lo, hi = region.unflatten(axis, (layer.blocks, 2, layer.d)).unbind(-(tail + 2))
+    if layer.reverse:
+        hi = hi.flip(axis)
     return lo, hi
 
 
-def _merge(lo: torch.Tensor, hi: torch.Tensor, reverse: bool, tail: int) -> torch.Tensor:
-    """Inverse of :func:`_split`."""
-    if reverse:
-        hi = hi.flip(-(tail + 1))
-    return torch.stack((lo, hi), dim=-(tail + 2)).flatten(-(tail + 3), -(tail + 1))
+def _merge(t: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, layer: _Layer, tail: int) -> torch.Tensor:
+    """Inverse of :func:`_split`: ``t`` with the wires of ``layer`` replaced by ``lo`` and ``hi``."""
+    axis = -(tail + 1)
+    if layer.reverse:
+        hi = hi.flip(axis)
+    region = torch.stack((lo, hi), dim=-(tail + 2)).flatten(-(tail + 3), axis)
+    if layer.stop - layer.start == t.shape[axis]:
+        return region
+    parts = (t.narrow(axis, 0, layer.start), region, t.narrow(axis, layer.stop, t.shape[axis] - layer.stop))
+    return torch.cat([p for p in parts if p.shape[axis]], dim=axis)
 
 
-def _swap_weights(lo, hi, pad_lo, pad_hi, softness, mode):
-    """The weight ``s`` of every unit: ``min = lerp(lo, hi, s)``, ``max = lerp(hi, lo, s)``."""
-    s = sigmoidal_kernel((lo - hi) / softness, mode)
-    if pad_lo is not None:
-        # A sentinel is larger than everything: swap when it sits on the lower wire, keep otherwise.
-        s = torch.where(pad_lo | pad_hi, pad_lo.to(s.dtype), s)
-    return s
+def _step(z: torch.Tensor, diff: torch.Tensor, mode: str, distribution, art_lambda) -> torch.Tensor:
+    """The relaxed step :math:`f(z)` of a unit, ``z = (a - b) / softness`` and ``diff = a - b``."""
+    if mode != "smooth" or distribution in (None, "logistic"):
+        return sigmoidal_kernel(z, mode)
+    if distribution == "logistic_phi":
+        lam = DEFAULT_ART_LAMBDA if art_lambda is None else art_lambda
+        return torch.sigmoid(z / (diff.abs() + 1e-10).pow(lam))
+    if distribution == "cauchy":
+        return 0.5 + torch.atan(z) / math.pi
+    if distribution == "gaussian":
+        return torch.special.ndtr(z)
+    if distribution == "reciprocal":
+        return 0.5 + 0.5 * z / (2.0 + z.abs())
+    # optimal: linear in the middle, reciprocal tails (the where never sees a division by zero).
+    tail = 1.0 / (16.0 * z.abs().clamp_min(0.25))
+    return torch.where(z > 0.25, 1.0 - tail, torch.where(z < -0.25, tail, z + 0.5))
+
+
+def _check_relaxation(mode, network, distribution, art_lambda) -> None:
+    check_choice("mode", mode, SOFT_MODES)
+    if network != _DIFFSORT_BITONIC:
+        check_choice("network", network, NETWORKS)
+    if distribution is not None:
+        check_choice("distribution", distribution, DISTRIBUTIONS)
+        if mode != "smooth":
+            raise ValueError(
+                f"distribution applies to mode='smooth' only (modes 'c0', 'c1', 'c2' use their polynomial "
+                f"kernels), got distribution={distribution!r} with mode={mode!r}"
+            )
+    if art_lambda is not None:
+        check_nonnegative("art_lambda", art_lambda)
+        if distribution != "logistic_phi":
+            raise ValueError(
+                f"art_lambda applies to distribution='logistic_phi' only, got art_lambda={art_lambda!r} "
+                f"with distribution={distribution!r}"
+            )
+
+
+def _run_values(xt, softness, mode, network="bitonic", distribution=None, art_lambda=None):
+    """The network on ``xt`` ``(..., n)``: all its wires' values ``(..., N)`` (ascending on the real
+    wires), the network and the weights ``s`` of every layer (each ``(..., blocks, d)``)."""
+    _check_relaxation(mode, network, distribution, art_lambda)
+    if xt.dim() == 0:
+        raise ValueError("xt must have at least one dimension (the sorted one), got a 0-d tensor")
+    n = xt.shape[-1]
+    net = _network(n, network, xt.device)
+    tau = row_softness(softness)  # (..., 1, 1) against the (..., blocks, d) view of a layer
+    pad = None
+    v = xt
+    if net.size > n:
+        # The padding wires hold zeros: their units' weights are fixed, so the value never matters.
+        v = torch.nn.functional.pad(xt, (net.offset, net.size - n - net.offset))
+        if not net.offset:
+            pad = torch.arange(net.size, device=xt.device) >= n
+    weights = []
+    for layer in net.layers:
+        lo, hi = _split(v, layer, 0)
+        diff = lo - hi
+        if layer.descending is not None:
+            diff = torch.where(layer.descending, -diff, diff)
+        s = _step(diff / tau, diff, mode, distribution, art_lambda)
+        if layer.fixed is not None:
+            s = s.masked_fill(layer.fixed, 0.0)
+        if pad is not None:
+            # A sentinel is larger than everything: swap when it sits on the lower wire, keep otherwise.
+            pad_lo, pad_hi = _split(pad, layer, 0)
+            pad = _merge(pad, pad_lo & pad_hi, pad_lo | pad_hi, layer, 0)
+            s = torch.where(pad_lo | pad_hi, pad_lo.to(s.dtype), s)
+        # lerp is exact at s = 0 and s = 1, so saturated units move values bit for bit.
+        v = _merge(v, torch.lerp(lo, hi, s), torch.lerp(hi, lo, s), layer, 0)
+        weights.append(s)
+    return v, net, weights
 
 
 def _mix(lo: torch.Tensor, hi: torch.Tensor, s: torch.Tensor):
@@ -98,56 +272,53 @@ def _mix(lo: torch.Tensor, hi: torch.Tensor, s: torch.Tensor):
     return lo + step, hi - step
 
 
-def _run_values(xt, softness, mode):
-    """The network on ``xt`` ``(..., n)``: padded ascending values ``(..., N)``, the schedule and the
-    weights ``s`` of every layer (each ``(..., N / (2j), j)``, sentinel units already hard)."""
-    check_choice("mode", mode, SOFT_MODES)
-    if xt.dim() == 0:
-        raise ValueError("xt must have at least one dimension (the sorted one), got a 0-d tensor")
-    n = xt.shape[-1]
-    size, layers = _schedule(n)
-    tau = row_softness(softness)  # (..., 1, 1) against the (..., units, j) view of a layer
-    v = xt if size == n else torch.nn.functional.pad(xt, (0, size - n))
-    pad = None if size == n else torch.arange(size, device=xt.device) >= n
-    weights = []
-    for _, j, reverse in layers:
-        lo, hi = _split(v, j, reverse, 0)
-        pad_lo = pad_hi = None
-        if pad is not None:
-            pad_lo, pad_hi = _split(pad, j, reverse, 0)
-            pad = _merge(pad_lo & pad_hi, pad_lo | pad_hi, reverse, 0)
-        s = _swap_weights(lo, hi, pad_lo, pad_hi, tau, mode)
-        # lerp is exact at s = 0 and s = 1, so saturated units move values bit for bit.
-        v = _merge(torch.lerp(lo, hi, s), torch.lerp(hi, lo, s), reverse, 0)
-        weights.append(s)
-    # The sentinels end in the last N - n wires (they never exchanged weight with the real ones).
-    return v, size, layers, weights
+def _grow(perm: torch.Tensor, block: int) -> torch.Tensor:
+    """A block-diagonal ``(..., N/b, b, b)`` permutation as ``(..., N/block, block, block)``."""
+    b = perm.shape[-1]
+    r = block // b
+    if r == 1:
+        return perm
+    # (..., N/block, r, b, b) -> zeros off the diagonal of the r x r block grid.
+    count = perm.shape[-3] // r
+    parts = perm.unflatten(-3, (count, r)).movedim(-3, -1)  # (..., N/block, b, b, r)
+    grid = torch.diag_embed(parts)  # (..., N/block, b, b, r, r)
+    return grid.permute(*range(grid.dim() - 4), -2, -4, -1, -3).reshape(perm.shape[:-3] + (count, block, block))
 
 
-def _full_permutation(xt, size, layers, weights):
+def _full_permutation(xt, net: _Network, weights):
     """All of ``P`` ``(..., N, N)`` (ascending), carried forward in block-diagonal form."""
+    size = net.size
     perm = xt.new_ones(xt.shape[:-1] + (size, 1, 1))  # (..., N/b, b, b), b = 1
-    for (block, j, reverse), s in zip(layers, weights):
-        if reverse:
-            # Entering a stage: the blocks double, the permutation is block-diagonal in them.
-            left, right = perm.unflatten(-3, (-1, 2)).unbind(-3)  # (..., N/b, b/2, b/2) each
-            zero = torch.zeros_like(left)
-            perm = torch.cat((torch.cat((left, zero), dim=-1), torch.cat((zero, right), dim=-1)), dim=-2)
-        plo, phi = _split(perm, j, reverse, 1)  # (..., N/b, b/(2j), j, b)
-        perm = _merge(*_mix(plo, phi, s.unflatten(-2, (size // block, -1)).unsqueeze(-1)), reverse, 1)
+    for layer, s in zip(net.layers, weights):
+        block = perm.shape[-1]
+        if not net.staged or layer.start or layer.stop < size:
+            block = size
+        elif 2 * layer.d > block:
+            block = 2 * layer.d  # entering a stage: the blocks double
+        perm = _grow(perm, block)
+        if block == size:
+            flat = perm.reshape(perm.shape[:-3] + (size, size))
+            plo, phi = _split(flat, layer, 1)  # (..., blocks, d, N)
+            perm = _merge(flat, *_mix(plo, phi, s.unsqueeze(-1)), layer, 1).unflatten(-2, (1, size))
+        else:
+            sub = _Layer(0, block // (2 * layer.d), layer.d, layer.reverse)
+            plo, phi = _split(perm, sub, 1)  # (..., N/b, b/(2d), d, b)
+            s = s.unflatten(-2, (size // block, block // (2 * layer.d))).unsqueeze(-1)
+            perm = _merge(perm, *_mix(plo, phi, s), sub, 1)
     return perm.reshape(perm.shape[:-3] + (size, size))
 
 
-def _some_rows(wires, size, layers, weights, like):
+def _some_rows(wires, net: _Network, weights, like):
     """Rows ``wires`` (a 1-D index tensor of output wires) of ``P`` ``(..., r, N)``.
 
     The one-hot rows are pulled back through the layers in reverse order: every layer matrix is
-    symmetric, so a row vector is mixed exactly like the wires. Work ``O(r N log^2 N)``.
+    symmetric, so a row vector is mixed exactly like the wires. Work ``O(r N L)``.
     """
-    rows = torch.nn.functional.one_hot(wires, size).to(like.dtype)  # (r, N)
-    for (_, j, reverse), s in zip(reversed(layers), reversed(weights)):
-        lo, hi = _split(rows, j, reverse, 0)  # (..., r, N/(2j), j)
-        rows = _merge(*_mix(lo, hi, s.unsqueeze(-3)), reverse, 0)
+    rows = torch.nn.functional.one_hot(wires, net.size).to(like.dtype)  # (r, N)
+    rows = rows.expand(weights[0].shape[:-2] + rows.shape) if weights else rows
+    for layer, s in zip(reversed(net.layers), reversed(weights)):
+        lo, hi = _split(rows, layer, 0)  # (..., r, blocks, d)
+        rows = _merge(rows, *_mix(lo, hi, s.unsqueeze(-3)), layer, 0)
     return rows
 
 
@@ -156,24 +327,27 @@ def _safe_log(p: torch.Tensor) -> torch.Tensor:
     return torch.where(positive, torch.log(torch.where(positive, p, torch.ones_like(p))), float("-inf"))
 
 
-def permutation(xt, softness, mode, descending=False, rows=None, log=False):
-    r"""Soft permutation matrix of a differentiable bitonic sorting network.
+def permutation(
+    xt, softness, mode, descending=False, rows=None, log=False, *, network="bitonic", distribution=None, art_lambda=None
+):
+    r"""Soft permutation matrix of a differentiable sorting network.
 
     Relaxes the one-hot matrix of ``torch.sort(xt).indices``: every compare-and-swap unit of the
     network mixes the two permutation rows of its wires,
 
     .. math::
-        s = \sigma_{mode}\!\left(\frac{a - b}{\text{softness}}\right), \quad
+        s = f\!\left(\frac{a - b}{\text{softness}}\right), \quad
         P'_{lo} = (1 - s)\,P_{lo} + s\,P_{hi}, \quad
         P'_{hi} = s\,P_{lo} + (1 - s)\,P_{hi},
 
-    where :math:`a, b` are the soft values on the lower and upper wire. The result is doubly
-    stochastic and tends to the hard permutation as ``softness`` goes to 0.
+    where :math:`a, b` are the soft values on the lower and upper wire and :math:`f` is the mode's
+    sigmoidal kernel or the chosen ``distribution``. The result is doubly stochastic and tends to
+    the hard permutation as ``softness`` goes to 0.
 
     Args:
         xt (Tensor): scores ``(..., n)``, sorted along the last dimension, ``n >= 1``.
-        softness (float or Tensor): positive temperature; a tensor broadcasts against
-            ``xt[..., :1]``.
+        softness (float or Tensor): positive temperature (diffsort's ``1 / steepness``); a tensor
+            broadcasts against ``xt[..., :1]``.
         mode (str): ``"smooth"``, ``"c0"``, ``"c1"`` or ``"c2"``.
         descending (bool): sort largest first. Default: ``False``.
         rows (None, slice or Tensor): the sorted slots to return (a slice or a 1-D tensor of
@@ -181,6 +355,11 @@ def permutation(xt, softness, mode, descending=False, rows=None, log=False):
             network, :math:`O(r\, n \log^2 n)`, without forming ``P``. Default: ``None`` (all ``n``).
         log (bool): return :math:`\log P` (``-inf`` where a weight is exactly zero).
             Default: ``False``.
+        network (str): ``"bitonic"`` or ``"odd_even"``. Default: ``"bitonic"``.
+        distribution (str, optional): the relaxation :math:`f` in mode ``"smooth"``: ``"logistic"``,
+            ``"logistic_phi"``, ``"cauchy"``, ``"gaussian"``, ``"reciprocal"`` or ``"optimal"``.
+            Default: ``None`` (the mode's kernel; logistic for ``"smooth"``).
+        art_lambda (float, optional): exponent of ``"logistic_phi"``. Default: ``None`` (0.25).
 
     Returns:
         Tensor: ``P`` of shape ``(..., n, n)`` (``(..., r, n)`` with ``rows``); ``P[..., i, j]`` is
@@ -199,15 +378,25 @@ def permutation(xt, softness, mode, descending=False, rows=None, log=False):
                 [0.0000, 0.0000, 0.9900]])
         >>> torch.allclose(P.sum(-2), torch.ones(3)) and torch.allclose(P.sum(-1), torch.ones(3))
         True
+        >>> permutation(xt, 0.1, "smooth", network="odd_even", distribution="cauchy").round(decimals=2)
+        tensor([[0.2600, 0.7300, 0.0100],
+                [0.6900, 0.2600, 0.0500],
+                [0.0500, 0.0100, 0.9400]])
 
     .. seealso::
         Petersen et al., "Differentiable Sorting Networks for Scalable Sorting and Ranking
-        Supervision", ICML 2021.
+        Supervision", ICML 2021; "Monotonic Differentiable Sorting Networks", ICLR 2022.
     """
-    v, size, layers, weights = _run_values(xt, softness, mode)
+    v, net, weights = _run_values(xt, softness, mode, network, distribution, art_lambda)
+    return _permutation_from(xt, v, net, weights, descending, rows, log)
+
+
+def _permutation_from(xt, v, net: _Network, weights, descending, rows, log):
+    """:func:`permutation` from a run of the network."""
     n = xt.shape[-1]
+    real = slice(net.offset, net.offset + n)
     if rows is None:
-        perm = _full_permutation(xt, size, layers, weights)[..., :n, :n]
+        perm = _full_permutation(xt, net, weights)[..., real, real]
         if descending:
             perm = perm.flip(-2)
     else:
@@ -215,38 +404,43 @@ def permutation(xt, softness, mode, descending=False, rows=None, log=False):
             slots = torch.tensor(list(range(n)[rows]), dtype=torch.long, device=xt.device)
         else:
             slots = rows.to(device=xt.device, dtype=torch.long)
-        wires = (n - 1) - slots if descending else slots
-        stages = max(1, size.bit_length() - 2)  # log2(N) - 1
-        if slots.shape[0] * len(layers) <= 2 * stages * size:
-            # Few rows (top-k, quantiles, argmax): pull them back through the network.
-            perm = _some_rows(wires, size, layers, weights, xt)[..., :n]
+        wires = net.offset + ((n - 1) - slots if descending else slots)
+        # Pulling r rows back costs r N per layer; the block-diagonal full P about 2 N^2 per stage
+        # (a dense one N^2 per layer).
+        stages = max(1, net.size.bit_length() - 2)
+        if not net.staged or slots.shape[0] * len(net.layers) <= 2 * stages * net.size:
+            perm = _some_rows(wires, net, weights, xt)[..., real]
             perm = perm.expand(v.shape[:-1] + perm.shape[-2:])
         else:
-            perm = _full_permutation(xt, size, layers, weights)[..., :n, :n].index_select(-2, wires)
-    if not layers:  # n = 1: nothing to compare, a constant permutation
+            perm = _full_permutation(xt, net, weights)[..., :, real].index_select(-2, wires)
+    if not net.layers:  # n = 1: nothing to compare, a constant permutation
         perm = with_zero_grad(perm, xt)
     return _safe_log(perm) if log else perm
 
 
-def sort_values(xt, softness, mode, descending=False):
-    r"""Soft sorted values of ``xt`` from a differentiable bitonic sorting network.
+def sort_values(xt, softness, mode, descending=False, *, network="bitonic", distribution=None, art_lambda=None):
+    r"""Soft sorted values of ``xt`` from a differentiable sorting network.
 
     Relaxes ``torch.sort(xt).values``: every compare-and-swap unit of the network returns
 
     .. math::
-        s = \sigma_{mode}\!\left(\frac{a - b}{\text{softness}}\right), \quad
+        s = f\!\left(\frac{a - b}{\text{softness}}\right), \quad
         \min(a, b) \approx s\,b + (1 - s)\,a, \quad
         \max(a, b) \approx s\,a + (1 - s)\,b.
 
     The result equals ``permutation(xt, ...) @ xt`` but never forms the permutation:
-    :math:`O(n \log^2 n)` work and memory per row.
+    :math:`O(n \log^2 n)` work and memory per row for the bitonic network.
 
     Args:
         xt (Tensor): scores ``(..., n)``, sorted along the last dimension, ``n >= 1``.
-        softness (float or Tensor): positive temperature; a tensor broadcasts against
-            ``xt[..., :1]``.
+        softness (float or Tensor): positive temperature (diffsort's ``1 / steepness``); a tensor
+            broadcasts against ``xt[..., :1]``.
         mode (str): ``"smooth"``, ``"c0"``, ``"c1"`` or ``"c2"``.
         descending (bool): sort largest first. Default: ``False``.
+        network (str): ``"bitonic"`` or ``"odd_even"``. Default: ``"bitonic"``.
+        distribution (str, optional): the relaxation in mode ``"smooth"`` (see :func:`permutation`).
+            Default: ``None`` (the mode's kernel).
+        art_lambda (float, optional): exponent of ``"logistic_phi"``. Default: ``None`` (0.25).
 
     Returns:
         Tensor: soft sorted values ``(..., n)``, within ``[min(xt), max(xt)]``.
@@ -257,10 +451,13 @@ def sort_values(xt, softness, mode, descending=False):
         tensor([0.1000, 0.3000, 0.5000, 0.8000])
         >>> sort_values(xt, 0.1, "smooth", descending=True)
         tensor([0.7698, 0.5091, 0.2702, 0.1509])
+        >>> sort_values(xt, 0.1, "smooth", network="odd_even", distribution="optimal")
+        tensor([0.1125, 0.3000, 0.5000, 0.7875])
 
     .. seealso::
         Petersen et al., "Differentiable Sorting Networks for Scalable Sorting and Ranking
-        Supervision", ICML 2021.
+        Supervision", ICML 2021; "Monotonic Differentiable Sorting Networks", ICLR 2022.
     """
-    v = _run_values(xt, softness, mode)[0][..., : xt.shape[-1]]
+    v, net, _ = _run_values(xt, softness, mode, network, distribution, art_lambda)
+    v = v[..., net.offset : net.offset + xt.shape[-1]]
     return v.flip(-1) if descending else v
