@@ -51,40 +51,36 @@ def _distribution(distribution, interpolation_type):
     return check_choice("distribution", distribution, _network.DISTRIBUTIONS)
 
 
-class _SortingNetLayer(torch.nn.Module):
-    """Shared configuration and checks of the two layers."""
-
-    def __init__(self, sorting_network_type, size, device, steepness, art_lambda, interpolation_type, distribution):
-        super().__init__()
-        check_choice("sorting_network_type", sorting_network_type, tuple(NETWORK_TYPES))
-        self.sorting_network_type = sorting_network_type
-        self.size = check_positive_int("size", size)
-        self.device = device
-        self.steepness = check_positive("steepness", steepness)
-        self.art_lambda = check_nonnegative("art_lambda", art_lambda)
-        self.distribution = _distribution(distribution, interpolation_type)
-
-    def _run(self, vectors):
-        """The network on ``vectors``: ``(vectors in the compute dtype, values of all wires, network, weights)``."""
-        if not isinstance(vectors, torch.Tensor) or not vectors.is_floating_point():
-            raise TypeError(f"vectors must be a floating-point torch.Tensor, got {type(vectors).__name__}")
-        if vectors.dim() != 2 or vectors.shape[1] != self.size:
-            raise ValueError(f"vectors must have shape (batch, {self.size}), got {tuple(vectors.shape)}")
-        x = vectors.to(compute_dtype(vectors.dtype))
-        lam = self.art_lambda if self.distribution == "logistic_phi" else None
-        net = NETWORK_TYPES[self.sorting_network_type]
-        v, layout, weights = _network._run_values(x, 1.0 / self.steepness, "smooth", net, self.distribution, lam)
-        return x, v, layout, weights
-
-    def extra_repr(self) -> str:
-        return (
-            f"{self.sorting_network_type!r}, size={self.size}, steepness={self.steepness}, "
-            f"distribution={self.distribution!r}"
-            + (f", art_lambda={self.art_lambda}" if self.distribution == "logistic_phi" else "")
-        )
+def _configure(layer, sorting_network_type, size, steepness, art_lambda, interpolation_type, distribution):
+    """Check and store the configuration the two layers share."""
+    check_choice("sorting_network_type", sorting_network_type, tuple(NETWORK_TYPES))
+    layer.sorting_network_type = sorting_network_type
+    layer.size = check_positive_int("size", size)
+    layer.steepness = check_positive("steepness", steepness)
+    layer.art_lambda = check_nonnegative("art_lambda", art_lambda)
+    layer.distribution = _distribution(distribution, interpolation_type)
 
 
-class DiffSortNet(_SortingNetLayer):
+def _run(layer, vectors):
+    """The network on ``vectors``: ``(vectors in the compute dtype, values of all wires, network, weights)``."""
+    if not isinstance(vectors, torch.Tensor) or not vectors.is_floating_point():
+        raise TypeError(f"vectors must be a floating-point torch.Tensor, got {type(vectors).__name__}")
+    if vectors.dim() != 2 or vectors.shape[1] != layer.size:
+        raise ValueError(f"vectors must have shape (batch, {layer.size}), got {tuple(vectors.shape)}")
+    x = vectors.to(compute_dtype(vectors.dtype))
+    lam = layer.art_lambda if layer.distribution == "logistic_phi" else None
+    net = NETWORK_TYPES[layer.sorting_network_type]
+    v, layout, weights = _network._run_values(x, 1.0 / layer.steepness, "smooth", net, layer.distribution, lam)
+    return x, v, layout, weights
+
+
+def _repr(layer, k=None) -> str:
+    size = f"size={layer.size}" + ("" if k is None else f", k={k}")
+    lam = f", art_lambda={layer.art_lambda}" if layer.distribution == "logistic_phi" else ""
+    return f"{layer.sorting_network_type!r}, {size}, steepness={layer.steepness}, distribution={layer.distribution!r}{lam}"
+
+
+class DiffSortNet(torch.nn.Module):
     r"""Sort the rows of a matrix with a differentiable sorting network; diffsort's ``DiffSortNet``.
 
     Args:
@@ -129,20 +125,25 @@ class DiffSortNet(_SortingNetLayer):
         *,
         return_permutation: bool = True,
     ):
-        super().__init__(sorting_network_type, size, device, steepness, art_lambda, interpolation_type, distribution)
+        super().__init__()
+        _configure(self, sorting_network_type, size, steepness, art_lambda, interpolation_type, distribution)
+        self.device = device
         check_bool("return_permutation", return_permutation)
         self.return_permutation = return_permutation
 
     def forward(self, vectors):
-        x, v, net, weights = self._run(vectors)
+        x, v, net, weights = _run(self, vectors)
         values = v[..., net.offset : net.offset + self.size].to(vectors.dtype)
         if not self.return_permutation:
             return values, None
         perm = _network._permutation_from(x, v, net, weights, False, None, False)
         return values, perm.mT.to(vectors.dtype)
 
+    def extra_repr(self) -> str:
+        return _repr(self)
 
-class DiffTopkNet(_SortingNetLayer):
+
+class DiffTopkNet(torch.nn.Module):
     r"""Soft top-k membership from a differentiable sorting network; difftopk's ``DiffTopkNet``.
 
     Returns ``(None, X)`` like difftopk: ``X[b, i, j]`` is the weight of element ``i`` in slot
@@ -186,7 +187,9 @@ class DiffTopkNet(_SortingNetLayer):
         interpolation_type: str | None = None,
         distribution: str = "cauchy",
     ):
-        super().__init__(sorting_network_type, size, device, steepness, art_lambda, interpolation_type, distribution)
+        super().__init__()
+        _configure(self, sorting_network_type, size, steepness, art_lambda, interpolation_type, distribution)
+        self.device = device
         self.k = check_positive_int("k", k, high=self.size)
         check_bool("sparse", sparse)
         if sparse:
@@ -194,9 +197,9 @@ class DiffTopkNet(_SortingNetLayer):
         self.sparse = sparse
 
     def forward(self, vectors):
-        x, v, net, weights = self._run(vectors)
+        x, v, net, weights = _run(self, vectors)
         rows = slice(self.size - self.k, self.size)
         return None, _network._permutation_from(x, v, net, weights, False, rows, False).mT.to(vectors.dtype)
 
     def extra_repr(self) -> str:
-        return super().extra_repr().replace(f"size={self.size}", f"size={self.size}, k={self.k}")
+        return _repr(self, self.k)
