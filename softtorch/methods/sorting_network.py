@@ -96,15 +96,13 @@ OPTION_ALIASES = {"sorting_network_type": "network", "interpolation_type": "dist
 
 class _Layer(NamedTuple):
     """One layer: units pair wire ``start + 2d u + r`` with ``start + 2d u + d + r`` (``r < d``) for
-    ``u < blocks``; ``reverse`` pairs ``r`` with ``2d - 1 - r`` instead (the first layer of a
-    bitonic stage). ``descending`` (``None`` or a bool tensor ``(blocks, d)``) marks the units that
+    ``u < blocks``. ``descending`` (``None`` or a bool tensor ``(blocks, d)``) marks the units that
     put the minimum on the upper wire; ``fixed`` (``None`` or a bool tensor ``(blocks, d)``) the
     units that never swap."""
 
     start: int
     blocks: int
     d: int
-    reverse: bool = False
     descending: torch.Tensor | None = None
     fixed: torch.Tensor | None = None
 
@@ -119,50 +117,39 @@ class _Network(NamedTuple):
     size: int
     offset: int
     layers: list
-    #: Bitonic layouts: after the layers of stage ``k`` the permutation is block-diagonal in
-    #: blocks of ``2^k`` (the full permutation is built in that form).
+    #: Bitonic layouts: stage ``k = 1, ..., log2(size)`` is the ``k`` layers of distances
+    #: ``2^(k-1), ..., 1``; after it the permutation is block-diagonal in blocks of ``2^k``.
     staged: bool
-
-
-def _bitonic_schedule(n: int):
-    """Padded size ``N`` and the ``(block, distance, reverse)`` of every layer of the flip-form network.
-
-    Stage ``block = 2, 4, ..., N``: a first layer pairing wire ``r`` of each block with wire
-    ``block - 1 - r`` (``reverse``), then layers pairing ``r`` with ``r + j`` for
-    ``j = block/4, ..., 1``. Every unit puts the minimum on the lower wire.
-    """
-    size = 1
-    while size < n:
-        size *= 2
-    layers = []
-    block = 2
-    while block <= size:
-        layers.append((block, block // 2, True))
-        j = block // 4
-        while j >= 1:
-            layers.append((block, j, False))
-            j //= 2
-        block *= 2
-    return size, layers
+    #: The default bitonic network: the padding wires are the last ones and hold :math:`+\infty`.
+    sentinels: bool = False
 
 
 def _network(n: int, network: str, device) -> _Network:
-    """The layers of ``network`` on ``n`` wires (the sentinel units of a padded bitonic network fixed)."""
+    """The layers of ``network`` on ``n`` wires.
+
+    Bitonic: stage ``k`` merges blocks of ``2^k`` wires; unit ``(i, i + d)`` is descending when bit
+    ``k`` of ``i`` is set (the lower half of the next merge sorts up, the upper half down).
+    """
     if network == "odd_even":
         layers = [_Layer(i % 2, (n - i % 2) // 2, 1) for i in range(n) if (n - i % 2) // 2 > 0]
         return _Network(n, 0, layers, False)
-    size, schedule = _bitonic_schedule(n)
-    if network == _DIFFSORT_BITONIC:
-        # Alternating directions; the first size - n wires are padding and keep their place.
-        wire = torch.arange(size, device=device)
-        layers = []
-        for block, d, _ in schedule:
+    size = 1 << max(0, (n - 1).bit_length())
+    wire = torch.arange(size, device=device)
+    diffsort = network == _DIFFSORT_BITONIC
+    layers = []
+    block = 2
+    while block <= size:
+        d = block // 2
+        while d >= 1:
             lo_wire = wire.view(-1, 2, d)[:, 0]
-            layers.append(_Layer(0, size // (2 * d), d, False, (lo_wire & block) != 0, lo_wire < size - n))
+            # diffsort: the first size - n wires are padding; a unit that touches one is skipped.
+            fixed = lo_wire < size - n if diffsort and size > n else None
+            layers.append(_Layer(0, size // (2 * d), d, (lo_wire & block) != 0, fixed))
+            d //= 2
+        block *= 2
+    if diffsort:
         return _Network(size, size - n, layers, True)
-    # Flip form, sentinels (+inf) on the last wires: a sentinel on the lower wire always swaps.
-    layers = [_Layer(0, size // (2 * d), d, reverse) for _, d, reverse in schedule]
-    return _Network(size, 0, layers, True)
+    return _Network(size, 0, layers, True, sentinels=size > n)
 
 
 def _split(t: torch.Tensor, layer: _Layer, tail: int):
@@ -170,17 +157,12 @@ def _split(t: torch.Tensor, layer: _Layer, tail: int):
     wire axis of ``t`` is ``-(tail + 1)``."""
     axis = -(tail + 1)
     region = t.narrow(axis, layer.start, layer.stop - layer.start) if layer.stop - layer.start < t.shape[axis] else t
-    lo, hi = region.unflatten(axis, (layer.blocks, 2, layer.d)).unbind(-(tail + 2))
-    if layer.reverse:
-        hi = hi.flip(axis)
-    return lo, hi
+    return region.unflatten(axis, (layer.blocks, 2, layer.d)).unbind(-(tail + 2))
 
 
 def _merge(t: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, layer: _Layer, tail: int) -> torch.Tensor:
     """Inverse of :func:`_split`: ``t`` with the wires of ``layer`` replaced by ``lo`` and ``hi``."""
     axis = -(tail + 1)
-    if layer.reverse:
-        hi = hi.flip(axis)
     region = torch.stack((lo, hi), dim=-(tail + 2)).flatten(-(tail + 3), axis)
     if layer.stop - layer.start == t.shape[axis]:
         return region
@@ -237,10 +219,11 @@ def _run_values(xt, softness, mode, network="bitonic", distribution=None, art_la
     tau = row_softness(softness)  # (..., 1, 1) against the (..., blocks, d) view of a layer
     pad = None
     v = xt
+    pad = None
     if net.size > n:
         # The padding wires hold zeros: their units' weights are fixed, so the value never matters.
         v = torch.nn.functional.pad(xt, (net.offset, net.size - n - net.offset))
-        if not net.offset:
+        if net.sentinels:
             pad = torch.arange(net.size, device=xt.device) >= n
     weights = []
     for layer in net.layers:
@@ -252,10 +235,11 @@ def _run_values(xt, softness, mode, network="bitonic", distribution=None, art_la
         if layer.fixed is not None:
             s = s.masked_fill(layer.fixed, 0.0)
         if pad is not None:
-            # A sentinel is larger than everything: swap when it sits on the lower wire, keep otherwise.
+            # A sentinel is larger than everything: it swaps when it sits where the minimum goes.
             pad_lo, pad_hi = _split(pad, layer, 0)
-            pad = _merge(pad, pad_lo & pad_hi, pad_lo | pad_hi, layer, 0)
-            s = torch.where(pad_lo | pad_hi, pad_lo.to(s.dtype), s)
+            both, either = pad_lo & pad_hi, pad_lo | pad_hi
+            pad = _merge(pad, torch.where(layer.descending, either, both), torch.where(layer.descending, both, either), layer, 0)
+            s = torch.where(either, ((pad_lo != layer.descending) & ~both).to(s.dtype), s)
         # lerp is exact at s = 0 and s = 1, so saturated units move values bit for bit.
         v = _merge(v, torch.lerp(lo, hi, s), torch.lerp(hi, lo, s), layer, 0)
         weights.append(s)
@@ -301,7 +285,7 @@ def _full_permutation(xt, net: _Network, weights):
             plo, phi = _split(flat, layer, 1)  # (..., blocks, d, N)
             perm = _merge(flat, *_mix(plo, phi, s.unsqueeze(-1)), layer, 1).unflatten(-2, (1, size))
         else:
-            sub = _Layer(0, block // (2 * layer.d), layer.d, layer.reverse)
+            sub = _Layer(0, block // (2 * layer.d), layer.d)
             plo, phi = _split(perm, sub, 1)  # (..., N/b, b/(2d), d, b)
             s = s.unflatten(-2, (size // block, block // (2 * layer.d))).unsqueeze(-1)
             perm = _merge(perm, *_mix(plo, phi, s), sub, 1)
