@@ -256,50 +256,120 @@ def _mix(lo: torch.Tensor, hi: torch.Tensor, s: torch.Tensor):
     return lo + step, hi - step
 
 
-def _grow(perm: torch.Tensor, block: int) -> torch.Tensor:
-    """A block-diagonal ``(..., N/b, b, b)`` permutation as ``(..., N/block, block, block)``."""
-    b = perm.shape[-1]
-    r = block // b
-    if r == 1:
-        return perm
-    # (..., N/block, r, b, b) -> zeros off the diagonal of the r x r block grid.
-    count = perm.shape[-3] // r
-    parts = perm.unflatten(-3, (count, r)).movedim(-3, -1)  # (..., N/block, b, b, r)
-    grid = torch.diag_embed(parts)  # (..., N/block, b, b, r, r)
-    return grid.permute(*range(grid.dim() - 4), -2, -4, -1, -3).reshape(perm.shape[:-3] + (count, block, block))
+#: Most layers of a bitonic stage multiplied into one small matrix before it is applied to ``P``.
+_GROUP_BITS = 4
+
+
+def _groups(k: int):
+    """The bits ``k - 1, ..., 0`` of stage ``k`` in runs of at most :data:`_GROUP_BITS`, highest first."""
+    count = -(-k // _GROUP_BITS)
+    sizes = [k // count + (1 if i < k % count else 0) for i in range(count)]
+    runs, top = [], k
+    for size in sizes:
+        runs.append((top - size, top))
+        top -= size
+    return runs
+
+
+def _group_matrix(stage_weights, k: int, lo: int, hi: int, batch: int, size: int) -> torch.Tensor:
+    """The product of the layers of bits ``hi - 1, ..., lo`` of stage ``k``: ``(B, K, H, L, G, G)``.
+
+    Wire ``i`` of block ``K`` of ``2^k`` wires is ``(h, j, l)`` with ``j`` the ``G = 2^(hi - lo)``
+    values of the group's bits; every ``(K, h, l)`` has its own ``G x G`` matrix, built by mixing
+    the rows of the identity (each layer mixes rows ``j`` and ``j + 2^(t - lo)``).
+    """
+    blocks, heads, tails, g = size >> k, 1 << (k - hi), 1 << lo, 1 << (hi - lo)
+    mat = None
+    for t in range(hi - 1, lo - 1, -1):
+        s = stage_weights[k - 1 - t]  # (B, N / 2^(t+1), 2^t): the layer of distance 2^t
+        a, b = 1 << (hi - t - 1), 1 << (t - lo)
+        s = s.reshape(batch, blocks, heads, a, b, tails).permute(0, 1, 2, 5, 3, 4).unsqueeze(-1)
+        if mat is None:
+            eye = torch.eye(g, dtype=s.dtype, device=s.device).view(a, 2, b, g)
+            mlo, mhi = eye[:, 0], eye[:, 1]
+        else:
+            mlo, mhi = mat.unflatten(-2, (a, 2, b)).unbind(-3)
+        step = s * (mhi - mlo)
+        mat = torch.stack((mlo + step, mhi - step), dim=-3).flatten(-4, -2)
+    return mat
+
+
+def _staged_permutation(xt, net: _Network, weights):
+    """All of ``P`` ``(..., N, N)`` of a bitonic network, stage by stage in block-diagonal form.
+
+    Before stage ``k`` the permutation is ``N / 2^(k-1)`` diagonal blocks; the stage's layers are
+    multiplied, a few bits at a time (:func:`_groups`), into small matrices that are applied to the
+    rows of each block with one batched matrix product. The first group of a stage reads the two
+    half blocks directly (never the zeros between them).
+    """
+    size = net.size
+    batch_shape = xt.shape[:-1]
+    batch = math.prod(batch_shape)
+    weights = [w.reshape(batch, *w.shape[-2:]) for w in weights]
+    perm = None  # (B, N / C, C, C) after each stage
+    first = 0
+    for k in range(1, size.bit_length()):
+        stage_weights = weights[first : first + k]
+        first += k
+        block = 1 << k
+        blocks = size // block
+        for lo, hi in _groups(k):
+            mat = _group_matrix(stage_weights, k, lo, hi, batch, size)  # (B, K, H, L, G, G)
+            g, tails = 1 << (hi - lo), 1 << lo
+            if hi == k:  # the top bits: the input is the two half blocks of the previous stage
+                if perm is None:
+                    halves = xt.new_ones(batch, blocks, 1, 2, 1, 1, 1)
+                else:
+                    halves = perm.view(batch, blocks, 2, g // 2, tails, block // 2).transpose(-3, -2).unsqueeze(2)
+                mat = mat.unflatten(-1, (2, g // 2)).movedim(-2, 3)  # (B, K, 1, 2, L, G, G/2)
+                out = torch.matmul(mat, halves)  # (B, K, 1, 2, L, G, C/2)
+                perm = out.squeeze(2).permute(0, 1, 4, 3, 2, 5).reshape(batch, blocks, block, block)
+            else:
+                rows = perm.view(batch, blocks, 1 << (k - hi), g, tails, block).transpose(-3, -2)
+                perm = torch.matmul(mat, rows).transpose(-3, -2).reshape(batch, blocks, block, block)
+    if perm is None:  # one wire
+        return xt.new_ones(batch_shape + (1, 1))
+    return perm.reshape(batch_shape + (size, size))
 
 
 def _full_permutation(xt, net: _Network, weights):
-    """All of ``P`` ``(..., N, N)`` (ascending), carried forward in block-diagonal form."""
+    """All of ``P`` ``(..., N, N)`` (ascending)."""
+    if net.staged:
+        return _staged_permutation(xt, net, weights)
     size = net.size
-    perm = xt.new_ones(xt.shape[:-1] + (size, 1, 1))  # (..., N/b, b, b), b = 1
+    perm = torch.eye(size, dtype=xt.dtype, device=xt.device).expand(xt.shape[:-1] + (size, size))
     for layer, s in zip(net.layers, weights):
-        block = perm.shape[-1]
-        if not net.staged or layer.start or layer.stop < size:
-            block = size
-        elif 2 * layer.d > block:
-            block = 2 * layer.d  # entering a stage: the blocks double
-        perm = _grow(perm, block)
-        if block == size:
-            flat = perm.reshape(perm.shape[:-3] + (size, size))
-            plo, phi = _split(flat, layer, 1)  # (..., blocks, d, N)
-            perm = _merge(flat, *_mix(plo, phi, s.unsqueeze(-1)), layer, 1).unflatten(-2, (1, size))
-        else:
-            sub = _Layer(0, block // (2 * layer.d), layer.d)
-            plo, phi = _split(perm, sub, 1)  # (..., N/b, b/(2d), d, b)
-            s = s.unflatten(-2, (size // block, block // (2 * layer.d))).unsqueeze(-1)
-            perm = _merge(perm, *_mix(plo, phi, s), sub, 1)
-    return perm.reshape(perm.shape[:-3] + (size, size))
+        plo, phi = _split(perm, layer, 1)  # (..., blocks, d, N)
+        perm = _merge(perm, *_mix(plo, phi, s.unsqueeze(-1)), layer, 1)
+    return perm
 
 
 def _some_rows(wires, net: _Network, weights, like):
     """Rows ``wires`` (a 1-D index tensor of output wires) of ``P`` ``(..., r, N)``.
 
     The one-hot rows are pulled back through the layers in reverse order: every layer matrix is
-    symmetric, so a row vector is mixed exactly like the wires. Work ``O(r N L)``.
+    symmetric, so a row vector is mixed exactly like the wires. Work ``O(r N L)``; a bitonic
+    network applies the transposed group matrices of :func:`_group_matrix` instead of single layers.
     """
     rows = torch.nn.functional.one_hot(wires, net.size).to(like.dtype)  # (r, N)
-    rows = rows.expand(weights[0].shape[:-2] + rows.shape) if weights else rows
+    if not weights:
+        return rows
+    if net.staged:
+        size, batch_shape = net.size, weights[0].shape[:-2]
+        batch = math.prod(batch_shape)
+        flat = [w.reshape(batch, *w.shape[-2:]) for w in weights]
+        r = rows.shape[0]
+        cols = rows.mT.expand(batch, size, r)  # (B, N, r): P^T = M_1 ... M_L, M_L first
+        last = len(flat)
+        for k in range(size.bit_length() - 1, 0, -1):
+            stage_weights = flat[last - k : last]
+            last -= k
+            for lo, hi in reversed(_groups(k)):
+                mat = _group_matrix(stage_weights, k, lo, hi, batch, size).mT
+                view = cols.reshape(batch, size >> k, 1 << (k - hi), 1 << (hi - lo), 1 << lo, r).transpose(-3, -2)
+                cols = torch.matmul(mat, view).transpose(-3, -2).reshape(batch, size, r)
+        return cols.mT.reshape(batch_shape + rows.shape)
+    rows = rows.expand(weights[0].shape[:-2] + rows.shape)
     for layer, s in zip(reversed(net.layers), reversed(weights)):
         lo, hi = _split(rows, layer, 0)  # (..., r, blocks, d)
         rows = _merge(rows, *_mix(lo, hi, s.unsqueeze(-3)), layer, 0)
