@@ -96,15 +96,16 @@ OPTION_ALIASES = {"sorting_network_type": "network", "interpolation_type": "dist
 
 class _Layer(NamedTuple):
     """One layer: units pair wire ``start + 2d u + r`` with ``start + 2d u + d + r`` (``r < d``) for
-    ``u < blocks``. ``descending`` (``None`` or a bool tensor ``(blocks, d)``) marks the units that
-    put the minimum on the upper wire; ``fixed`` (``None`` or a bool tensor ``(blocks, d)``) the
-    units that never swap."""
+    ``u < blocks``. ``sign`` (``None`` or ``(blocks, d)`` of +-1) is -1 on the units that put the
+    minimum on the upper wire; ``fixed`` (``None`` or a bool ``(blocks, d)``) marks the units whose
+    weight is ``fixed_value`` whatever the data (padding)."""
 
     start: int
     blocks: int
     d: int
-    descending: torch.Tensor | None = None
+    sign: torch.Tensor | None = None
     fixed: torch.Tensor | None = None
+    fixed_value: torch.Tensor | None = None
 
     @property
     def stop(self) -> int:
@@ -120,15 +121,31 @@ class _Network(NamedTuple):
     #: Bitonic layouts: stage ``k = 1, ..., log2(size)`` is the ``k`` layers of distances
     #: ``2^(k-1), ..., 1``; after it the permutation is block-diagonal in blocks of ``2^k``.
     staged: bool
-    #: The default bitonic network: the padding wires are the last ones and hold :math:`+\infty`.
-    sentinels: bool = False
 
 
-def _network(n: int, network: str, device) -> _Network:
-    """The layers of ``network`` on ``n`` wires.
+_CACHE: dict = {}
+
+
+def _network(n: int, network: str, device, dtype) -> _Network:
+    """:func:`_build_network`, kept per ``(n, network, device, dtype)`` outside of compilation."""
+    if torch.compiler.is_compiling():
+        return _build_network(n, network, device, dtype)
+    key = (n, network, device, dtype)
+    if key not in _CACHE:
+        if len(_CACHE) >= 64:
+            _CACHE.clear()
+        _CACHE[key] = _build_network(n, network, device, dtype)
+    return _CACHE[key]
+
+
+def _build_network(n: int, network: str, device, dtype) -> _Network:
+    r"""The layers of ``network`` on ``n`` wires (their constant tensors on ``device`` in ``dtype``).
 
     Bitonic: stage ``k`` merges blocks of ``2^k`` wires; unit ``(i, i + d)`` is descending when bit
-    ``k`` of ``i`` is set (the lower half of the next merge sorts up, the upper half down).
+    ``k`` of ``i`` is set (the lower half of the next merge sorts up, the upper half down). The
+    default pads with sentinel wires at the end that behave like :math:`+\infty` (a unit with one
+    swaps exactly when the sentinel sits where the minimum goes); diffsort's layout puts the padding
+    wires first and skips every unit that touches one.
     """
     if network == "odd_even":
         layers = [_Layer(i % 2, (n - i % 2) // 2, 1) for i in range(n) if (n - i % 2) // 2 > 0]
@@ -136,20 +153,28 @@ def _network(n: int, network: str, device) -> _Network:
     size = 1 << max(0, (n - 1).bit_length())
     wire = torch.arange(size, device=device)
     diffsort = network == _DIFFSORT_BITONIC
+    pad = wire >= n  # where the sentinels are before each layer
     layers = []
     block = 2
     while block <= size:
         d = block // 2
         while d >= 1:
             lo_wire = wire.view(-1, 2, d)[:, 0]
-            # diffsort: the first size - n wires are padding; a unit that touches one is skipped.
-            fixed = lo_wire < size - n if diffsort and size > n else None
-            layers.append(_Layer(0, size // (2 * d), d, (lo_wire & block) != 0, fixed))
+            descending = (lo_wire & block) != 0
+            sign = 1.0 - 2.0 * descending.to(dtype)
+            fixed = value = None
+            if diffsort and size > n:
+                fixed = lo_wire < size - n
+                value = torch.zeros((), dtype=dtype, device=device)
+            elif size > n:
+                pad_lo, pad_hi = pad.view(-1, 2, d).unbind(-2)
+                both, either = pad_lo & pad_hi, pad_lo | pad_hi
+                fixed, value = either, ((pad_lo != descending) & ~both).to(dtype)
+                pad = torch.stack((torch.where(descending, either, both), torch.where(descending, both, either)), -2).flatten()
+            layers.append(_Layer(0, size // (2 * d), d, sign, fixed, value))
             d //= 2
         block *= 2
-    if diffsort:
-        return _Network(size, size - n, layers, True)
-    return _Network(size, 0, layers, True, sentinels=size > n)
+    return _Network(size, size - n if diffsort else 0, layers, True)
 
 
 def _split(t: torch.Tensor, layer: _Layer, tail: int):
@@ -215,31 +240,17 @@ def _run_values(xt, softness, mode, network="bitonic", distribution=None, art_la
     if xt.dim() == 0:
         raise ValueError("xt must have at least one dimension (the sorted one), got a 0-d tensor")
     n = xt.shape[-1]
-    net = _network(n, network, xt.device)
+    net = _network(n, network, xt.device, xt.dtype)
     tau = row_softness(softness)  # (..., 1, 1) against the (..., blocks, d) view of a layer
-    pad = None
-    v = xt
-    pad = None
-    if net.size > n:
-        # The padding wires hold zeros: their units' weights are fixed, so the value never matters.
-        v = torch.nn.functional.pad(xt, (net.offset, net.size - n - net.offset))
-        if net.sentinels:
-            pad = torch.arange(net.size, device=xt.device) >= n
+    # The padding wires hold zeros: their units' weights are fixed, so the value never matters.
+    v = xt if net.size == n else torch.nn.functional.pad(xt, (net.offset, net.size - n - net.offset))
     weights = []
     for layer in net.layers:
         lo, hi = _split(v, layer, 0)
-        diff = lo - hi
-        if layer.descending is not None:
-            diff = torch.where(layer.descending, -diff, diff)
+        diff = lo - hi if layer.sign is None else (lo - hi) * layer.sign
         s = _step(diff / tau, diff, mode, distribution, art_lambda)
         if layer.fixed is not None:
-            s = s.masked_fill(layer.fixed, 0.0)
-        if pad is not None:
-            # A sentinel is larger than everything: it swaps when it sits where the minimum goes.
-            pad_lo, pad_hi = _split(pad, layer, 0)
-            both, either = pad_lo & pad_hi, pad_lo | pad_hi
-            pad = _merge(pad, torch.where(layer.descending, either, both), torch.where(layer.descending, both, either), layer, 0)
-            s = torch.where(either, ((pad_lo != layer.descending) & ~both).to(s.dtype), s)
+            s = torch.where(layer.fixed, layer.fixed_value, s)
         # lerp is exact at s = 0 and s = 1, so saturated units move values bit for bit.
         v = _merge(v, torch.lerp(lo, hi, s), torch.lerp(hi, lo, s), layer, 0)
         weights.append(s)
