@@ -18,9 +18,11 @@ matrix and so is their product :math:`P`, and the soft sorted values are exactly
 * ``"bitonic"`` (default): :math:`m(m + 1)/2` layers for :math:`N = 2^m` wires. Any ``n`` is padded
   to the next power of two with sentinel wires that behave like :math:`+\infty`: every comparison
   that involves a sentinel is an exact (hard) swap, decided from ``n`` alone, so sentinels never
-  leak weight into the real wires and end up in the last slots, where they are cut off. Every
-  layer is a fixed reshape of the wires (partner :math:`i \oplus (2^k - 1)` in the first layer of
-  stage :math:`k`, :math:`i \oplus j` after it): :math:`O(n \log^2 n)` work per row for the values.
+  leak weight into the real wires and end up in the last slots, where they are cut off. Stage
+  :math:`k` merges blocks of :math:`2^k` wires with layers pairing :math:`i` and
+  :math:`i + 2^{k-1}, \dots, i + 1` (the units of blocks whose bit :math:`k` is set put the
+  minimum on the upper wire): :math:`O(n \log^2 n)` work per row for the values, with fixed
+  reshapes and no Python code looking at the data.
 * ``"odd_even"``: the odd-even transposition network, ``n`` layers of neighbour comparisons
   (pairs :math:`(2i, 2i + 1)`, then :math:`(2i + 1, 2i + 2)`, ...), for any ``n`` without padding:
   :math:`O(n^2)` work per row for the values, :math:`O(n^3)` for the full permutation.
@@ -44,10 +46,12 @@ Cauchy, reciprocal and optimal make the network monotonic (Petersen et al., 2022
 ``distribution``.
 
 The full permutation of a bitonic network is carried in block-diagonal form: after stage :math:`k`
-it only mixes wires inside blocks of :math:`2^k`, so only the last stage touches a dense
-:math:`n \times n` matrix (:math:`O(n^2 \log n)` work per row). A few rows of it (top-k, quantiles,
-argmax) are instead pulled back from the output through the symmetric layer matrices in
-:math:`O(r\, n \log^2 n)`.
+it only mixes wires inside blocks of :math:`2^k`. The layers of a stage are multiplied a few at a
+time into small :math:`2^g \times 2^g` matrices (one per group of wires they mix), which are applied
+to the rows of the permutation with batched matrix products, so ``P`` is rewritten about
+:math:`\log n / g` times per stage instead of once per layer. A few rows of it (top-k, quantiles,
+argmax) are instead pulled back from the output through the same (transposed, symmetric-layer)
+products in :math:`O(r\, n \log^2 n)`. The odd-even network mixes the rows layer by layer.
 
 .. seealso::
     F. Petersen, C. Borgelt, H. Kuehne, O. Deussen, "Differentiable Sorting Networks for Scalable
