@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -30,7 +32,7 @@ def one_hot(indices, n):
 
 
 def test_public_names():
-    assert sorting_network.__all__ == ["permutation", "sort_values"]
+    assert sorting_network.__all__ == ["permutation", "sort_values", "NETWORKS", "DISTRIBUTIONS", "OPTIONS", "OPTION_ALIASES"]
 
 
 @pytest.mark.parametrize("fn", [permutation, sort_values])
@@ -283,3 +285,141 @@ def test_nan_stays_in_its_row():
     for out in (sort_values(x, 0.1, "smooth"), permutation(x, 0.1, "c1")):
         assert torch.isnan(out[1]).any()
         assert torch.isfinite(out[0]).all() and torch.isfinite(out[2]).all()
+
+
+# --- options: network and distribution -----------------------------------------------------
+
+DISTRIBUTIONS = ("logistic", "logistic_phi", "cauchy", "gaussian", "reciprocal", "optimal")
+
+
+def test_options_table():
+    assert set(sorting_network.OPTIONS) == {"network", "distribution", "art_lambda"}
+    assert sorting_network.OPTION_ALIASES == {"sorting_network_type": "network", "interpolation_type": "distribution"}
+    assert sorting_network.NETWORKS == ("bitonic", "odd_even")
+    assert sorting_network.DISTRIBUTIONS == DISTRIBUTIONS
+
+
+@pytest.mark.parametrize("fn", [permutation, sort_values])
+def test_bad_options(fn):
+    x = torch.rand(5)
+    with pytest.raises(ValueError, match=r"network must be one of 'bitonic', 'odd_even', got 'bubble'"):
+        fn(x, 0.1, "smooth", network="bubble")
+    with pytest.raises(ValueError, match=r"distribution must be one of 'logistic', .*'optimal', got 'laplace'"):
+        fn(x, 0.1, "smooth", distribution="laplace")
+    with pytest.raises(ValueError, match=r"distribution applies to mode='smooth' only.*'cauchy' with mode='c1'"):
+        fn(x, 0.1, "c1", distribution="cauchy")
+    with pytest.raises(ValueError, match=r"art_lambda applies to distribution='logistic_phi' only"):
+        fn(x, 0.1, "smooth", distribution="cauchy", art_lambda=0.5)
+    with pytest.raises(ValueError, match=r"art_lambda must be a nonnegative finite number, got -1"):
+        fn(x, 0.1, "smooth", distribution="logistic_phi", art_lambda=-1)
+
+
+def test_options_through_the_operators():
+    import softtorch as st
+
+    x = torch.tensor([[0.3, -1.0, 2.0, 0.5, 0.0]], dtype=torch.float64)
+    opts = {"sorting_network_type": "odd_even", "interpolation_type": "cauchy"}
+    got = st.sort(x, method="sorting_network", method_options=opts)
+    scores = st.sort(x, method="sorting_network").indices  # the default network differs
+    perm = permutation(torch.sigmoid((x - x.mean()) / (x.var(unbiased=False) + 1e-6).sqrt()), 0.1, "smooth",
+                       network="odd_even", distribution="cauchy")
+    torch.testing.assert_close(got.indices, perm)
+    assert (got.indices - scores).abs().max() > 1e-3
+    with pytest.raises(ValueError, match=r"method_options accepts the keys 'network', 'distribution', 'art_lambda'"):
+        st.sort(x, method="sorting_network", method_options={"steepness": 10.0})
+
+
+@pytest.mark.parametrize(
+    "distribution, s",
+    [  # s = f(z) at z = (0.3 - 0.1) / 0.1 = 2, by hand
+        ("logistic", 1 / (1 + math.exp(-2))),
+        ("logistic_phi", 1 / (1 + math.exp(-2 / 0.2**0.25))),
+        ("cauchy", 0.5 + math.atan(2) / math.pi),
+        ("gaussian", 0.5 * (1 + math.erf(2 / math.sqrt(2)))),
+        ("reciprocal", 0.75),
+        ("optimal", 1 - 1 / 32),
+    ],
+)
+@pytest.mark.parametrize("network", ["bitonic", "odd_even"])
+def test_one_unit_per_distribution(distribution, s, network):
+    # Two wires, one unit: min = (1 - s) a + s b, max = s a + (1 - s) b, P = [[1 - s, s], [s, 1 - s]].
+    x = torch.tensor([0.3, 0.1], dtype=torch.float64)
+    values = sort_values(x, 0.1, "smooth", network=network, distribution=distribution)
+    torch.testing.assert_close(values, torch.tensor([0.3 - 0.2 * s, 0.1 + 0.2 * s], dtype=torch.float64))
+    perm = permutation(x, 0.1, "smooth", network=network, distribution=distribution)
+    torch.testing.assert_close(perm, torch.tensor([[1 - s, s], [s, 1 - s]], dtype=torch.float64))
+
+
+def test_optimal_branches_and_art_lambda():
+    x = torch.tensor([0.12, 0.1], dtype=torch.float64)  # z = 0.2: the linear middle of "optimal"
+    torch.testing.assert_close(sort_values(x, 0.1, "smooth", distribution="optimal")[0], torch.tensor(0.12 - 0.02 * 0.7, dtype=torch.float64))
+    x = torch.tensor([0.1, 0.3], dtype=torch.float64)  # z = -2: the lower tail, s = 1 / 32
+    torch.testing.assert_close(sort_values(x, 0.1, "smooth", distribution="optimal")[0], torch.tensor(0.1 + 0.2 / 32, dtype=torch.float64))
+    x = torch.tensor([0.3, 0.1], dtype=torch.float64)
+    s = 1 / (1 + math.exp(-2 / 0.2**0.5))
+    got = sort_values(x, 0.1, "smooth", distribution="logistic_phi", art_lambda=0.5)
+    torch.testing.assert_close(got[0], torch.tensor(0.3 - 0.2 * s, dtype=torch.float64))
+    # The default distribution is the mode's kernel: "logistic" is the same as no distribution.
+    torch.testing.assert_close(sort_values(x, 0.1, "smooth", distribution="logistic"), sort_values(x, 0.1, "smooth"))
+
+
+def loop_odd_even(x, softness, f):
+    """The odd-even transposition network by hand: n layers of neighbour units, P carried along."""
+    n = x.shape[-1]
+    v = x.clone()
+    P = torch.eye(n, dtype=x.dtype).expand(x.shape[:-1] + (n, n)).clone()
+    for layer in range(n):
+        for a in range(layer % 2, n - 1, 2):
+            s = f((v[..., a] - v[..., a + 1]) / softness)
+            va, vb = v[..., a].clone(), v[..., a + 1].clone()
+            v[..., a], v[..., a + 1] = (1 - s) * va + s * vb, s * va + (1 - s) * vb
+            pa, pb = P[..., a, :].clone(), P[..., a + 1, :].clone()
+            P[..., a, :], P[..., a + 1, :] = (1 - s[..., None]) * pa + s[..., None] * pb, s[..., None] * pa + (1 - s[..., None]) * pb
+    return v, P
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 7, 10])
+@pytest.mark.parametrize("descending", [False, True])
+def test_odd_even_matches_plain_loop(n, descending):
+    x = torch.rand(2, n, dtype=torch.float64, generator=torch.Generator().manual_seed(n))
+    cauchy = lambda z: 0.5 + torch.atan(z) / math.pi  # noqa: E731
+    v, P = loop_odd_even(x, 0.2, cauchy)
+    if descending:
+        v, P = v.flip(-1), P.flip(-2)
+    opts = {"network": "odd_even", "distribution": "cauchy"}
+    torch.testing.assert_close(sort_values(x, 0.2, "smooth", descending=descending, **opts), v)
+    torch.testing.assert_close(permutation(x, 0.2, "smooth", descending=descending, **opts), P)
+    torch.testing.assert_close(permutation(x, 0.2, "smooth", descending=descending, rows=slice(0, 1), **opts), P[..., :1, :])
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("n", [1, 2, 5, 8, 13])
+def test_odd_even_hard_limit(mode, n):
+    x = distinct((3, n), seed=n)
+    ref = torch.sort(x, dim=-1)
+    torch.testing.assert_close(sort_values(x, 1e-4, mode, network="odd_even"), ref.values, rtol=0, atol=1e-12)
+    torch.testing.assert_close(permutation(x, 1e-4, mode, network="odd_even"), one_hot(ref.indices, n), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("distribution", DISTRIBUTIONS)
+@pytest.mark.parametrize("network", ["bitonic", "odd_even"])
+def test_distributions_doubly_stochastic_and_hard_limit(distribution, network):
+    x = distinct((3, 6), seed=2)
+    perm = permutation(x, 0.3, "smooth", network=network, distribution=distribution)
+    torch.testing.assert_close(perm.sum(-1), torch.ones(3, 6, dtype=torch.float64))
+    torch.testing.assert_close(perm.sum(-2), torch.ones(3, 6, dtype=torch.float64))
+    torch.testing.assert_close(sort_values(x, 0.3, "smooth", network=network, distribution=distribution), (perm @ x.unsqueeze(-1)).squeeze(-1))
+    # Heavy tails (cauchy, reciprocal, optimal) need a much smaller softness to harden.
+    hard = sort_values(x, 1e-9, "smooth", network=network, distribution=distribution)
+    torch.testing.assert_close(hard, torch.sort(x).values, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("distribution", DISTRIBUTIONS)
+@pytest.mark.parametrize("network", ["bitonic", "odd_even"])
+def test_distributions_gradcheck(distribution, network):
+    x = distinct((2, 5), gap=0.07, seed=4).requires_grad_()
+    tau = torch.tensor([[0.25], [0.4]], dtype=torch.float64, requires_grad=True)
+    opts = {"network": network, "distribution": distribution}
+    assert torch.autograd.gradcheck(lambda x, t: sort_values(x, t, "smooth", **opts), (x, tau))
+    assert torch.autograd.gradcheck(lambda x, t: permutation(x, t, "smooth", **opts), (x, tau))
+    assert torch.autograd.gradgradcheck(lambda x: permutation(x, 0.3, "smooth", **opts), (x,))

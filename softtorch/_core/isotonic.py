@@ -1020,5 +1020,3 @@ def sort_descending(x: torch.Tensor, with_order: bool = False):
     if not with_order:
         return values, None
     return values, (position.view(rows, n) - torch.arange(0, rows * n, n, device=x.device).unsqueeze(-1)).view(x.shape)
-
-
