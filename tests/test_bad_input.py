@@ -134,7 +134,13 @@ OT_KWARGS = [
 METHOD_OPTIONS = [  # every function's default method (neuralsort or softsort) takes no options
     Bad("list", const([("tol", 1e-3)]), TypeError, r"dict or None", r"list \["),
     # a default method without options, or one with options of other names (fast_soft_sort)
-    Bad("for_method", const({"tol": 1e-3}), ValueError, r"empty or None for method='\w+'|accepts the keys", r"got \{'tol': 0\.001\}|got 'tol'"),
+    Bad(
+        "for_method",
+        const({"tol": 1e-3}),
+        ValueError,
+        r"empty or None for method='\w+'|accepts the keys",
+        r"got \{'tol': 0\.001\}|got 'tol'",
+    ),
 ]
 PERCENT = [
     Bad("above", const(101.0), ValueError, r"in \[0, 100\]", r"got 101\.0"),
@@ -439,10 +445,20 @@ LAYER_REQUIRED = {
     "SoftArgquantile": {"q": 0.3, "dim": -1},
     "SoftPercentile": {"q": 30.0, "dim": -1},
     "SoftArgpercentile": {"q": 30.0, "dim": -1},
-    **{name: {"dim": -1} for name in (
-        "SoftRank", "SoftMedian", "SoftArgmedian", "SoftMax", "SoftMin",
-        "SoftArgmax", "SoftArgmin", "SoftAll", "SoftAny",
-    )},  # fmt: skip
+    **{
+        name: {"dim": -1}
+        for name in (
+            "SoftRank",
+            "SoftMedian",
+            "SoftArgmedian",
+            "SoftMax",
+            "SoftMin",
+            "SoftArgmax",
+            "SoftArgmin",
+            "SoftAll",
+            "SoftAny",
+        )
+    },  # fmt: skip
     "SoftNarrow": {"length": 2},
     "SoftIndexSelect": {"dim": 1},
     "SoftClamp": {"min": -0.5},

@@ -90,7 +90,9 @@ def test_two_elements_by_hand(network):
     # One comparator: alpha = 1/2 + atan(10 * (0.1 - 0.3)) / pi = 1/2 - atan(2) / pi.
     alpha = 0.5 - math.atan(2) / math.pi
     values, X = DiffSortNet(network, 2)(torch.tensor([[0.3, 0.1]], dtype=torch.float64))
-    torch.testing.assert_close(values, torch.tensor([[0.3 * alpha + 0.1 * (1 - alpha), 0.3 * (1 - alpha) + 0.1 * alpha]], dtype=torch.float64))
+    torch.testing.assert_close(
+        values, torch.tensor([[0.3 * alpha + 0.1 * (1 - alpha), 0.3 * (1 - alpha) + 0.1 * alpha]], dtype=torch.float64)
+    )
     torch.testing.assert_close(X, torch.tensor([[[alpha, 1 - alpha], [1 - alpha, alpha]]], dtype=torch.float64))
 
 
@@ -101,7 +103,9 @@ def test_three_elements_bitonic_by_hand():
     x = torch.tensor([[2.0, 0.0, 1.0]], dtype=torch.float64)
     values, X = DiffSortNet("bitonic", 3, steepness=1e9, distribution="logistic")(x)
     torch.testing.assert_close(values, torch.tensor([[0.0, 1.0, 2.0]], dtype=torch.float64))
-    torch.testing.assert_close(X, torch.tensor([[[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]], dtype=torch.float64))
+    torch.testing.assert_close(
+        X, torch.tensor([[[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]], dtype=torch.float64)
+    )
 
 
 def test_diffsort_bitonic_layout_does_not_sort_size_22():
@@ -169,7 +173,10 @@ def test_interpolation_type_and_repr():
     a = DiffSortNet("odd_even", 4, interpolation_type="logistic_phi", art_lambda=0.5)
     assert a.distribution == "logistic_phi"
     assert repr(a) == "DiffSortNet('odd_even', size=4, steepness=10.0, distribution='logistic_phi', art_lambda=0.5)"
-    assert repr(DiffTopkNet("bitonic", 6, 2)) == "DiffTopkNet('bitonic', size=6, k=2, steepness=10.0, distribution='cauchy')"
+    assert (
+        repr(DiffTopkNet("bitonic", 6, 2))
+        == "DiffTopkNet('bitonic', size=6, k=2, steepness=10.0, distribution='cauchy')"
+    )
     with pytest.raises(ValueError, match="distribution and interpolation_type name the same thing"):
         DiffSortNet("odd_even", 4, interpolation_type="logistic", distribution="gaussian")
 
@@ -206,4 +213,4 @@ def test_gradcheck():
     x = rows(6, seed=5).requires_grad_()
     for network in ("bitonic", "odd_even"):
         sorter = DiffSortNet(network, 6, steepness=2.0)
-        assert torch.autograd.gradcheck(lambda x: sorter(x), (x,))
+        assert torch.autograd.gradcheck(sorter, (x,))

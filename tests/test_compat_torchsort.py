@@ -103,22 +103,26 @@ def test_matches_sequential_pav(shape, regularization, op):
         rows = [ref(regularization, row, eps, c) for row, c in zip(x.tolist(), cot.tolist())]
         expected = torch.tensor([r[0] for r in rows], dtype=x.dtype)
         grad = torch.tensor([r[1] for r in rows], dtype=x.dtype)
-        torch.testing.assert_close(got, expected, rtol=0, atol=1e-5, msg=lambda m: f"eps={eps}: {m}")
-        torch.testing.assert_close(xr.grad, grad, rtol=0, atol=1e-5, msg=lambda m: f"eps={eps}: {m}")
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-5, msg=lambda m, eps=eps: f"eps={eps}: {m}")
+        torch.testing.assert_close(xr.grad, grad, rtol=0, atol=1e-5, msg=lambda m, eps=eps: f"eps={eps}: {m}")
 
 
 def test_sort_and_rank_are_the_hard_ones_at_small_strength():
     x = torch.tensor([[0.3, -1.2, 2.0, 0.5]], dtype=torch.float64)
     for reg in ("l2", "kl"):
         torch.testing.assert_close(torchsort.soft_sort(x, reg, 1e-4), x.sort(-1).values)
-        torch.testing.assert_close(torchsort.soft_rank(x, reg, 1e-4), torch.tensor([[2.0, 1.0, 4.0, 3.0]], dtype=x.dtype))
+        torch.testing.assert_close(
+            torchsort.soft_rank(x, reg, 1e-4), torch.tensor([[2.0, 1.0, 4.0, 3.0]], dtype=x.dtype)
+        )
 
 
 def test_large_strength_pools_everything():
     x = torch.tensor([[0.3, -1.2, 2.0, 0.5]], dtype=torch.float64)
     # Still spread by about (n - 1) / eps (values) and x / eps (ranks).
     torch.testing.assert_close(torchsort.soft_sort(x, "l2", 1e6), x.mean().expand(1, 4), rtol=0, atol=2e-6)
-    torch.testing.assert_close(torchsort.soft_rank(x, "l2", 1e6), torch.full((1, 4), 2.5, dtype=x.dtype), rtol=0, atol=2e-6)
+    torch.testing.assert_close(
+        torchsort.soft_rank(x, "l2", 1e6), torch.full((1, 4), 2.5, dtype=x.dtype), rtol=0, atol=2e-6
+    )
 
 
 # --- torchsort's README ---------------------------------------------------------------------------

@@ -180,11 +180,19 @@ def test_regularizer_is_a_method_option():
     import softtorch as st
 
     x = torch.tensor([-0.2, -1.0, 0.3, 1.0], dtype=torch.float64)
-    normalized = st.sort(x, softness=2.0, mode="c1", method="fast_soft_sort", method_options={"regularizer": "normalized"})
-    torch.testing.assert_close(normalized.values, torch.tensor([-0.4634, -0.1759, 0.1651, 0.6002], dtype=x.dtype), rtol=0, atol=1e-4)
+    normalized = st.sort(
+        x, softness=2.0, mode="c1", method="fast_soft_sort", method_options={"regularizer": "normalized"}
+    )
+    torch.testing.assert_close(
+        normalized.values, torch.tensor([-0.4634, -0.1759, 0.1651, 0.6002], dtype=x.dtype), rtol=0, atol=1e-4
+    )
     plain = st.sort(x, softness=2.0, mode="c1", method="fast_soft_sort")
-    torch.testing.assert_close(plain.values, torch.tensor([-0.9047, -0.2646, 0.3, 1.0], dtype=x.dtype), rtol=0, atol=1e-4)
-    with pytest.raises(ValueError, match=r"method_options\['regularizer'\] must be one of 'pnorm', 'normalized', got 'l2'"):
+    torch.testing.assert_close(
+        plain.values, torch.tensor([-0.9047, -0.2646, 0.3, 1.0], dtype=x.dtype), rtol=0, atol=1e-4
+    )
+    with pytest.raises(
+        ValueError, match=r"method_options\['regularizer'\] must be one of 'pnorm', 'normalized', got 'l2'"
+    ):
         st.rank(x, method="fast_soft_sort", method_options={"regularizer": "l2"})
 
 
@@ -326,7 +334,7 @@ def test_one_block_rows(mode, monkeypatch):
             expected = fn(xr, softness, mode)
             torch.testing.assert_close(got, expected, rtol=0, atol=1e-10)
             torch.testing.assert_close(grad, torch.autograd.grad(expected, xr, cot)[0], rtol=0, atol=1e-9)
-        torch.autograd.gradcheck(lambda a: fn(a, softness, mode), (x.clone().requires_grad_(),))
+        torch.autograd.gradcheck(lambda a, fn=fn: fn(a, softness, mode), (x.clone().requires_grad_(),))
 
 
 def test_one_block_check_sees_suffixes_far_below_the_first_element():
@@ -715,12 +723,12 @@ def test_minmax_is_used_and_agrees_with_rounds(mode, monkeypatch):
             calls = []
             with monkeypatch.context() as patch:
                 _rounds_only(patch)
-                patch.setattr(iso, "_minmax", lambda *a: calls.append(1) or minmax(*a))
+                patch.setattr(iso, "_minmax", lambda *a, calls=calls: calls.append(1) or minmax(*a))
                 xr = x.clone().requires_grad_()
                 got = fn(xr, softness, mode)
                 grad = torch.autograd.grad(got, xr, cot)[0]
                 assert calls
-                torch.autograd.gradcheck(lambda a: fn(a, softness, mode), (x.clone().requires_grad_(),))
+                torch.autograd.gradcheck(lambda a, fn=fn, s=softness: fn(a, s, mode), (x.clone().requires_grad_(),))
             with monkeypatch.context() as patch:
                 patch.setattr(iso, "_MINMAX_CELLS", 0)
                 _rounds_only(patch)

@@ -236,7 +236,7 @@ LAYERS = {
         {},
         take_inputs,
         lambda x, p: st.take(x, p),
-        "SoftTake(dim=None)",
+        "SoftTake()",
     ),
     "SoftIndexSelect": (
         snn.SoftIndexSelect,

@@ -32,7 +32,14 @@ def one_hot(indices, n):
 
 
 def test_public_names():
-    assert sorting_network.__all__ == ["permutation", "sort_values", "NETWORKS", "DISTRIBUTIONS", "OPTIONS", "OPTION_ALIASES"]
+    assert sorting_network.__all__ == [
+        "permutation",
+        "sort_values",
+        "NETWORKS",
+        "DISTRIBUTIONS",
+        "OPTIONS",
+        "OPTION_ALIASES",
+    ]
 
 
 @pytest.mark.parametrize("fn", [permutation, sort_values])
@@ -321,8 +328,13 @@ def test_options_through_the_operators():
     opts = {"sorting_network_type": "odd_even", "interpolation_type": "cauchy"}
     got = st.sort(x, method="sorting_network", method_options=opts)
     scores = st.sort(x, method="sorting_network").indices  # the default network differs
-    perm = permutation(torch.sigmoid((x - x.mean()) / (x.var(unbiased=False) + 1e-6).sqrt()), 0.1, "smooth",
-                       network="odd_even", distribution="cauchy")
+    perm = permutation(
+        torch.sigmoid((x - x.mean()) / (x.var(unbiased=False) + 1e-6).sqrt()),
+        0.1,
+        "smooth",
+        network="odd_even",
+        distribution="cauchy",
+    )
     torch.testing.assert_close(got.indices, perm)
     assert (got.indices - scores).abs().max() > 1e-3
     with pytest.raises(ValueError, match=r"method_options accepts the keys 'network', 'distribution', 'art_lambda'"):
@@ -352,9 +364,13 @@ def test_one_unit_per_distribution(distribution, s, network):
 
 def test_optimal_branches_and_art_lambda():
     x = torch.tensor([0.12, 0.1], dtype=torch.float64)  # z = 0.2: the linear middle of "optimal"
-    torch.testing.assert_close(sort_values(x, 0.1, "smooth", distribution="optimal")[0], torch.tensor(0.12 - 0.02 * 0.7, dtype=torch.float64))
+    torch.testing.assert_close(
+        sort_values(x, 0.1, "smooth", distribution="optimal")[0], torch.tensor(0.12 - 0.02 * 0.7, dtype=torch.float64)
+    )
     x = torch.tensor([0.1, 0.3], dtype=torch.float64)  # z = -2: the lower tail, s = 1 / 32
-    torch.testing.assert_close(sort_values(x, 0.1, "smooth", distribution="optimal")[0], torch.tensor(0.1 + 0.2 / 32, dtype=torch.float64))
+    torch.testing.assert_close(
+        sort_values(x, 0.1, "smooth", distribution="optimal")[0], torch.tensor(0.1 + 0.2 / 32, dtype=torch.float64)
+    )
     x = torch.tensor([0.3, 0.1], dtype=torch.float64)
     s = 1 / (1 + math.exp(-2 / 0.2**0.5))
     got = sort_values(x, 0.1, "smooth", distribution="logistic_phi", art_lambda=0.5)
@@ -374,7 +390,10 @@ def loop_odd_even(x, softness, f):
             va, vb = v[..., a].clone(), v[..., a + 1].clone()
             v[..., a], v[..., a + 1] = (1 - s) * va + s * vb, s * va + (1 - s) * vb
             pa, pb = P[..., a, :].clone(), P[..., a + 1, :].clone()
-            P[..., a, :], P[..., a + 1, :] = (1 - s[..., None]) * pa + s[..., None] * pb, s[..., None] * pa + (1 - s[..., None]) * pb
+            P[..., a, :], P[..., a + 1, :] = (
+                (1 - s[..., None]) * pa + s[..., None] * pb,
+                s[..., None] * pa + (1 - s[..., None]) * pb,
+            )
     return v, P
 
 
@@ -389,7 +408,9 @@ def test_odd_even_matches_plain_loop(n, descending):
     opts = {"network": "odd_even", "distribution": "cauchy"}
     torch.testing.assert_close(sort_values(x, 0.2, "smooth", descending=descending, **opts), v)
     torch.testing.assert_close(permutation(x, 0.2, "smooth", descending=descending, **opts), P)
-    torch.testing.assert_close(permutation(x, 0.2, "smooth", descending=descending, rows=slice(0, 1), **opts), P[..., :1, :])
+    torch.testing.assert_close(
+        permutation(x, 0.2, "smooth", descending=descending, rows=slice(0, 1), **opts), P[..., :1, :]
+    )
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -398,7 +419,9 @@ def test_odd_even_hard_limit(mode, n):
     x = distinct((3, n), seed=n)
     ref = torch.sort(x, dim=-1)
     torch.testing.assert_close(sort_values(x, 1e-4, mode, network="odd_even"), ref.values, rtol=0, atol=1e-12)
-    torch.testing.assert_close(permutation(x, 1e-4, mode, network="odd_even"), one_hot(ref.indices, n), rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        permutation(x, 1e-4, mode, network="odd_even"), one_hot(ref.indices, n), rtol=0, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("distribution", DISTRIBUTIONS)
@@ -408,7 +431,9 @@ def test_distributions_doubly_stochastic_and_hard_limit(distribution, network):
     perm = permutation(x, 0.3, "smooth", network=network, distribution=distribution)
     torch.testing.assert_close(perm.sum(-1), torch.ones(3, 6, dtype=torch.float64))
     torch.testing.assert_close(perm.sum(-2), torch.ones(3, 6, dtype=torch.float64))
-    torch.testing.assert_close(sort_values(x, 0.3, "smooth", network=network, distribution=distribution), (perm @ x.unsqueeze(-1)).squeeze(-1))
+    torch.testing.assert_close(
+        sort_values(x, 0.3, "smooth", network=network, distribution=distribution), (perm @ x.unsqueeze(-1)).squeeze(-1)
+    )
     # Heavy tails (cauchy, reciprocal, optimal) need a much smaller softness to harden.
     hard = sort_values(x, 1e-9, "smooth", network=network, distribution=distribution)
     torch.testing.assert_close(hard, torch.sort(x).values, rtol=0, atol=1e-6)

@@ -85,21 +85,21 @@ running sum. Strong softness pools whole rows (every row of a sort or rank of st
 normal scores at softness 2, at every size measured), and then this is all the work: a dozen
 batch-wide operations, one host synchronization.
 
-Small batches of ``"c0"``/``"smooth"`` rows that both miss are solved exactly by the min-max
-formula over every pair (:func:`_minmax`, no host synchronization). Pool-adjacent-violators runs
-as rounds over the whole ``(rows, n)`` batch at once for the rest: a round computes the value of every current block (segment sums by ``scatter_add``) and
-merges every adjacent pair of blocks that violates the order. Any such pair belongs to one block
-of the solution (a suffix of a solution block has a value at least the block's, a prefix at
-most), whatever the other merges, so all of them merge at once. When violations are sparse, each
-pair also grows greedily on both sides over a window of up to 64 blocks, absorbing a neighbour
-while the union so far still violates the order with it (each step is again such a pair); this
-settles in one round the chains that plain adjacent merging absorbs one block per round. A round
-is :math:`O(n)` per row (plus the window) and merges at least one pair, so there are at most
-:math:`n - 1` rounds; rows of 1000 standardized normal scores take 2 to 7 (most at softness near
-1, where about half the elements pool). With the sort, :math:`O(n \log n + n \cdot \text{rounds})`
-work and :math:`O(n)` memory per row; the stopping test is one host synchronization per round
-(two in rounds with windows).
-(A stack-based PAV is :math:`O(n)` but inherently sequential: a Python loop over elements.)
+Small batches of ``"c0"``/``"smooth"`` rows that both miss are solved exactly by the min-max formula
+over every pair (:func:`_minmax`, no host synchronization). Pool-adjacent-violators runs as rounds
+over the whole ``(rows, n)`` batch at once for the rest: a round computes the value of every current
+block (segment sums by ``scatter_add``) and merges every adjacent pair of blocks that violates the
+order. Any such pair belongs to one block of the solution (a suffix of a solution block has a value
+at least the block's, a prefix at most), whatever the other merges, so all of them merge at once.
+When violations are sparse, each pair also grows greedily on both sides over a window of up to 64
+blocks, absorbing a neighbour while the union so far still violates the order with it (each step is
+again such a pair); this settles in one round the chains that plain adjacent merging absorbs one
+block per round. A round is :math:`O(n)` per row (plus the window) and merges at least one pair, so
+there are at most :math:`n - 1` rounds; rows of 1000 standardized normal scores take 2 to 7 (most at
+softness near 1, where about half the elements pool). With the sort, :math:`O(n \log n + n \cdot
+\text{rounds})` work and :math:`O(n)` memory per row; the stopping test is one host synchronization
+per round (two in rounds with windows). (A stack-based PAV is :math:`O(n)` but inherently
+sequential: a Python loop over elements.)
 
 Either way the backward is the closed-form vector-Jacobian product above: two segment sums over
 the final block ids, whatever the rounds were.
@@ -837,8 +837,9 @@ def _pooled(s: torch.Tensor, w: torch.Tensor, mode: str):
     roundings per element. As :math:`D_n = 0`, that is: every suffix ``i + 1, ...`` has a value of
     its own at least :math:`\gamma`; ``"smooth"`` checks it in that form, with suffix sums of
     exponentials in units of the smallest one, which sees a suffix however far below the row's
-    first element it lies (prefix sums in units of the first one would not). Strong softness pools whole rows (every row of a sort or
-    rank of standardized normal scores at softness 2), and then this is all the work.
+    first element it lies (prefix sums in units of the first one would not). Strong softness pools
+    whole rows (every row of a sort or rank of standardized normal scores at softness 2), and then
+    this is all the work.
     """
     rows, n = s.shape
     s64, w64 = s.double(), w.double()
