@@ -81,6 +81,11 @@ def _sorted_rows(fam: Family, descending: bool, rows, *, with_indices, gated_gra
             fam.flat, scores, softness, fam.mode, descending=descending, **fam.options
         )
         return values, None
+    fused = getattr(fam.method.module, "fused_rows", None)
+    if fused is not None and gated_grad and not log:
+        # One fused kernel gives the rows and their expectations (no n x n temporaries).
+        out = fused(fam.scaled.scores, fam.softness, fam.mode, descending, rows, keep=with_indices, values=fam.flat)
+        return (out[1], out[0]) if with_indices else (out[0], None)
     p = soft_rows(fam, descending, rows, log)
     return values_from_rows(fam, p, log, gated_grad), (p if with_indices else None)
 
@@ -324,9 +329,16 @@ def rank(
     elif not fam.method.gives_indices:
         ranks = fam.method.module.rank(fam.scaled.scores, fam.softness, fam.mode, descending=descending, **fam.options)
     else:
-        p = soft_rows(fam, descending)
-        mass = p.sum(-2)
-        expected = torch.matmul(slots.unsqueeze(0), p).squeeze(-2)
+        fused = getattr(fam.method.module, "fused_rows", None)
+        if fused is not None:
+            # Only the column sums of P and of slot * P, never P itself.
+            weights = torch.stack((torch.ones_like(slots), slots), dim=-1).to(compute_dtype(slots.dtype))
+            (columns,) = fused(fam.scaled.scores, fam.softness, fam.mode, descending, keep=False, weights=weights)
+            mass, expected = columns.to(fam.flat.dtype).unbind(-2)
+        else:
+            p = soft_rows(fam, descending)
+            mass = p.sum(-2)
+            expected = torch.matmul(slots.unsqueeze(0), p).squeeze(-2)
         # An element no slot gives any weight (possible with the sparse modes) keeps its hard rank.
         has_mass = ~(mass <= torch.finfo(mass.dtype).tiny)  # NaN rows stay NaN
         ranks = torch.where(has_mass, expected / torch.where(has_mass, mass, torch.ones_like(mass)), hard)
