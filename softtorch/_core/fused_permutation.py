@@ -142,9 +142,18 @@ def _scores(kind, y, row_par, neg_col_par, a, b):
     return torch.addcmul(neg_col_par, row_par[a:b].unsqueeze(-1), y.unsqueeze(-2))
 
 
-def _project(scores, mode):
-    """The simplex projection of a block (softmax straight away: no dtype round trips)."""
-    return torch.softmax(scores, dim=-1) if mode == "smooth" else project_simplex(scores, mode)
+def _project(scores, mode, kind=None):
+    """The simplex projection of a block of fresh scores (softmax straight away: no dtype round trips).
+
+    SoftSort's smooth rows are ``exp(S) / sum exp(S)`` in place: every row holds its anchor
+    (``S = 0``, its maximum), so no shift is needed and ``exp`` cannot overflow.
+    """
+    if mode != "smooth":
+        return project_simplex(scores, mode)
+    if kind == SOFTSORT and not torch.is_grad_enabled():
+        e = scores.exp_()
+        return e.div_(e.sum(dim=-1, keepdim=True))
+    return torch.softmax(scores, dim=-1)
 
 
 def _project_vjp(p, grad, mode):
@@ -181,7 +190,7 @@ class _SoftRows(torch.autograd.Function):
         rows = y.new_empty(y.shape[:-1] + (n_rows, y.shape[-1])) if keep else None
         expected, stats = [], None
         for a, b in _blocks(n_rows, y):
-            p = _project(_scores(kind, y, row_par, neg_col, a, b), mode)
+            p = _project(_scores(kind, y, row_par, neg_col, a, b), mode, kind)
             if keep:
                 rows[..., a:b, :] = p
             if values is not None:
@@ -232,7 +241,7 @@ class _SoftRows(torch.autograd.Function):
                 p = rows[..., a:b, :]
             elif kind == SOFTSORT:
                 diff = _diff(row_par[..., a:b], y)
-                p = _project(diff.abs().neg_(), ctx.mode)
+                p = _project(diff.abs().neg_(), ctx.mode, kind)
             else:
                 p = _project(_scores(kind, y, row_par, neg_col, a, b), ctx.mode)
             g = None if grad_rows is None else grad_rows[..., a:b, :]
