@@ -65,7 +65,7 @@ def _phi(d: torch.Tensor, mode: str) -> torch.Tensor:
     if mode == "smooth":
         h = d.mul_(0.5)
         return torch.tanh(h).mul_(h).mul_(2.0)  # d tanh(d / 2)
-    u = (d / WINDOW).clamp_(-1.0, 1.0)
+    u = (d / WINDOW).clamp(-1.0, 1.0)  # (clamp_ has no vmap batching rule)
     if mode == "c0":
         return d.mul_(u)
     u2 = u * u
@@ -92,6 +92,12 @@ def _phi_prime(d: torch.Tensor, mode: str) -> torch.Tensor:
     return u * (15.0 / 8.0 + u2 * (-5.0 / 4.0 + u2 * (3.0 / 8.0))) + (15.0 / 8.0 / WINDOW) * d * one * one
 
 
+def _part(t: torch.Tensor, a: int, b: int, dim: int = -1) -> torch.Tensor:
+    """``t[..., a:b]`` along ``dim``; ``t`` itself for the whole range (a full slice is an
+    ``aten::alias``, which has no batching rule under nested vmap)."""
+    return t if a == 0 and b == t.shape[dim] else t.narrow(dim, a, b - a)
+
+
 def _diff(rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
     """``rows[..., :, None] - cols[..., None, :]``."""
     return rows.unsqueeze(-1) - cols.unsqueeze(-2)
@@ -106,7 +112,7 @@ class _PairwiseSums(torch.autograd.Function):
     @staticmethod
     def forward(y: torch.Tensor, mode: str) -> torch.Tensor:
         n = y.shape[-1]
-        return torch.cat([_phi(_diff(y[..., a:b], y), mode).sum(-1) for a, b in _blocks(n, y)], dim=-1)
+        return torch.cat([_phi(_diff(_part(y, a, b), y), mode).sum(-1) for a, b in _blocks(n, y)], dim=-1)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -119,8 +125,8 @@ class _PairwiseSums(torch.autograd.Function):
         n = y.shape[-1]
         pieces = []
         for a, b in _blocks(n, y):
-            slope = _phi_prime(_diff(y[..., a:b], y), ctx.mode)  # (..., r, n)
-            pieces.append(grad[..., a:b] * slope.sum(-1) + torch.matmul(slope, grad.unsqueeze(-1)).squeeze(-1))
+            slope = _phi_prime(_diff(_part(y, a, b), y), ctx.mode)  # (..., r, n)
+            pieces.append(_part(grad, a, b) * slope.sum(-1) + torch.matmul(slope, grad.unsqueeze(-1)).squeeze(-1))
         return torch.cat(pieces, dim=-1), None
 
 
@@ -138,8 +144,8 @@ def pairwise_sums(y: torch.Tensor, mode: str) -> torch.Tensor:
 def _scores(kind, y, row_par, neg_col_par, a, b):
     """Scores ``(..., b - a, n)`` of the rows ``a:b``; ``neg_col_par`` is ``-B`` as ``(..., 1, n)``."""
     if kind == SOFTSORT:
-        return _diff(row_par[..., a:b], y).abs_().neg_()
-    return torch.addcmul(neg_col_par, row_par[a:b].unsqueeze(-1), y.unsqueeze(-2))
+        return _diff(_part(row_par, a, b), y).abs_().neg_()
+    return torch.addcmul(neg_col_par, _part(row_par, a, b).unsqueeze(-1), y.unsqueeze(-2))
 
 
 def _project(scores, mode, kind=None):
@@ -187,16 +193,17 @@ class _SoftRows(torch.autograd.Function):
     def forward(y, row_par, col_par, values, weights, kind, mode, n_rows, keep):
         neg_col = None if col_par is None else col_par.neg().unsqueeze(-2)
         columns = None if values is None else _value_columns(values.to(y.dtype))
-        rows = y.new_empty(y.shape[:-1] + (n_rows, y.shape[-1])) if keep else None
-        expected, stats = [], None
+        rows, expected, stats = None, [], None
         for a, b in _blocks(n_rows, y):
             p = _project(_scores(kind, y, row_par, neg_col, a, b), mode, kind)
             if keep:
+                if rows is None:  # from the block, which carries every (vmap) batch dim of the inputs
+                    rows = p.new_empty(p.shape[:-2] + (n_rows, p.shape[-1]))
                 rows[..., a:b, :] = p
             if values is not None:
                 expected.append(torch.matmul(p, columns))
             if weights is not None:
-                part = torch.matmul(weights[a:b].transpose(0, 1).to(p.dtype), p)
+                part = torch.matmul(_part(weights, a, b, 0).transpose(0, 1).to(p.dtype), p)
                 stats = part if stats is None else stats.add_(part)
         outputs = []
         if keep:
@@ -238,29 +245,29 @@ class _SoftRows(torch.autograd.Function):
         for a, b in _blocks(ctx.n_rows, y):
             diff = None
             if rows is not None:
-                p = rows[..., a:b, :]
+                p = _part(rows, a, b, -2)
             elif kind == SOFTSORT:
-                diff = _diff(row_par[..., a:b], y)
+                diff = _diff(_part(row_par, a, b), y)
                 p = _project(diff.abs().neg_(), ctx.mode, kind)
             else:
                 p = _project(_scores(kind, y, row_par, neg_col, a, b), ctx.mode)
-            g = None if grad_rows is None else grad_rows[..., a:b, :]
+            g = None if grad_rows is None else _part(grad_rows, a, b, -2)
             if grad_expected is not None:
-                ge = grad_expected[..., a:b].unsqueeze(-1)
+                ge = _part(grad_expected, a, b).unsqueeze(-1)
                 g = ge * finite_values if g is None else torch.addcmul(g, ge, finite_values)
                 part = torch.matmul(ge.transpose(-1, -2), p)
                 grad_values = part if grad_values is None else grad_values + part
             if grad_columns is not None:
-                spread = torch.matmul(weights[a:b].to(grad_columns.dtype), grad_columns)
+                spread = torch.matmul(_part(weights, a, b, 0).to(grad_columns.dtype), grad_columns)
                 g = spread if g is None else g + spread
             grad_scores = _project_vjp(p, g, ctx.mode)
             if kind == SOFTSORT:
-                sign = torch.sign(_diff(row_par[..., a:b], y) if diff is None else diff)
+                sign = torch.sign(_diff(_part(row_par, a, b), y) if diff is None else diff)
                 weighted = grad_scores * sign
                 dy = weighted.sum(-2)
                 grad_row_par.append(-weighted.sum(-1))
             else:
-                dy, dcol = torch.matmul(coef_one[:, a:b], grad_scores).unbind(-2)
+                dy, dcol = torch.matmul(_part(coef_one, a, b), grad_scores).unbind(-2)
                 grad_col_par = -dcol if grad_col_par is None else grad_col_par - dcol
             grad_y = dy if grad_y is None else grad_y + dy
         grad_row_par = torch.cat(grad_row_par, dim=-1) if grad_row_par else None
