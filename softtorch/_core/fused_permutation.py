@@ -98,6 +98,34 @@ def _part(t: torch.Tensor, a: int, b: int, dim: int = -1) -> torch.Tensor:
     return t if a == 0 and b == t.shape[dim] else t.narrow(dim, a, b - a)
 
 
+class _Pieces:
+    """Block results ``t[..., a:b]`` (along ``dim``) gathered into one tensor.
+
+    Without autograd they are written into one tensor allocated from the first piece (which
+    carries every vmap batch dim): small results kept in a list between the blocks' large
+    temporaries would fragment the heap and raise the peak memory by up to an ``n x n`` block.
+    With autograd (double backward) they are concatenated.
+    """
+
+    def __init__(self, size: int, dim: int = -1):
+        self.size, self.dim, self.out, self.parts = size, dim, None, []
+
+    def put(self, a: int, b: int, t: torch.Tensor) -> None:
+        if torch.is_grad_enabled():
+            self.parts.append(t)
+            return
+        if self.out is None:
+            shape = list(t.shape)
+            shape[self.dim] = self.size
+            self.out = t.new_empty(shape)
+        self.out.narrow(self.dim, a, b - a).copy_(t)
+
+    def result(self) -> torch.Tensor | None:
+        if self.parts:
+            return torch.cat(self.parts, dim=self.dim)
+        return self.out
+
+
 def _diff(rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
     """``rows[..., :, None] - cols[..., None, :]``."""
     return rows.unsqueeze(-1) - cols.unsqueeze(-2)
@@ -112,7 +140,10 @@ class _PairwiseSums(torch.autograd.Function):
     @staticmethod
     def forward(y: torch.Tensor, mode: str) -> torch.Tensor:
         n = y.shape[-1]
-        return torch.cat([_phi(_diff(_part(y, a, b), y), mode).sum(-1) for a, b in _blocks(n, y)], dim=-1)
+        sums = _Pieces(n)
+        for a, b in _blocks(n, y):
+            sums.put(a, b, _phi(_diff(_part(y, a, b), y), mode).sum(-1))
+        return sums.result()
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -123,11 +154,11 @@ class _PairwiseSums(torch.autograd.Function):
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
         n = y.shape[-1]
-        pieces = []
+        pieces = _Pieces(n)
         for a, b in _blocks(n, y):
             slope = _phi_prime(_diff(_part(y, a, b), y), ctx.mode)  # (..., r, n)
-            pieces.append(_part(grad, a, b) * slope.sum(-1) + torch.matmul(slope, grad.unsqueeze(-1)).squeeze(-1))
-        return torch.cat(pieces, dim=-1), None
+            pieces.put(a, b, _part(grad, a, b) * slope.sum(-1) + torch.matmul(slope, grad.unsqueeze(-1)).squeeze(-1))
+        return pieces.result(), None
 
 
 def pairwise_sums(y: torch.Tensor, mode: str) -> torch.Tensor:
@@ -193,23 +224,24 @@ class _SoftRows(torch.autograd.Function):
     def forward(y, row_par, col_par, values, weights, kind, mode, n_rows, keep):
         neg_col = None if col_par is None else col_par.neg().unsqueeze(-2)
         columns = None if values is None else _value_columns(values.to(y.dtype))
-        rows, expected, stats = None, [], None
+        # Outputs are allocated once, from the first block (which carries every vmap batch dim of
+        # the inputs), and filled in place: no small tensors kept between the blocks' temporaries,
+        # which would fragment the heap and raise the peak memory.
+        rows, expected, stats = _Pieces(n_rows, -2), _Pieces(n_rows, -2), None
         for a, b in _blocks(n_rows, y):
             p = _project(_scores(kind, y, row_par, neg_col, a, b), mode, kind)
             if keep:
-                if rows is None:  # from the block, which carries every (vmap) batch dim of the inputs
-                    rows = p.new_empty(p.shape[:-2] + (n_rows, p.shape[-1]))
-                rows[..., a:b, :] = p
+                rows.put(a, b, p)
             if values is not None:
-                expected.append(torch.matmul(p, columns))
+                expected.put(a, b, torch.matmul(p, columns))
             if weights is not None:
                 part = torch.matmul(_part(weights, a, b, 0).transpose(0, 1).to(p.dtype), p)
                 stats = part if stats is None else stats.add_(part)
         outputs = []
         if keep:
-            outputs.append(rows)
+            outputs.append(rows.result())
         if values is not None:
-            outputs.append(_expectations(torch.cat(expected, dim=-2)))
+            outputs.append(_expectations(expected.result()))
         if weights is not None:
             outputs.append(stats)
         return tuple(outputs)
@@ -241,7 +273,7 @@ class _SoftRows(torch.autograd.Function):
         neg_col = None if col_par is None else col_par.neg().unsqueeze(-2)
         if kind == NEURALSORT:  # rows of [c; 1]: one product gives the sums over i of c_i dS_ij and of dS_ij
             coef_one = torch.stack((row_par, torch.ones_like(row_par))).to(y.dtype)
-        grad_y, grad_row_par, grad_col_par, grad_values = None, [], None, None
+        grad_y, grad_row_par, grad_col_par, grad_values = None, _Pieces(ctx.n_rows), None, None
         for a, b in _blocks(ctx.n_rows, y):
             diff = None
             if rows is not None:
@@ -265,12 +297,12 @@ class _SoftRows(torch.autograd.Function):
                 sign = torch.sign(_diff(_part(row_par, a, b), y) if diff is None else diff)
                 weighted = grad_scores * sign
                 dy = weighted.sum(-2)
-                grad_row_par.append(-weighted.sum(-1))
+                grad_row_par.put(a, b, -weighted.sum(-1))
             else:
                 dy, dcol = torch.matmul(_part(coef_one, a, b), grad_scores).unbind(-2)
                 grad_col_par = -dcol if grad_col_par is None else grad_col_par - dcol
             grad_y = dy if grad_y is None else grad_y + dy
-        grad_row_par = torch.cat(grad_row_par, dim=-1) if grad_row_par else None
+        grad_row_par = grad_row_par.result()
         if grad_values is not None:
             grad_values = torch.where(torch.isinf(values), 0.0, grad_values.squeeze(-2).to(values.dtype))
         return grad_y, grad_row_par, grad_col_par, grad_values, None, None, None, None, None
