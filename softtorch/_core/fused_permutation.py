@@ -133,17 +133,23 @@ def _diff(rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
 
 class _PairwiseSums(torch.autograd.Function):
     r""":math:`B_j = \sum_k \varphi(y_j - y_k)` in row blocks, with the closed-form VJP
-    :math:`\bar y_j = \sum_k \varphi'(y_j - y_k)(\bar B_j + \bar B_k)` (:math:`\varphi'` is odd)."""
+    :math:`\bar y_j = \sum_k \varphi'(y_j - y_k)(\bar B_j + \bar B_k)` (:math:`\varphi'` is odd).
+
+    Both passes use the symmetry of the pairs: block ``a:b`` of rows meets only the columns
+    ``k >= a``; its row sums go to the rows and, for ``k >= b``, its column sums to the columns
+    (``+`` for the even :math:`\varphi`, ``-`` for the odd :math:`\varphi'`), which halves the
+    work. The double-backward path (autograd enabled) takes the plain full blocks instead.
+    """
 
     generate_vmap_rule = True
 
     @staticmethod
     def forward(y: torch.Tensor, mode: str) -> torch.Tensor:
-        n = y.shape[-1]
-        sums = _Pieces(n)
-        for a, b in _blocks(n, y):
-            sums.put(a, b, _phi(_diff(_part(y, a, b), y), mode).sum(-1))
-        return sums.result()
+        sums = torch.zeros_like(y)
+        for a, b in _blocks(y.shape[-1], y):
+            terms = _phi(_diff(_part(y, a, b), _part(y, a, y.shape[-1])), mode)  # (..., r, n - a)
+            _add_triangle(sums, terms, a, b, 1.0)
+        return sums
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -154,11 +160,27 @@ class _PairwiseSums(torch.autograd.Function):
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
         n = y.shape[-1]
+        if not torch.is_grad_enabled():
+            out = torch.zeros_like(y)
+            for a, b in _blocks(n, y):
+                slope = _phi_prime(_diff(_part(y, a, b), _part(y, a, n)), ctx.mode)  # (..., r, n - a)
+                pair = _part(grad, a, b).unsqueeze(-1) + _part(grad, a, n).unsqueeze(-2)
+                _add_triangle(out, slope.mul_(pair), a, b, -1.0)
+            return out, None
         pieces = _Pieces(n)
         for a, b in _blocks(n, y):
             slope = _phi_prime(_diff(_part(y, a, b), y), ctx.mode)  # (..., r, n)
             pieces.put(a, b, _part(grad, a, b) * slope.sum(-1) + torch.matmul(slope, grad.unsqueeze(-1)).squeeze(-1))
         return pieces.result(), None
+
+
+def _add_triangle(out, terms, a, b, sign):
+    """Add the row sums of ``terms`` (rows ``a:b``, columns ``a:``) to ``out[a:b]`` and ``sign``
+    times its column sums over the columns ``b:`` to ``out[b:]`` (in place, no autograd)."""
+    n = out.shape[-1]
+    out.narrow(-1, a, b - a).add_(terms.sum(-1))
+    if b < n:
+        out.narrow(-1, b, n - b).add_(terms.narrow(-1, b - a, n - b).sum(-2), alpha=sign)
 
 
 def pairwise_sums(y: torch.Tensor, mode: str) -> torch.Tensor:
