@@ -161,11 +161,12 @@ class _PairwiseSums(torch.autograd.Function):
         (y,) = ctx.saved_tensors
         n = y.shape[-1]
         if not torch.is_grad_enabled():
-            out = torch.zeros_like(y)
+            # Out of place where a vmapped cotangent meets an unbatched y (batched gradients).
+            out = torch.zeros_like(y) + torch.zeros_like(grad)
             for a, b in _blocks(n, y):
                 slope = _phi_prime(_diff(_part(y, a, b), _part(y, a, n)), ctx.mode)  # (..., r, n - a)
                 pair = _part(grad, a, b).unsqueeze(-1) + _part(grad, a, n).unsqueeze(-2)
-                _add_triangle(out, slope.mul_(pair), a, b, -1.0)
+                _add_triangle(out, slope * pair, a, b, -1.0)
             return out, None
         pieces = _Pieces(n)
         for a, b in _blocks(n, y):
