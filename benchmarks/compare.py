@@ -2,9 +2,9 @@
 worker process, on the calls users make (the ``compare`` and ``acceptance`` parts of run.py).
 
 A *cell* is one call (op, method, mode, batch x n, softness, threads), timed forward + backward
-with a seeded random cotangent on every output. For each group of cells (same threads and
-shape) the workers run one after the other, ours first, so that all sides of a group see the
-same machine load: ours and the reference on every cell, torchsort on the sort/rank cells of the
+with a seeded random cotangent on every output. For each group of cells (same threads, shape,
+op and method) the workers run one after the other, ours first, so that all sides of a group see
+the same machine load: ours and the reference on every cell, torchsort on the sort/rank cells of the
 modes it has a matching regularization for (``_worker.TORCHSORT_REGULARIZATION``), diffsort on
 the sorting-network sort cells small enough to finish (``DIFFSORT_MAX_WORK``).
 """
@@ -118,14 +118,15 @@ def _wants(cell: dict, side: str) -> bool:
 def run_cells(cells: list[dict], sides: dict, run_worker, log) -> list[dict]:
     """Measure ``cells`` on every side; ``sides`` maps a side name to ``(library, python, path)``.
 
-    Cells are grouped by (threads, shape); within a group each side runs in one fresh worker
-    process, the sides one after the other. Returns the cells with one result dict per side.
+    Cells are grouped by (threads, shape, op, method), small groups so that the sides of a cell
+    run within seconds of each other; within a group each side runs in one fresh worker process,
+    the sides one after the other. Returns the cells with one result dict per side.
     """
     groups = {}
     for cell in cells:
-        groups.setdefault((cell["threads"], cell["batch"], cell["n"]), []).append(cell)
+        groups.setdefault((cell["threads"], cell["batch"], cell["n"], cell["op"], cell["method"]), []).append(cell)
     measured = {}
-    for (threads, batch, n), group in groups.items():
+    for (threads, batch, n, _, _), group in groups.items():
         for side, (library, python, path) in sides.items():
             todo, seen = [], set()
             for cell in group:
