@@ -6,7 +6,7 @@ memory needs one process per case. Both libraries are therefore measured by the 
 
 As a script it reads one JSON task on stdin and prints one JSON object on stdout::
 
-    {"library": "softtorch" | "torch" | "torchsort",
+    {"library": "softtorch" | "torch" | "torchsort" | "diffsort",
      "path": "/repo/root" or null,     # put first on sys.path before importing softtorch
      "threads": 2,                     # torch.set_num_threads
      "task": "time" | "memory",
@@ -30,8 +30,11 @@ import traceback
 
 import torch
 
-#: Operators, in table order. ``k`` of topk is ``n // 10``; ``q`` of quantile is ``QUANTILE_Q``.
-OPS = ("sort", "topk", "rank", "quantile", "max", "argmax")
+#: Operators, in table order, each timed through its DEFAULT call (every output it returns):
+#: ``sort`` returns the values and, for the methods with one, the soft permutation;
+#: ``sort_values`` is ``sort(..., return_indices=False)``; ``k`` of topk is ``n // 10``; ``q`` of
+#: quantile is ``QUANTILE_Q``; max and argmax reduce ``dim=-1``.
+OPS = ("sort", "sort_values", "argsort", "topk", "rank", "quantile", "max", "argmax")
 QUANTILE_Q = 0.3
 DEFAULT_SOFTNESS = 0.1
 #: Exceptions meaning "this library does not offer that combination" (recorded as "n/a"); a
@@ -81,72 +84,108 @@ def _supported_kwargs(fn, kwargs: dict) -> dict:
     return {k: v for k, v in kwargs.items() if k in params}
 
 
-def _primary(out) -> torch.Tensor:
-    """The tensor to differentiate: ``values`` of a namedtuple, else the output itself."""
-    return out[0] if isinstance(out, tuple) else out
+def _tensors(out) -> list:
+    """Every tensor of an output (a tensor or a (named) tuple; ``None`` entries dropped)."""
+    if isinstance(out, torch.Tensor):
+        return [out]
+    return [t for t in out if isinstance(t, torch.Tensor)]
 
 
 def soft_call(lib, case: dict):
-    """Return ``f(x) -> Tensor`` calling the soft operator of a softtorch-like library.
+    """Return ``f(x) -> [Tensor, ...]`` calling the soft operator of a softtorch-like library.
 
     The same keywords are passed to every library (``dim=-1`` explicitly, since the reference
     defaults some operators to ``dim=None``); keywords a library does not know are dropped.
+    Every output the call returns is kept (values and soft indices alike).
     Raises ``NotImplementedError`` when the library lacks the operator.
     """
     op = case["op"]
-    fn = getattr(lib, op, None)
+    name = "sort" if op == "sort_values" else op
+    fn = getattr(lib, name, None)
     if fn is None:
-        raise NotImplementedError(f"{lib.__name__} has no {op}")
+        raise NotImplementedError(f"{lib.__name__} has no {name}")
     kwargs = {
         "dim": -1,
         "softness": case.get("softness", DEFAULT_SOFTNESS),
         "mode": case["mode"],
         "method": case["method"],
     }
-    if op == "sort":
+    if op == "sort_values":
+        if "return_indices" not in inspect.signature(fn).parameters:
+            raise NotImplementedError(f"{lib.__name__}.sort has no return_indices")
         kwargs["return_indices"] = False
     kwargs = _supported_kwargs(fn, kwargs)
     extra = {"topk": (topk_k(case["n"]),), "quantile": (QUANTILE_Q,)}.get(op, ())
-    return lambda x: _primary(fn(x, *extra, **kwargs))
+    return lambda x: _tensors(fn(x, *extra, **kwargs))
 
 
 def hard_call(case: dict):
-    """Return ``f(x) -> Tensor`` running the exact torch operator that ``op`` relaxes."""
+    """Return ``f(x) -> [Tensor]`` running the exact torch operator that ``op`` relaxes."""
     op, n = case["op"], case["n"]
     calls = {
         "sort": lambda x: torch.sort(x, dim=-1).values,
+        "sort_values": lambda x: torch.sort(x, dim=-1).values,
+        "argsort": lambda x: torch.argsort(x, dim=-1),
         "topk": lambda x: torch.topk(x, topk_k(n), dim=-1).values,
         "rank": lambda x: x.argsort(dim=-1).argsort(dim=-1),
         "quantile": lambda x: torch.quantile(x, QUANTILE_Q, dim=-1),
         "max": lambda x: torch.max(x, dim=-1).values,
         "argmax": lambda x: torch.argmax(x, dim=-1),
     }
-    return calls[op]
+    return lambda x: [calls[op](x)]
+
+
+def torchsort_strength(op: str, n: int, softness: float) -> float:
+    """torchsort's ``regularization_strength`` for softtorch's fast_soft_sort ``softness``.
+
+    softtorch scales the slots to ``[0, 1]`` (``a_j = j / (n - 1)``) where torchsort uses
+    ``1 .. n``, so with ``standardize=False`` and ``"l2"``/``"c0"`` the two agree exactly (checked
+    to 1e-13) at ``softness * (n - 1)`` for sort and ``softness / (n - 1)`` for rank. (The entropic
+    variants differ in form, so ``"kl"``/``"smooth"`` is the same scale, not the same numbers.)
+    """
+    scale = max(n - 1, 1)
+    return softness * scale if op in ("sort", "sort_values") else softness / scale
 
 
 def torchsort_call(lib, case: dict):
-    """Return ``f(x) -> Tensor`` for torchsort's soft_sort / soft_rank (sort and rank only).
+    """Return ``f(x) -> [Tensor]`` for torchsort's soft_sort / soft_rank (sort and rank only).
 
-    ``regularization_strength`` is the case's softness; the regularization follows its mode
-    (``TORCHSORT_REGULARIZATION``), torchsort's default ("l2") for any other mode.
+    ``regularization_strength`` follows the case's softness (``torchsort_strength``); the
+    regularization follows its mode (``TORCHSORT_REGULARIZATION``), torchsort's default ("l2")
+    for any other mode.
     """
-    fns = {"sort": lib.soft_sort, "rank": lib.soft_rank}
+    fns = {"sort": lib.soft_sort, "sort_values": lib.soft_sort, "rank": lib.soft_rank}
     if case["op"] not in fns:
         raise NotImplementedError(f"torchsort has no {case['op']}")
     fn = fns[case["op"]]
-    kwargs = {"regularization_strength": case.get("softness", DEFAULT_SOFTNESS)}
+    kwargs = {
+        "regularization_strength": torchsort_strength(case["op"], case["n"], case.get("softness", DEFAULT_SOFTNESS))
+    }
     if case.get("mode") in TORCHSORT_REGULARIZATION:
         kwargs["regularization"] = TORCHSORT_REGULARIZATION[case["mode"]]
-    return lambda x: fn(x, **kwargs)
+    return lambda x: [fn(x, **kwargs)]
+
+
+def diffsort_call(lib, case: dict):
+    """Return ``f(x) -> [values, permutation]`` for diffsort's bitonic ``DiffSortNet`` (sort only).
+
+    The steepness (inverse temperature) is ``1 / softness``; the network is built once, outside
+    the timed calls.
+    """
+    if case["op"] != "sort":
+        raise NotImplementedError(f"diffsort has no {case['op']}")
+    net = lib.DiffSortNet(
+        "bitonic", case["n"], device=case.get("device", "cpu"), steepness=1.0 / case.get("softness", DEFAULT_SOFTNESS)
+    )
+    return lambda x: list(net(x))
 
 
 def make_call(lib, case: dict):
     """Dispatch on the library name to the matching ``f(x)`` builder."""
     if lib.__name__ == "torch":
         return hard_call(case)
-    if lib.__name__ == "torchsort":
-        return torchsort_call(lib, case)
-    return soft_call(lib, case)
+    builders = {"torchsort": torchsort_call, "diffsort": diffsort_call}
+    return builders.get(lib.__name__, soft_call)(lib, case)
 
 
 def make_input(case: dict) -> torch.Tensor:
@@ -162,14 +201,29 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _step(fn, x: torch.Tensor, backward: bool) -> None:
-    """One forward, plus a backward with a fixed cotangent when ``backward`` is set."""
+def cotangents(outputs: list, seed: int = 1) -> list:
+    """Seeded ``randn`` cotangents for every differentiable output (made once, outside the timing)."""
+    gen = torch.Generator().manual_seed(seed)
+    return [
+        torch.randn(o.shape, generator=gen, dtype=o.dtype).to(o.device) if o.requires_grad else None for o in outputs
+    ]
+
+
+def _step(fn, x: torch.Tensor, backward: bool, cots: list | None = None) -> list | None:
+    """One forward, plus a backward with the cotangents ``cots`` on every differentiable output.
+
+    Returns the cotangents (made on the first call when ``cots`` is None)."""
     x.grad = None
-    y = fn(x)
-    if backward:
-        if not y.requires_grad:
-            raise NotDifferentiable("output has no gradient")
-        y.backward(torch.ones_like(y))
+    outs = fn(x)
+    if not backward:
+        return cots
+    if cots is None:
+        cots = cotangents(outs)
+    pairs = [(o, c) for o, c in zip(outs, cots) if c is not None]
+    if not pairs:
+        raise NotDifferentiable("output has no gradient")
+    torch.autograd.backward([o for o, _ in pairs], [c for _, c in pairs])
+    return cots
 
 
 def measure(
@@ -182,7 +236,8 @@ def measure(
     max_repeats: int = 50,
     budget: float = 1.0,
 ) -> dict:
-    """Median (and min) wall time in ms of ``_step``, after up to ``warmup`` untimed runs.
+    """Median (and min) wall time in ms of ``_step``, after up to ``warmup`` untimed runs (at
+    least one, which also draws the seeded random cotangents of every output).
 
     Time-boxed so that a grid spanning 1x10 to 64x10000 stays affordable: warm-up stops after
     a run longer than ``budget``; timed runs go on while under ``budget`` seconds (fast cells
@@ -190,16 +245,18 @@ def measure(
     ``repeats`` runs are done, or past ``3 * budget`` whatever the count (at least one run).
     """
     device = str(x.device)
-    for _ in range(warmup):
+    cots = _step(fn, x, backward)  # untimed: makes the cotangents and warms up
+    _sync(device)
+    for _ in range(warmup - 1):
         t0 = time.perf_counter()
-        _step(fn, x, backward)
+        _step(fn, x, backward, cots)
         _sync(device)
         if time.perf_counter() - t0 > budget:
             break
     times, start = [], time.perf_counter()
     while len(times) < max_repeats:
         t0 = time.perf_counter()
-        _step(fn, x, backward)
+        _step(fn, x, backward, cots)
         _sync(device)
         times.append(time.perf_counter() - t0)
         elapsed = time.perf_counter() - start

@@ -31,6 +31,12 @@ MAX_WORK = 2e9
 MEMORY_SHAPE = (1, 20000)
 MEMORY_METHODS = ("softsort", "neuralsort")
 MEMORY_TARGET_MIB = 1024.0
+#: Peak-memory target with the permutation (issue 13): forward+backward of the default
+#: ``sort(x)`` (values and soft permutation, random cotangents on both) on (16, 2000) float32 at
+#: most ``PERMUTATION_MEMORY_FACTOR`` times the bytes of the returned permutation.
+PERMUTATION_MEMORY_SHAPE = (16, 2000)
+PERMUTATION_MEMORY_METHODS = ("neuralsort", "softsort")
+PERMUTATION_MEMORY_FACTOR = 3.0
 
 
 @dataclass(frozen=True)
@@ -55,9 +61,11 @@ REFERENCE_CASES = (
 )
 
 #: Ops whose soft result is built from these many rows of the soft permutation (index output
-#: or internal); sort is timed with ``return_indices=False`` and so needs none.
+#: or internal); the values-only sort needs none.
 _DENSE_ROWS = {
-    "sort": lambda n: 0,
+    "sort": lambda n: n,
+    "sort_values": lambda n: 0,
+    "argsort": lambda n: n,
     "topk": topk_k,
     "rank": lambda n: n,
     "quantile": lambda n: 2,
@@ -84,8 +92,8 @@ def estimate(op: str, method: str, batch: int, n: int) -> tuple[float, float]:
         return batch * width * carried * layers, batch * width * carried * _BYTES_PER_ENTRY
     if method == "fast_soft_sort":
         return batch * n * max(1.0, math.log2(n)), batch * n * _BYTES_PER_ENTRY
-    if method == "softsort":  # only the rows asked for (all n for sort, chunked)
-        return batch * n * (n if op == "sort" else max(rows, 1)), batch * rows * n * _BYTES_PER_ENTRY
+    if method == "softsort":  # only the rows asked for (all n for sort, in row blocks)
+        return batch * n * (n if op == "sort_values" else max(rows, 1)), batch * rows * n * _BYTES_PER_ENTRY
     work = batch * n * n * (_OT_ITERATIONS if method == "ot" else 1)  # neuralsort: sum_k |x_j - x_k|
     dense = n if method == "ot" else rows
     return work, batch * dense * n * _BYTES_PER_ENTRY

@@ -146,6 +146,20 @@ def memory_table(results: list[dict], target_mib: float) -> str:
     )
 
 
+def permutation_memory_table(results: list[dict], factor: float) -> str:
+    """Peak memory of the sort with its permutation against ``factor`` x the permutation's bytes."""
+    rows = []
+    for r in results:
+        peak, perm = r.get("peak_mib"), r.get("permutation_mib")
+        ok = DASH if peak is None else ("yes" if peak <= factor * perm else "NO")
+        head = [r["device"], r["method"], f"{r['batch']}x{r['n']}"]
+        text = _status_text(r)
+        rows.append(
+            head + ([text, DASH, DASH, DASH] if text else [fmt_mib(peak), fmt_mib(perm), fmt_ratio(peak, perm), ok])
+        )
+    return markdown(["device", "method", "shape", "peak MiB", "permutation MiB", "peak ÷ permutation", "met"], rows)
+
+
 def _versus_table(pairs: list[dict], other: str, target_key: str, faster: bool, headers: list[str]) -> str:
     """Ours vs ``other`` (a key of each pair) at fwd+bwd: the ratio of the medians, judged
     against ``target_key`` (ratio >= target when ``faster``: other ms / ours ms; else ours ms /

@@ -28,12 +28,16 @@ if str(REPO) not in sys.path:
 
 import torch  # noqa: E402
 
-from benchmarks import _worker, grid, report  # noqa: E402
+from benchmarks import _worker, compare, grid, report  # noqa: E402
 
 WORKER = Path(_worker.__file__).resolve()
 DEFAULT_REFERENCE = Path("/work/bench_envs/ref/bin/python")
 REFERENCE_TIMING = {"warmup": 3, "repeats": 5, "max_repeats": 200, "budget": 2.0, "forward": False}
-PARTS = ("grid", "memory", "reference")
+PARTS = ("grid", "memory", "reference", "compare", "acceptance")
+DEFAULT_PEERS = {
+    "torchsort": Path("/work/bench_envs/torchsort/bin/python"),
+    "diffsort": Path("/work/bench_envs/diffsort/bin/python"),
+}
 
 
 def log(message: str) -> None:
@@ -54,8 +58,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--parts",
         help="comma list of the sections to run: grid (operators x "
-        "methods x modes x shapes), memory (the 1x20000 target), reference "
-        "(vs the reference library); default all, with --quick only grid",
+        "methods x modes x shapes), memory (the 1x20000 and 16x2000 targets), reference "
+        "(vs the reference library), compare (ours, reference, torchsort, diffsort side by side "
+        "on the calls users make), acceptance (exactly the acceptance cells of issues 13 and 14); "
+        "default grid,memory,reference, with --quick only grid",
     )
     p.add_argument(
         "--grid-memory", action="store_true", help="also measure peak memory of every CPU grid cell (a subprocess each)"
@@ -76,6 +82,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=str(REPO),
         help="directory put first on sys.path to import softtorch (default: repo)",
     )
+    for peer, path in DEFAULT_PEERS.items():
+        p.add_argument(
+            f"--{peer}", default=None, help=f"python of the {peer} venv (default {path} if it exists), or 'none'"
+        )
+    p.add_argument("--compare-threads", help="comma list of thread counts for the compare part (default: --threads)")
     p.add_argument("--max-gb", type=float, default=grid.MAX_GB, help="skip cells whose estimated memory exceeds this")
     p.add_argument(
         "--max-work",
@@ -109,7 +120,7 @@ def pick_devices(choice: str | None) -> list[str]:
 
 def pick_parts(text: str | None, quick: bool) -> set[str]:
     """The sections to run, checked against the known ones."""
-    parts = set(comma_list(text, PARTS if not quick else ("grid",)))
+    parts = set(comma_list(text, PARTS[:3] if not quick else ("grid",)))
     if parts - set(PARTS):
         sys.exit(f"--parts: unknown {sorted(parts - set(PARTS))}; choose from {PARTS}")
     return parts
@@ -204,10 +215,48 @@ def memory_check(devices, args) -> list[dict]:
     results = []
     for device in devices:
         for method in grid.MEMORY_METHODS:
-            case = dict(op="sort", method=method, mode="smooth", batch=batch, n=n, device=device)
+            case = dict(op="sort_values", method=method, mode="smooth", batch=batch, n=n, device=device)
             results.append(memory_peak(sys.executable, case, args.softtorch_path, args.threads))
             log(f"[memory] {method} {batch}x{n} {device}: {report.fmt_mib(results[-1].get('peak_mib'))} MiB")
     return results
+
+
+def permutation_memory_check(devices, args) -> list[dict]:
+    """Issue 13's target: the default sort (values + permutation) fwd+bwd on (16, 2000), peak at
+    most ``grid.PERMUTATION_MEMORY_FACTOR`` x the permutation's bytes."""
+    batch, n = grid.PERMUTATION_MEMORY_SHAPE
+    results = []
+    for device in devices:
+        for method in grid.PERMUTATION_MEMORY_METHODS:
+            case = dict(op="sort", method=method, mode="smooth", batch=batch, n=n, device=device)
+            result = memory_peak(sys.executable, case, args.softtorch_path, args.threads)
+            result["permutation_mib"] = batch * n * n * 4 / 2**20
+            results.append(result)
+            ratio = report.fmt_ratio(result.get("peak_mib"), result["permutation_mib"])
+            log(f"[memory] sort with permutation {method} {batch}x{n} {device}: {ratio} of the permutation")
+    return results
+
+
+def peer_python(name: str, choice: str | None) -> str | None:
+    """A peer library's interpreter (torchsort, diffsort), or None when disabled or absent."""
+    if choice == "none":
+        return None
+    path = Path(choice) if choice else DEFAULT_PEERS[name]
+    return str(path) if path.exists() else None
+
+
+def side_by_side(cells: list[dict], args, ref_python: str | None) -> list[dict]:
+    """Ours, the reference, torchsort and diffsort on ``cells``, each side in its own worker."""
+    sides = {"ours": ("softtorch", sys.executable, args.softtorch_path)}
+    if ref_python:
+        sides["reference"] = ("softtorch", ref_python, None)
+    for peer in DEFAULT_PEERS:
+        python = peer_python(peer, getattr(args, peer))
+        if python:
+            sides[peer] = (peer, python, None)
+        else:
+            log(f"{peer} is not installed: no {peer} column")
+    return compare.run_cells(cells, sides, run_worker, log)
 
 
 def grid_memory(results: list[dict], args) -> None:
@@ -240,7 +289,7 @@ def reference_comparison(ref_python: str, args) -> tuple[list[dict], dict]:
     pairs, meta = [], {}
     for rc in (rc for rc in grid.REFERENCE_CASES if rc.method in methods):
         case = dict(
-            op="sort", method=rc.method, mode="smooth", batch=rc.batch, n=rc.n, device="cpu", **REFERENCE_TIMING
+            op="sort_values", method=rc.method, mode="smooth", batch=rc.batch, n=rc.n, device="cpu", **REFERENCE_TIMING
         )
         sides = {}
         runs = [
@@ -322,10 +371,24 @@ def main(argv=None) -> dict:
         if args.grid_memory:
             grid_memory(results, args)
     memory = memory_check(devices, args) if "memory" in parts else []
-    ref_python = reference_python(args.reference) if "reference" in parts else None
-    pairs, ref_meta = reference_comparison(ref_python, args) if ref_python else ([], {})
-    if "reference" in parts and not ref_python:
+    perm_memory = permutation_memory_check(devices, args) if parts & {"memory", "acceptance"} else []
+    ref_python = reference_python(args.reference) if parts & {"reference", "compare", "acceptance"} else None
+    pairs, ref_meta = reference_comparison(ref_python, args) if ref_python and "reference" in parts else ([], {})
+    if parts & {"reference", "compare", "acceptance"} and not ref_python:
         log("no reference interpreter: skipped the comparison with the reference")
+    accepted = side_by_side(compare.acceptance_cells(args.threads), args, ref_python) if "acceptance" in parts else []
+    compared = []
+    if "compare" in parts:
+        for threads in (int(t) for t in comma_list(args.compare_threads, (str(args.threads),))):
+            cells = compare.compare_cells(
+                threads,
+                comma_list(args.methods, grid.METHODS),
+                comma_list(args.modes, grid.MODES),
+                shapes=parse_shapes(args.shapes, compare.COMPARE_SHAPES),
+                ops=comma_list(args.ops, compare.COMPARE_OPS),
+                max_work=args.max_work,
+            )
+            compared += side_by_side(cells, args, ref_python)
 
     sections = [("Setup", header(lib, devices, args, ref_meta))]
     if results:
@@ -338,6 +401,28 @@ def main(argv=None) -> dict:
             (
                 f"Peak memory, sort fwd+bwd on {grid.MEMORY_SHAPE[0]}x{grid.MEMORY_SHAPE[1]} (target < 1 GiB)",
                 report.memory_table(memory, grid.MEMORY_TARGET_MIB),
+            )
+        )
+    if perm_memory:
+        sections.append(
+            (
+                f"Peak memory, default sort (values + permutation) fwd+bwd on {grid.PERMUTATION_MEMORY_SHAPE[0]}x"
+                f"{grid.PERMUTATION_MEMORY_SHAPE[1]} (target <= {grid.PERMUTATION_MEMORY_FACTOR:g}x the permutation)",
+                report.permutation_memory_table(perm_memory, grid.PERMUTATION_MEMORY_FACTOR),
+            )
+        )
+    if accepted:
+        sections.append(
+            (
+                "Acceptance cells of issues 13 and 14 (CPU, float32, fwd+bwd with random cotangents; ms medians)",
+                compare.table(accepted, with_targets=True) + "\n\nWorst cells:\n\n" + compare.worst(accepted),
+            )
+        )
+    if compared:
+        sections.append(
+            (
+                "Side by side: the default calls (CPU, float32, fwd+bwd with random cotangents on every output)",
+                compare.table(compared) + "\n\n" + compare.slower_than_reference(compared),
             )
         )
     if pairs:
@@ -368,12 +453,17 @@ def main(argv=None) -> dict:
         "hard": list(hard.values()),
         "torchsort": list(torchsort.values()),
         "memory": memory,
+        "permutation_memory": perm_memory,
+        "acceptance": accepted,
+        "compare": compared,
         "reference": pairs,
         "reference_meta": ref_meta,
     }
     report.write_json(args.out / "results.json", payload)
     if results:
         log(report.plot(args.out / "results.png", results, hard, torchsort))
+    if compared:
+        log(compare.plot(args.out / "compare.png", compared))
     log(f"wrote {args.out / 'results.md'} and {args.out / 'results.json'}")
     return payload
 

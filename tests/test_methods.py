@@ -1,4 +1,4 @@
-"""The softsort and neuralsort method modules, called directly, and their row-chunked memory path.
+"""The softsort and neuralsort method modules, called directly, and their row-block memory path.
 
 Every method module answers the same questions on standardized scores ``xt`` of shape ``(..., n)``
 (``permutation``, ``argmax``, ``sort_values``; see :mod:`softtorch.methods`). The references below
@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import softtorch
-import softtorch._core.chunking as chunking
+import softtorch._core.fused_permutation as fused
 from softtorch.methods import METHOD_NAMES, get_method, neuralsort, softsort
 
 SOFT_MODES = ("smooth", "c0", "c1", "c2")
@@ -89,13 +89,8 @@ def scores(shape, seed=0):
 
 
 def force_chunks(monkeypatch, chunk_elements=64):
-    """Force the chunked, checkpointed path on tiny inputs.
-
-    Since the dense shortcut (``DENSE_ELEMENTS``: work below it runs in one plain pass) a small
-    ``CHUNK_ELEMENTS`` alone no longer chunks small inputs, so both are patched.
-    """
-    monkeypatch.setattr(chunking, "DENSE_ELEMENTS", 0, raising=False)
-    monkeypatch.setattr(chunking, "CHUNK_ELEMENTS", chunk_elements)
+    """Force row blocks of about ``chunk_elements`` elements on tiny inputs (several blocks per call)."""
+    monkeypatch.setattr(fused, "BLOCK_ELEMENTS", chunk_elements)
 
 
 @pytest.fixture
@@ -284,16 +279,17 @@ def _values_and_grads(name, mode, descending, return_indices=False):
 def test_chunked_equals_dense(name, mode, descending, monkeypatch):
     dense = _values_and_grads(name, mode, descending)
     calls = []
-    real = chunking.checkpoint
+    real = fused._blocks
 
-    def counting_checkpoint(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
+    def counting_blocks(*args, **kwargs):
+        found = real(*args, **kwargs)
+        calls.append(len(found))
+        return found
 
     force_chunks(monkeypatch)
-    monkeypatch.setattr(chunking, "checkpoint", counting_checkpoint)
+    monkeypatch.setattr(fused, "_blocks", counting_blocks)
     chunked = _values_and_grads(name, mode, descending)
-    assert len(calls) > 1, "CHUNK_ELEMENTS=64 must force the checkpointed path"
+    assert max(calls) > 1, "BLOCK_ELEMENTS=64 must force several row blocks"
     for a, b in zip(dense, chunked):
         torch.testing.assert_close(b, a, atol=1e-12, rtol=1e-12)
     # and the values-only path equals the path that builds the permutation
@@ -317,12 +313,13 @@ def test_chunked_gradcheck(name, mode, small_chunks):
 @pytest.mark.parametrize("mode", SOFT_MODES)
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_chunked_path_saves_no_square_tensor(name, mode, monkeypatch):
-    """Values only: what autograd keeps for backward is O(n * chunk) per row, not O(n^2)."""
+    """Values only: what autograd keeps for backward is O(n) per row, never an n x n tensor,
+    whatever the block size (the backward recomputes the rows block by block)."""
     batch, n = 2, 64
 
     def largest_saved(chunk_elements):
         if chunk_elements is None:
-            monkeypatch.undo()  # the library's own thresholds: this small input runs dense
+            monkeypatch.undo()  # the library's own block size: this small input is one block
         else:
             force_chunks(monkeypatch, chunk_elements)
         sizes = []
@@ -338,26 +335,8 @@ def test_chunked_path_saves_no_square_tensor(name, mode, monkeypatch):
         assert torch.isfinite(x.grad).all()
         return max(sizes)
 
-    assert largest_saved(None) >= batch * n * n  # dense: the n x n rows are kept
-    assert largest_saved(batch * n * 4) <= batch * n * 4  # chunked: nothing of size n x n
-
-
-def test_map_row_chunks_concatenates_in_order(small_chunks):
-    seen = []
-
-    def fn(start, stop, t):
-        seen.append((start, stop))
-        return t[..., start:stop] * 2
-
-    t = torch.arange(40.0).reshape(2, 20).requires_grad_()
-    out = chunking.map_row_chunks(fn, 20, 40, t)
-    assert torch.equal(out, t.detach() * 2)
-    assert seen[0] == (0, 1) and seen[-1] == (19, 20) and len(seen) == 20  # 64 // 40 = 1 row per chunk
-    out.sum().backward()
-    assert torch.equal(t.grad, torch.full_like(t, 2.0))
-    seen.clear()
-    chunking.map_row_chunks(fn, 20, 2, t)  # 64 // 2 = 32 rows >= 20: one chunk
-    assert seen == [(0, 20)]
+    assert largest_saved(None) <= batch * n
+    assert largest_saved(batch * n * 4) <= batch * n
 
 
 @pytest.mark.full

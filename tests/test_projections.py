@@ -272,7 +272,19 @@ def test_empty_last_dim():
 
 
 def test_public_api():
-    assert projections.__all__ == ["project_simplex", "log_project_simplex"]
+    assert projections.__all__ == ["project_simplex", "log_project_simplex", "simplex_vjp"]
+
+
+@pytest.mark.parametrize("mode", ["smooth", "c0", "c1", "c2"])
+def test_simplex_vjp_equals_the_autograd_vjp(mode):
+    g = torch.Generator().manual_seed(5)
+    z = torch.randn(3, 7, generator=g, dtype=torch.float64).requires_grad_()
+    cot = torch.randn(3, 7, generator=g, dtype=torch.float64)
+    p = projections.project_simplex(z, mode)
+    (expected,) = torch.autograd.grad(p, z, cot)
+    got = projections.simplex_vjp(p.detach(), cot, mode)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    assert got.abs().sum() > 0
 
 
 # ----------------------------------------------------------------------------- gradients

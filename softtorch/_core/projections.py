@@ -36,7 +36,7 @@ import torch
 
 from .precision import compute_dtype
 
-__all__ = ["project_simplex", "log_project_simplex"]
+__all__ = ["project_simplex", "log_project_simplex", "simplex_vjp"]
 
 _MODES = ("smooth", "c0", "c1", "c2")
 _EXPONENT = {"c0": 1, "c1": 2, "c2": 3}
@@ -181,6 +181,33 @@ def _support_weights(p: torch.Tensor, m: int) -> torch.Tensor:
     return torch.where(on, root, 0.0).mul_(m)
 
 
+def _weighted_vjp(w: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """``w * (grad - <w, grad> / sum(w))`` over the last dim: the projection's Jacobian (symmetric) times ``grad``."""
+    wg = (w * grad).sum(dim=-1, keepdim=True)
+    return w * (grad - wg / w.sum(dim=-1, keepdim=True))
+
+
+def simplex_vjp(p: torch.Tensor, grad: torch.Tensor, mode: str) -> torch.Tensor:
+    r"""The projection's vector-Jacobian product from its output :math:`p = \Pi_{mode}(z)`.
+
+    .. math::
+        \bar z = w \odot \Bigl(\bar p - \frac{\langle w, \bar p \rangle}{\textstyle\sum_j w_j}\Bigr),
+        \qquad w = \begin{cases} p & \text{smooth} \\ m\, p^{(m - 1)/m} & \text{c0, c1, c2} \end{cases}
+
+    The Jacobian is symmetric, so this is also the Jacobian-vector product. Written with
+    differentiable operations of ``p`` and ``grad`` (double backward).
+
+    Example:
+        >>> import torch
+        >>> p = project_simplex(torch.tensor([1.0, 0.8, -1.0]), "c0")
+        >>> simplex_vjp(p, torch.tensor([1.0, 0.0, 5.0]), "c0")
+        tensor([ 0.5000, -0.5000,  0.0000])
+    """
+    if mode == "smooth":
+        return p * (grad - (p * grad).sum(dim=-1, keepdim=True))
+    return _weighted_vjp(_support_weights(p, _EXPONENT[_check_mode(mode)]), grad)
+
+
 class _SimplexProjection(torch.autograd.Function):
     r""":math:`p = [z - \tau]_+^m` with the closed-form VJP
     :math:`g_z = w \odot (g - \langle w, g \rangle / \textstyle\sum w)`."""
@@ -203,9 +230,7 @@ class _SimplexProjection(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         (p,) = ctx.saved_tensors
-        w = _support_weights(p, ctx.m)
-        wg = (w * grad).sum(dim=-1, keepdim=True)
-        return w * (grad - wg / w.sum(dim=-1, keepdim=True)), None
+        return _weighted_vjp(_support_weights(p, ctx.m), grad), None
 
 
 class _Threshold(torch.autograd.Function):

@@ -108,6 +108,17 @@ def _sorted_rows(fam: Family, descending: bool, rows, *, with_indices, gated_gra
             **fam.options,
         )
         return (values if excluded is None else excluded.fix_values(values, None)), None
+    fused = getattr(fam.method.module, "fused_rows", None)
+    if fused is not None and gated_grad and not log:
+        # One fused kernel gives the rows and their expectations (no n x n temporaries).
+        excluded = fam.excluded(descending) if fam.excluding else None
+        data = fam.flat if excluded is None else excluded.finite_flat()
+        out = fused(fam.scaled.scores, fam.softness, fam.mode, descending, rows, keep=with_indices, values=data)
+        values, p = (out[1], out[0]) if with_indices else (out[0], None)
+        if excluded is not None:
+            values = excluded.fix_values(values, rows)
+            p = None if p is None else excluded.fix_rows(p, rows, False, fam.flat)
+        return values, p
     p = soft_rows(fam, descending, rows, log)
     return values_from_rows(fam, p, log, gated_grad, descending, rows), (p if with_indices else None)
 
@@ -423,12 +434,21 @@ def rank(
         if fam.excluding:  # excluded entries keep their hard rank, after (or before) the kept ones
             ranks = torch.where(fam.excluded(descending).kept, ranks, hard)
     else:
-        p = soft_rows(fam, descending)
-        mass = p.sum(-2)
-        expected = torch.matmul(slots.unsqueeze(0), p).squeeze(-2)
+        fused = getattr(fam.method.module, "fused_rows", None)
+        if fused is not None:
+            # Only the column sums of P and of slot * P, never P itself.
+            weights = torch.stack((torch.ones_like(slots), slots), dim=-1).to(compute_dtype(slots.dtype))
+            (columns,) = fused(fam.scaled.scores, fam.softness, fam.mode, descending, keep=False, weights=weights)
+            mass, expected = columns.to(fam.flat.dtype).unbind(-2)
+        else:
+            p = soft_rows(fam, descending)
+            mass = p.sum(-2)
+            expected = torch.matmul(slots.unsqueeze(0), p).squeeze(-2)
         # An element no slot gives any weight (possible with the sparse modes) keeps its hard rank.
         has_mass = ~(mass <= torch.finfo(mass.dtype).tiny)  # NaN rows stay NaN
         ranks = torch.where(has_mass, expected / torch.where(has_mass, mass, torch.ones_like(mass)), hard)
+        if fused is not None and fam.excluding:  # the kernel's columns of excluded entries are not placed
+            ranks = torch.where(fam.excluded(descending).kept, ranks, hard)
     if fam.dim is None:
         return ranks.reshape(fam.x.shape)
     return fam.values_back(ranks)

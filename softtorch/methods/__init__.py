@@ -11,7 +11,12 @@ Every method module answers the same questions on standardized scores ``xt`` of 
 * ``sort_values(...)``: soft sorted values without holding the permutation. Methods whose
   ``values_from_scores`` is False gather them from the input: ``sort_values(x, xt, softness, mode,
   descending)``; methods whose ``values_from_scores`` is True compute them in the score space:
-  ``sort_values(xt, softness, mode, descending)``, and the caller maps them back.
+  ``sort_values(xt, softness, mode, descending)``, and the caller maps them back;
+* ``fused_rows(xt, softness, mode, descending=False, rows=None, *, keep=True, values=None,
+  weights=None)`` (optional; softsort, neuralsort): the rows, their expectations ``P @ values``
+  and the column statistics ``weights^T P`` from one fused kernel
+  (:mod:`softtorch._core.fused_permutation`), as a tuple of the requested outputs. The operators
+  use it, when present, for sort, topk, median and rank.
 
 A method with options declares them in its module: ``OPTIONS`` maps each option name to its check
 (``check(label, value) -> value``, as in :func:`softtorch._core.checks.check_options`) and

@@ -4,31 +4,45 @@ r"""SoftSort (Prillo & Eisenschlos, 2020): rows anchored at the hard-sorted scor
     P_{i\cdot} = \Pi_{mode}\!\left(-\frac{|\tilde x_{(i)} - \tilde x_j|}{\text{softness}}\right)_{j}
 
 where :math:`\tilde x_{(i)}` is the i-th sorted score and :math:`\Pi_{mode}` the simplex
-projection of the mode (softmax, sparsemax, 1.5- or 4/3-entmax). O(n^2) work per row.
+projection of the mode (softmax, sparsemax, 1.5- or 4/3-entmax). O(n^2) work per row, computed
+by the fused kernel of :mod:`softtorch._core.fused_permutation` (row blocks, closed-form backward).
 """
 
 from __future__ import annotations
 
 import torch
 
-from .._core.chunking import map_row_chunks
-from .._core.expectation import expect
+from .._core.fused_permutation import SOFTSORT, soft_rows
+from .._core.precision import is_half
 from .._core.projections import log_project_simplex, project_simplex
 from ._common import row_softness, select_rows
 
-__all__ = ["permutation", "argmax", "sort_values"]
+__all__ = ["permutation", "argmax", "sort_values", "fused_rows"]
 
 
-def _scores(xt, softness, descending, rows):
-    anchors = torch.sort(xt, dim=-1, descending=descending).values
-    anchors = select_rows(anchors, rows)  # (..., r)
-    return -torch.abs(anchors.unsqueeze(-1) - xt.unsqueeze(-2)) / row_softness(softness)
+def _anchors(y, descending, rows):
+    return select_rows(torch.sort(y, dim=-1, descending=descending).values, rows)
+
+
+def fused_rows(xt, softness, mode, descending=False, rows=None, *, keep=True, values=None, weights=None):
+    """Rows ``(..., r, n)`` (``keep``), expectations ``P @ values`` and column statistics
+    ``weights^T P`` of the soft permutation, in one fused pass (see
+    :func:`softtorch._core.fused_permutation.soft_rows`)."""
+    if is_half(xt):
+        half = None if values is None else values.float()
+        out = fused_rows(xt.float(), softness, mode, descending, rows, keep=keep, values=half, weights=weights)
+        return tuple(t.to(xt.dtype) for t in out)
+    y = xt / softness
+    return soft_rows(SOFTSORT, y, _anchors(y, descending, rows), None, mode, keep=keep, values=values, weights=weights)
 
 
 def permutation(xt, softness, mode, descending=False, rows=None, log=False):
     """Soft permutation rows ``(..., r, n)`` of ``xt`` (slots ``rows`` of the sorted order)."""
-    scores = _scores(xt, softness, descending, rows)
-    return log_project_simplex(scores, mode) if log else project_simplex(scores, mode)
+    if not log:
+        return fused_rows(xt, softness, mode, descending, rows)[0]
+    anchors = _anchors(xt, descending, rows)  # (..., r)
+    scores = -torch.abs(anchors.unsqueeze(-1) - xt.unsqueeze(-2)) / row_softness(softness)
+    return log_project_simplex(scores, mode)
 
 
 def argmax(xt, softness, mode, log=False):
@@ -39,15 +53,5 @@ def argmax(xt, softness, mode, log=False):
 
 
 def sort_values(x, xt, softness, mode, descending=False):
-    """Soft sorted values ``P @ x`` computed in row chunks, never holding the full ``P``."""
-    n = xt.shape[-1]
-    anchors = torch.sort(xt, dim=-1, descending=descending).values
-
-    # Scale the n anchors and scores once instead of dividing the n x n block.
-    scaled, scaled_anchors = xt / softness, anchors / softness
-
-    def chunk(start, stop, x, scaled, scaled_anchors):
-        scores = torch.abs(scaled_anchors[..., start:stop].unsqueeze(-1) - scaled.unsqueeze(-2)).neg_()
-        return expect(project_simplex(scores, mode), x)
-
-    return map_row_chunks(chunk, n, xt.numel(), x, scaled, scaled_anchors)
+    """Soft sorted values ``P @ x``, computed block by block without ever holding ``P``."""
+    return fused_rows(xt, softness, mode, descending, keep=False, values=x)[0]

@@ -1,0 +1,352 @@
+r"""Fused soft permutations: scores, projection and their backward in cache-sized row blocks.
+
+SoftSort and NeuralSort build row :math:`i` of the soft permutation as the simplex projection
+:math:`P_{i\cdot} = \Pi_{mode}(S_{i\cdot})` of scores that are cheap functions of ``n``-vectors
+of the scaled input :math:`y = \tilde x / \text{softness}`:
+
+.. math::
+    S^{softsort}_{ij} = -|a_i - y_j|, \qquad S^{neuralsort}_{ij} = c_i\, y_j - B_j,
+
+with :math:`a` the sorted :math:`y` (the anchors), :math:`c_i` the slot coefficients and
+:math:`B_j = \sum_k \varphi(y_j - y_k)` the soft absolute differences (:class:`_PairwiseSums`).
+:class:`_SoftRows` computes, from these vectors, any of: the rows :math:`P` themselves, the
+expectations :math:`P v` of a value vector, and the column statistics :math:`W^\top P` (the
+weighted column sums soft ranks need), one block of rows at a time. It never keeps an
+``n x n`` intermediate: the backward pass recomputes the signs of the score differences (and,
+when :math:`P` was not returned, :math:`P` itself) block by block and applies the closed-form
+vector-Jacobian products
+
+.. math::
+    \bar S = w \odot \Bigl(\bar P - \frac{\langle w, \bar P\rangle}{\textstyle\sum w}\Bigr), \qquad
+    w = \begin{cases} P & \text{smooth} \\ m\,[S - \tau]_+^{m - 1} & \text{c0, c1, c2} \end{cases}
+
+(:func:`~softtorch._core.projections.simplex_vjp`), then
+:math:`\bar y_j = \sum_i \bar S_{ij} \operatorname{sign}(a_i - y_j)`,
+:math:`\bar a_i = -\sum_j \bar S_{ij} \operatorname{sign}(a_i - y_j)` (softsort) or
+:math:`\bar y_j = \sum_i c_i \bar S_{ij}`, :math:`\bar B_j = -\sum_i \bar S_{ij}` (neuralsort).
+The backward passes are written with differentiable torch operations, so double backward works.
+The softness and the sort of the anchors stay outside, in plain autograd on ``n``-vectors.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .kernels import WINDOW
+from .projections import project_simplex, simplex_vjp
+
+__all__ = ["BLOCK_ELEMENTS", "pairwise_sums", "soft_rows"]
+
+#: Elements of one block of scores ``(..., rows, n)``: 1 MiB in float32, so that the few passes
+#: over a block (scores, projection, copy out; in the backward the product, the signs and the
+#: sums) run in the CPU's cache instead of streaming ``n x n`` temporaries through memory.
+BLOCK_ELEMENTS = 1 << 20
+
+SOFTSORT = "softsort"
+NEURALSORT = "neuralsort"
+
+
+def _blocks(n_rows: int, like: torch.Tensor):
+    """``(start, stop)`` row ranges of about :data:`BLOCK_ELEMENTS` elements each."""
+    per_row = max(1, like.numel())
+    step = max(1, BLOCK_ELEMENTS // per_row)
+    return [(start, min(start + step, n_rows)) for start in range(0, n_rows, step)]
+
+
+# ----------------------------------------------------------------------------------------------
+# B_j = sum_k phi(y_j - y_k): NeuralSort's soft absolute differences in units of the softness
+# ----------------------------------------------------------------------------------------------
+
+
+def _phi(d: torch.Tensor, mode: str) -> torch.Tensor:
+    r""":math:`\varphi(d) = d\,(2\sigma_{mode}(d) - 1)`, the soft :math:`|d|` (``d`` scaled)."""
+    if mode == "smooth":
+        h = d.mul_(0.5)
+        return torch.tanh(h).mul_(h).mul_(2.0)  # d tanh(d / 2)
+    u = (d / WINDOW).clamp(-1.0, 1.0)  # (clamp_ has no vmap batching rule)
+    if mode == "c0":
+        return d.mul_(u)
+    u2 = u * u
+    if mode == "c1":
+        odd = u.mul_(u2.mul_(-0.5).add_(1.5))  # 2 sigma - 1 = 1.5 u - 0.5 u^3
+    else:
+        odd = u.mul_(u2.mul(3.0 / 8.0).sub_(5.0 / 4.0).mul_(u2).add_(15.0 / 8.0))
+    return d.mul_(odd)
+
+
+def _phi_prime(d: torch.Tensor, mode: str) -> torch.Tensor:
+    r""":math:`\varphi'(d)`, written with differentiable out-of-place operations (double backward)."""
+    if mode == "smooth":
+        h = 0.5 * d
+        t = torch.tanh(h)
+        return t + h * (1.0 - t * t)
+    if mode == "c0":
+        return torch.where(d.abs() < WINDOW, (2.0 / WINDOW) * d, torch.sign(d))
+    u = (d / WINDOW).clamp(-1.0, 1.0)
+    u2 = u * u
+    one = 1.0 - u2
+    if mode == "c1":
+        return u * (1.5 - 0.5 * u2) + (1.5 / WINDOW) * d * one
+    return u * (15.0 / 8.0 + u2 * (-5.0 / 4.0 + u2 * (3.0 / 8.0))) + (15.0 / 8.0 / WINDOW) * d * one * one
+
+
+def _part(t: torch.Tensor, a: int, b: int, dim: int = -1) -> torch.Tensor:
+    """``t[..., a:b]`` along ``dim``; ``t`` itself for the whole range (a full slice is an
+    ``aten::alias``, which has no batching rule under nested vmap)."""
+    return t if a == 0 and b == t.shape[dim] else t.narrow(dim, a, b - a)
+
+
+class _Pieces:
+    """Block results ``t[..., a:b]`` (along ``dim``) gathered into one tensor.
+
+    Without autograd they are written into one tensor allocated from the first piece (which
+    carries every vmap batch dim): small results kept in a list between the blocks' large
+    temporaries would fragment the heap and raise the peak memory by up to an ``n x n`` block.
+    With autograd (double backward) they are concatenated.
+    """
+
+    def __init__(self, size: int, dim: int = -1):
+        self.size, self.dim, self.out, self.parts = size, dim, None, []
+
+    def put(self, a: int, b: int, t: torch.Tensor) -> None:
+        if torch.is_grad_enabled():
+            self.parts.append(t)
+            return
+        if self.out is None:
+            shape = list(t.shape)
+            shape[self.dim] = self.size
+            self.out = t.new_empty(shape)
+        self.out.narrow(self.dim, a, b - a).copy_(t)
+
+    def result(self) -> torch.Tensor | None:
+        if self.parts:
+            return torch.cat(self.parts, dim=self.dim)
+        return self.out
+
+
+def _diff(rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """``rows[..., :, None] - cols[..., None, :]``."""
+    return rows.unsqueeze(-1) - cols.unsqueeze(-2)
+
+
+class _PairwiseSums(torch.autograd.Function):
+    r""":math:`B_j = \sum_k \varphi(y_j - y_k)` in row blocks, with the closed-form VJP
+    :math:`\bar y_j = \sum_k \varphi'(y_j - y_k)(\bar B_j + \bar B_k)` (:math:`\varphi'` is odd).
+
+    Both passes use the symmetry of the pairs: block ``a:b`` of rows meets only the columns
+    ``k >= a``; its row sums go to the rows and, for ``k >= b``, its column sums to the columns
+    (``+`` for the even :math:`\varphi`, ``-`` for the odd :math:`\varphi'`), which halves the
+    work. The double-backward path (autograd enabled) takes the plain full blocks instead.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(y: torch.Tensor, mode: str) -> torch.Tensor:
+        sums = torch.zeros_like(y)
+        for a, b in _blocks(y.shape[-1], y):
+            terms = _phi(_diff(_part(y, a, b), _part(y, a, y.shape[-1])), mode)  # (..., r, n - a)
+            _add_triangle(sums, terms, a, b, 1.0)
+        return sums
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.mode = inputs[1]
+        ctx.save_for_backward(inputs[0])
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        n = y.shape[-1]
+        if not torch.is_grad_enabled():
+            # Out of place where a vmapped cotangent meets an unbatched y (batched gradients).
+            out = torch.zeros_like(y) + torch.zeros_like(grad)
+            for a, b in _blocks(n, y):
+                slope = _phi_prime(_diff(_part(y, a, b), _part(y, a, n)), ctx.mode)  # (..., r, n - a)
+                pair = _part(grad, a, b).unsqueeze(-1) + _part(grad, a, n).unsqueeze(-2)
+                _add_triangle(out, slope * pair, a, b, -1.0)
+            return out, None
+        pieces = _Pieces(n)
+        for a, b in _blocks(n, y):
+            slope = _phi_prime(_diff(_part(y, a, b), y), ctx.mode)  # (..., r, n)
+            pieces.put(a, b, _part(grad, a, b) * slope.sum(-1) + torch.matmul(slope, grad.unsqueeze(-1)).squeeze(-1))
+        return pieces.result(), None
+
+
+def _add_triangle(out, terms, a, b, sign):
+    """Add the row sums of ``terms`` (rows ``a:b``, columns ``a:``) to ``out[a:b]`` and ``sign``
+    times its column sums over the columns ``b:`` to ``out[b:]`` (in place, no autograd)."""
+    n = out.shape[-1]
+    out.narrow(-1, a, b - a).add_(terms.sum(-1))
+    if b < n:
+        out.narrow(-1, b, n - b).add_(terms.narrow(-1, b - a, n - b).sum(-2), alpha=sign)
+
+
+def pairwise_sums(y: torch.Tensor, mode: str) -> torch.Tensor:
+    r""":math:`B_j = \sum_k \varphi(y_j - y_k)` for ``y`` ``(..., n)``, with
+    :math:`\varphi(d) = d (2\sigma_{mode}(d) - 1)` the soft absolute value of the mode."""
+    return _PairwiseSums.apply(y, mode)
+
+
+# ----------------------------------------------------------------------------------------------
+# The rows P, their expectations P v and their column statistics W^T P
+# ----------------------------------------------------------------------------------------------
+
+
+def _scores(kind, y, row_par, neg_col_par, a, b):
+    """Scores ``(..., b - a, n)`` of the rows ``a:b``; ``neg_col_par`` is ``-B`` as ``(..., 1, n)``."""
+    if kind == SOFTSORT:
+        return _diff(_part(row_par, a, b), y).abs_().neg_()
+    return torch.addcmul(neg_col_par, _part(row_par, a, b).unsqueeze(-1), y.unsqueeze(-2))
+
+
+def _project(scores, mode, kind=None):
+    """The simplex projection of a block of fresh scores (softmax straight away: no dtype round trips).
+
+    SoftSort's smooth rows are ``exp(S) / sum exp(S)`` in place: every row holds its anchor
+    (``S = 0``, its maximum), so no shift is needed and ``exp`` cannot overflow.
+    """
+    if mode != "smooth":
+        return project_simplex(scores, mode)
+    if kind == SOFTSORT and not torch.is_grad_enabled():
+        e = scores.exp_()
+        return e.div_(e.sum(dim=-1, keepdim=True))
+    return torch.softmax(scores, dim=-1)
+
+
+def _project_vjp(p, grad, mode):
+    if mode == "smooth" and not torch.is_grad_enabled():
+        return torch._softmax_backward_data(grad, p, -1, p.dtype)  # one fused pass
+    return simplex_vjp(p, grad, mode)
+
+
+def _value_columns(values):
+    """``(..., n, 3)``: the finite values and the indicators of ``+inf`` and ``-inf`` (see ``expect``)."""
+    infinite = torch.isinf(values)
+    finite = torch.where(infinite, torch.zeros_like(values), values)
+    return torch.stack((finite, (values == math.inf).to(values.dtype), (values == -math.inf).to(values.dtype)), -1)
+
+
+def _expectations(sums):
+    """Expectations from the ``(..., r, 3)`` products with :func:`_value_columns` (``0 * inf = 0``)."""
+    value, up, down = sums.unbind(-1)
+    value = torch.where(up > 0, math.inf, value)
+    value = torch.where(down > 0, -math.inf, value)
+    return torch.where((up > 0) & (down > 0), math.nan, value)
+
+
+class _SoftRows(torch.autograd.Function):
+    """Rows ``P`` (``keep``), expectations ``P v`` (``values`` given) and column statistics
+    ``W^T P`` (``weights`` ``(r, k)`` given), in that order, for the score ``kind``."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(y, row_par, col_par, values, weights, kind, mode, n_rows, keep):
+        neg_col = None if col_par is None else col_par.neg().unsqueeze(-2)
+        columns = None if values is None else _value_columns(values.to(y.dtype))
+        # Outputs are allocated once, from the first block (which carries every vmap batch dim of
+        # the inputs), and filled in place: no small tensors kept between the blocks' temporaries,
+        # which would fragment the heap and raise the peak memory.
+        rows, expected, stats = _Pieces(n_rows, -2), _Pieces(n_rows, -2), None
+        for a, b in _blocks(n_rows, y):
+            p = _project(_scores(kind, y, row_par, neg_col, a, b), mode, kind)
+            if keep:
+                rows.put(a, b, p)
+            if values is not None:
+                expected.put(a, b, torch.matmul(p, columns))
+            if weights is not None:
+                part = torch.matmul(_part(weights, a, b, 0).transpose(0, 1).to(p.dtype), p)
+                stats = part if stats is None else stats.add_(part)
+        outputs = []
+        if keep:
+            outputs.append(rows.result())
+        if values is not None:
+            outputs.append(_expectations(expected.result()))
+        if weights is not None:
+            outputs.append(stats)
+        return tuple(outputs)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        y, row_par, col_par, values, weights, kind, mode, n_rows, keep = inputs
+        ctx.set_materialize_grads(False)
+        ctx.kind, ctx.mode, ctx.n_rows, ctx.keep = kind, mode, n_rows, keep
+        ctx.has_values, ctx.has_weights = values is not None, weights is not None
+        rows = output[0] if keep else None
+        expected = output[int(keep)] if values is not None else None
+        ctx.save_for_backward(y, row_par, col_par, values, weights, rows, expected)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        y, row_par, col_par, values, weights, rows, expected = ctx.saved_tensors
+        grads = list(grads)
+        grad_rows = grads.pop(0) if ctx.keep else None
+        grad_expected = grads.pop(0) if ctx.has_values else None
+        grad_columns = grads.pop(0) if ctx.has_weights else None
+        if grad_rows is None and grad_expected is None and grad_columns is None:
+            return (None,) * 9
+        kind = ctx.kind
+        if grad_expected is not None:
+            # As in expect: an infinite expectation passes no gradient; infinite values get none.
+            grad_expected = torch.where(torch.isinf(expected), 0.0, grad_expected)
+            finite_values = torch.where(torch.isinf(values), 0.0, values).to(y.dtype).unsqueeze(-2)
+        neg_col = None if col_par is None else col_par.neg().unsqueeze(-2)
+        if kind == NEURALSORT:  # rows of [c; 1]: one product gives the sums over i of c_i dS_ij and of dS_ij
+            coef_one = torch.stack((row_par, torch.ones_like(row_par))).to(y.dtype)
+        grad_y, grad_row_par, grad_col_par, grad_values = None, _Pieces(ctx.n_rows), None, None
+        for a, b in _blocks(ctx.n_rows, y):
+            diff = None
+            if rows is not None:
+                p = _part(rows, a, b, -2)
+            elif kind == SOFTSORT:
+                diff = _diff(_part(row_par, a, b), y)
+                p = _project(diff.abs().neg_(), ctx.mode, kind)
+            else:
+                p = _project(_scores(kind, y, row_par, neg_col, a, b), ctx.mode)
+            g = None if grad_rows is None else _part(grad_rows, a, b, -2)
+            if grad_expected is not None:
+                ge = _part(grad_expected, a, b).unsqueeze(-1)
+                g = ge * finite_values if g is None else torch.addcmul(g, ge, finite_values)
+                part = torch.matmul(ge.transpose(-1, -2), p)
+                grad_values = part if grad_values is None else grad_values + part
+            if grad_columns is not None:
+                spread = torch.matmul(_part(weights, a, b, 0).to(grad_columns.dtype), grad_columns)
+                g = spread if g is None else g + spread
+            grad_scores = _project_vjp(p, g, ctx.mode)
+            if kind == SOFTSORT:
+                sign = torch.sign(_diff(_part(row_par, a, b), y) if diff is None else diff)
+                weighted = grad_scores * sign
+                dy = weighted.sum(-2)
+                grad_row_par.put(a, b, -weighted.sum(-1))
+            else:
+                dy, dcol = torch.matmul(_part(coef_one, a, b), grad_scores).unbind(-2)
+                grad_col_par = -dcol if grad_col_par is None else grad_col_par - dcol
+            grad_y = dy if grad_y is None else grad_y + dy
+        grad_row_par = grad_row_par.result()
+        if grad_values is not None:
+            grad_values = torch.where(torch.isinf(values), 0.0, grad_values.squeeze(-2).to(values.dtype))
+        return grad_y, grad_row_par, grad_col_par, grad_values, None, None, None, None, None
+
+
+def soft_rows(kind, y, row_par, col_par, mode, *, keep=True, values=None, weights=None):
+    r"""Rows of a fused soft permutation and what is read from them, never holding ``n x n`` temporaries.
+
+    Args:
+        kind: ``"softsort"`` (``row_par``: anchors ``(..., r)``, ``col_par`` None) or
+            ``"neuralsort"`` (``row_par``: slot coefficients ``(r,)``, constant; ``col_par``: the
+            pairwise sums ``B`` ``(..., n)``).
+        y: Scaled scores ``(..., n)`` (standardized input divided by the softness).
+        mode: ``"smooth"``, ``"c0"``, ``"c1"`` or ``"c2"``.
+        keep: Return the rows ``P`` ``(..., r, n)``.
+        values: Optional ``(..., n)``: also return the expectations ``P v`` ``(..., r)`` (with
+            ``0 * inf = 0``, as :func:`~softtorch._core.expectation.expect`).
+        weights: Optional constant ``(r, k)``: also return ``W^T P`` ``(..., k, n)``.
+
+    Returns:
+        A tuple of the requested outputs, in the order rows, expectations, column statistics.
+    """
+    n_rows = row_par.shape[-1]
+    return _SoftRows.apply(y, row_par, col_par, values, weights, kind, mode, n_rows, keep)
