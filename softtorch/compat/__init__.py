@@ -4,13 +4,10 @@ Each submodule copies one peer library's public names, signatures and convention
 softtorch's own operators, so that moving over is one changed import line. Submodules are
 imported on demand (``import softtorch.compat.torchsort``); none of the peers is a dependency.
 
-<<<<<<< HEAD
 * :mod:`softtorch.compat.torchsort`: torchsort 0.1.10's ``soft_sort`` and ``soft_rank`` (``"l2"``
   and ``"kl"``), on the isotonic solver of ``method="fast_soft_sort"``.
-=======
 * :mod:`softtorch.compat.diffsort`: ``DiffSortNet`` (diffsort 0.2.0) and ``DiffTopkNet``
   (difftopk 0.2.0) on softtorch's sorting networks.
->>>>>>> issue-17b
 """
 
 __all__: list[str] = []
