@@ -362,7 +362,8 @@ def test_layer_config_and_repr():
     assert "k=3" in repr(layer) and "reduction='sum'" in repr(layer) and "mode='c1'" in repr(layer)
     assert snn.NDCGLoss().config["k"] is None
     assert "p_k=(0.5, 0.5)" in repr(snn.TopKCrossEntropyLoss(p_k=(0.5, 0.5)))
-    assert "method='fast_soft_sort'" in repr(snn.SpearmanLoss())
+    assert repr(snn.SpearmanLoss()) == "SpearmanLoss()"  # defaults are not shown
+    assert "method='neuralsort'" in repr(snn.SpearmanLoss(method="neuralsort"))
     with pytest.raises(ValueError, match=r"reduction must be one of 'mean', 'sum', 'none', got 'avg'"):
         snn.SpearmanLoss(reduction="avg")
     with pytest.raises(ValueError, match=r"method='fast_soft_sort' computes sorted values only"):

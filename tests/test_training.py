@@ -99,7 +99,7 @@ class _Ranker(nn.Module):
         self.embed = nn.Linear(5, 6, dtype=F64)
         self.sort = snn.SoftSort(method="ot", softness=0.5, learnable=True, dtype=F64)
         self.topk = snn.SoftTopK(k=3, softness=0.4, learnable=True, dtype=F64)
-        self.rank = snn.SoftRank(softness=0.3, learnable=True, dtype=F64)
+        self.rank = snn.SoftRank(dim=-1, softness=0.3, learnable=True, dtype=F64)
 
     def forward(self, x):
         h = self.embed(x)

@@ -30,6 +30,7 @@ The softness and the sort of the anchors stay outside, in plain autograd on ``n`
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -131,6 +132,20 @@ def _diff(rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
     return rows.unsqueeze(-1) - cols.unsqueeze(-2)
 
 
+def _no_autocast(method):
+    """Run a Function's ``forward``/``backward`` with autocast off, on the dtype of its first tensor:
+    the kernels mix their own float32/float64 computations with matmuls that autocast would run
+    in half precision (and hand to the fused softmax backward in a dtype it refuses)."""
+
+    @functools.wraps(method)
+    def run(*args):
+        tensor = next(a for a in args if isinstance(a, torch.Tensor))
+        with torch.autocast(tensor.device.type, enabled=False):
+            return method(*args)
+
+    return run
+
+
 class _PairwiseSums(torch.autograd.Function):
     r""":math:`B_j = \sum_k \varphi(y_j - y_k)` in row blocks, with the closed-form VJP
     :math:`\bar y_j = \sum_k \varphi'(y_j - y_k)(\bar B_j + \bar B_k)` (:math:`\varphi'` is odd).
@@ -144,6 +159,7 @@ class _PairwiseSums(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
+    @_no_autocast
     def forward(y: torch.Tensor, mode: str) -> torch.Tensor:
         sums = torch.zeros_like(y)
         for a, b in _blocks(y.shape[-1], y):
@@ -159,6 +175,11 @@ class _PairwiseSums(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
+        with torch.autocast(y.device.type, enabled=False):
+            return _PairwiseSums._backward(ctx, y, grad.to(y.dtype))
+
+    @staticmethod
+    def _backward(ctx, y, grad):
         n = y.shape[-1]
         if not torch.is_grad_enabled():
             # Out of place where a vmapped cotangent meets an unbatched y (batched gradients).
@@ -244,6 +265,7 @@ class _SoftRows(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
+    @_no_autocast
     def forward(y, row_par, col_par, values, weights, kind, mode, n_rows, keep):
         neg_col = None if col_par is None else col_par.neg().unsqueeze(-2)
         columns = None if values is None else _value_columns(values.to(y.dtype))
@@ -281,6 +303,12 @@ class _SoftRows(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, *grads):
+        y = ctx.saved_tensors[0]
+        with torch.autocast(y.device.type, enabled=False):
+            return _SoftRows._backward(ctx, *(None if g is None else g.to(y.dtype) for g in grads))
+
+    @staticmethod
+    def _backward(ctx, *grads):
         y, row_par, col_par, values, weights, rows, expected = ctx.saved_tensors
         grads = list(grads)
         grad_rows = grads.pop(0) if ctx.keep else None
