@@ -6,9 +6,11 @@ overflows or cancels long before float32 would, so those inputs are computed in 
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
-__all__ = ["HALF_DTYPES", "is_half", "compute_dtype"]
+__all__ = ["HALF_DTYPES", "is_half", "compute_dtype", "half_in_float32"]
 
 HALF_DTYPES = (torch.float16, torch.bfloat16)
 
@@ -21,3 +23,22 @@ def is_half(t: torch.Tensor) -> bool:
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """The dtype an input of ``dtype`` is computed in: float32 for half precision, else ``dtype``."""
     return torch.float32 if dtype in HALF_DTYPES else dtype
+
+
+def half_in_float32(fn):
+    """Run ``fn(xt, ...)`` in float32 when ``xt`` is half precision: its half tensor arguments are
+    cast to float32 and its tensor outputs (a tensor or a tuple of them) back to ``xt``'s dtype."""
+
+    def up(a):
+        return a.float() if isinstance(a, torch.Tensor) and is_half(a) else a
+
+    @functools.wraps(fn)
+    def run(xt, *args, **kwargs):
+        if not is_half(xt):
+            return fn(xt, *args, **kwargs)
+        out = fn(xt.float(), *map(up, args), **{k: up(v) for k, v in kwargs.items()})
+        if isinstance(out, tuple):
+            return tuple(t.to(xt.dtype) for t in out)
+        return out.to(xt.dtype)
+
+    return run

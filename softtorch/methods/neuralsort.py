@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from .._core.fused_permutation import NEURALSORT, pairwise_sums, soft_rows
-from .._core.precision import is_half
+from .._core.precision import half_in_float32, is_half
 from .._core.projections import log_project_simplex, project_simplex
 from ._common import select_rows
 
@@ -38,14 +38,11 @@ def _slot_coefficients(n, descending, rows, like):
     return select_rows(coef, rows)
 
 
+@half_in_float32
 def fused_rows(xt, softness, mode, descending=False, rows=None, *, keep=True, values=None, weights=None):
     """Rows ``(..., r, n)`` (``keep``), expectations ``P @ values`` and column statistics
     ``weights^T P`` of the soft permutation, in one fused pass (see
     :func:`softtorch._core.fused_permutation.soft_rows`)."""
-    if is_half(xt):
-        half = None if values is None else values.float()
-        out = fused_rows(xt.float(), softness, mode, descending, rows, keep=keep, values=half, weights=weights)
-        return tuple(t.to(xt.dtype) for t in out)
     y = xt / softness
     coef = _slot_coefficients(y.shape[-1], descending, rows, y)
     return soft_rows(NEURALSORT, y, coef, pairwise_sums(y, mode), mode, keep=keep, values=values, weights=weights)

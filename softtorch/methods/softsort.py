@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from .._core.fused_permutation import SOFTSORT, soft_rows
-from .._core.precision import is_half
+from .._core.precision import half_in_float32
 from .._core.projections import log_project_simplex, project_simplex
 from ._common import row_softness, select_rows
 
@@ -24,14 +24,11 @@ def _anchors(y, descending, rows):
     return select_rows(torch.sort(y, dim=-1, descending=descending).values, rows)
 
 
+@half_in_float32
 def fused_rows(xt, softness, mode, descending=False, rows=None, *, keep=True, values=None, weights=None):
     """Rows ``(..., r, n)`` (``keep``), expectations ``P @ values`` and column statistics
     ``weights^T P`` of the soft permutation, in one fused pass (see
     :func:`softtorch._core.fused_permutation.soft_rows`)."""
-    if is_half(xt):
-        half = None if values is None else values.float()
-        out = fused_rows(xt.float(), softness, mode, descending, rows, keep=keep, values=half, weights=weights)
-        return tuple(t.to(xt.dtype) for t in out)
     y = xt / softness
     return soft_rows(SOFTSORT, y, _anchors(y, descending, rows), None, mode, keep=keep, values=values, weights=weights)
 
