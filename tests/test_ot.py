@@ -12,6 +12,7 @@ import torch
 from torch.autograd import gradcheck, gradgradcheck
 
 import softtorch as st
+from softtorch._core import transport as solver
 from softtorch.methods import ot
 from softtorch.methods.ot import argmax, permutation, sort_values
 
@@ -211,7 +212,7 @@ def test_descending_rows_and_full_layout_agree():
 
 def test_layouts():
     def layout(n, rows, descending=False):
-        b, beta, pick = ot._layout(n, torch.tensor(rows), descending, F64, "cpu")
+        b, beta, pick = solver.anchor_layout(n, torch.tensor(rows), descending, F64, "cpu")
         return b.tolist(), beta.tolist(), pick.tolist()
 
     assert layout(7, [0], descending=True) == ([0.0, 1.0], [6.0, 1.0], [1])  # argmax
@@ -336,21 +337,21 @@ def test_float32_fast_path_matches_float64():
 
 def test_conjugate_gradients_match_cholesky():
     xt = scores((6, 30), F64, seed=20)
-    b, beta, _ = ot._layout(30, None, False, F64, "cpu")
+    b, beta, _ = solver.anchor_layout(30, None, False, F64, "cpu")
     s = torch.tensor([0.05, 0.1, 0.3, 1.0, 3.0, 10.0], dtype=F64).view(-1, 1, 1)
-    K, _, _ = ot._scaled_cost(xt, s, b, beta)
-    _, _, _, plan, easy = ot._solve(K, s, beta, "smooth", 1e-10, 100)
+    K, _, _ = solver._scaled_cost(xt, s, b, beta)
+    _, _, _, plan, easy = solver._solve(K, s, beta, "smooth", 1e-10, 100)
     rhs = torch.randn(6, 1, 30, dtype=F64, generator=torch.Generator().manual_seed(21))
     rhs = rhs - rhs.mean(-1, keepdim=True)
-    exact = ot._schur_solve(plan, rhs.mT)[0].mT
-    x, redo = ot._schur_cg(plan, rhs, torch.ones(6, dtype=torch.bool))
+    exact = solver._schur_solve(plan, rhs.mT)[0].mT
+    x, redo = solver._schur_cg(plan, rhs, torch.ones(6, dtype=torch.bool))
     assert not redo.any()
     torch.testing.assert_close(x, exact, atol=1e-8 * float(exact.abs().max()), rtol=0)
     # Rows left out of CG (or short of convergence) go to Cholesky.
     active = torch.tensor([True, False, True, False, True, True])
-    _, redo = ot._schur_cg(plan, rhs, active)
+    _, redo = solver._schur_cg(plan, rhs, active)
     assert torch.equal(redo, ~active)
-    torch.testing.assert_close(ot._schur_solve_rows(plan, rhs, active), exact, atol=1e-8, rtol=0)
+    torch.testing.assert_close(solver._schur_solve_rows(plan, rhs, active), exact, atol=1e-8, rtol=0)
 
 
 def test_gradcheck_log_and_gradgradcheck():
