@@ -431,8 +431,6 @@ def rank(
         ranks = with_zero_grad(hard, fam.flat)
     elif not fam.method.gives_indices:
         ranks = fam.method.module.rank(fam.scaled.scores, fam.softness, fam.mode, descending=descending, **fam.options)
-        if fam.excluding:  # excluded entries keep their hard rank, after (or before) the kept ones
-            ranks = torch.where(fam.excluded(descending).kept, ranks, hard)
     else:
         fused = getattr(fam.method.module, "fused_rows", None)
         if fused is not None:
@@ -447,8 +445,8 @@ def rank(
         # An element no slot gives any weight (possible with the sparse modes) keeps its hard rank.
         has_mass = ~(mass <= torch.finfo(mass.dtype).tiny)  # NaN rows stay NaN
         ranks = torch.where(has_mass, expected / torch.where(has_mass, mass, torch.ones_like(mass)), hard)
-        if fused is not None and fam.excluding:  # the kernel's columns of excluded entries are not placed
-            ranks = torch.where(fam.excluded(descending).kept, ranks, hard)
+    if fam.mode != "hard" and fam.excluding:  # excluded entries keep their hard rank, after (or before) the kept ones
+        ranks = torch.where(fam.excluded(descending).kept, ranks, hard)
     if fam.dim is None:
         return ranks.reshape(fam.x.shape)
     return fam.values_back(ranks)
