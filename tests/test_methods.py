@@ -1,7 +1,7 @@
 """The softsort and neuralsort method modules, called directly, and their row-block memory path.
 
-Every method module answers the same questions on standardized scores ``xt`` of shape ``(..., n)``
-(``permutation``, ``argmax``, ``sort_values``; see :mod:`softtorch.methods`). The references below
+Every method answers the same questions on standardized scores ``xt`` of shape ``(..., n)``
+(``permutation``, ``argmax``, ``sort_values``, ``rank``; see :mod:`softtorch.methods.base`). The references below
 are written from SPEC §3/§4.3 with plain loops and a bisection for the simplex threshold, so they
 share no code with the library.
 """
@@ -18,7 +18,7 @@ import softtorch._core.fused_permutation as fused
 from softtorch.methods import METHOD_NAMES, get_method, neuralsort, softsort
 
 SOFT_MODES = ("smooth", "c0", "c1", "c2")
-METHODS = {"softsort": softsort, "neuralsort": neuralsort}
+METHODS = {name: get_method(name) for name in ("softsort", "neuralsort")}  # their contract functions
 F64 = torch.float64
 
 
@@ -194,7 +194,7 @@ def test_sort_values_is_permutation_times_x(name, mode, descending):
     module = METHODS[name]
     x = distinct((3, 9), seed=5) * 2.5 + 1.0
     xt = ref_standardize(x)
-    got = module.sort_values(x, xt, 0.2, mode, descending=descending)
+    got = module.sort_values(xt, 0.2, mode, descending=descending, values=x)
     want = REFERENCES[name](xt, 0.2, mode, descending) @ x.unsqueeze(-1)
     torch.testing.assert_close(got, want.squeeze(-1), atol=1e-9, rtol=0)
 
@@ -254,9 +254,9 @@ def test_tensor_softness_per_row(name, mode):
     for r in range(3):
         torch.testing.assert_close(got[r], module.permutation(xt[r], float(s[r]), mode))
     x = distinct((3, 7), seed=8)
-    vals = module.sort_values(x, xt, s, mode)
+    vals = module.sort_values(xt, s, mode, values=x)
     for r in range(3):
-        torch.testing.assert_close(vals[r], module.sort_values(x[r], xt[r], float(s[r]), mode))
+        torch.testing.assert_close(vals[r], module.sort_values(xt[r], float(s[r]), mode, values=x[r]))
 
 
 # -- the row-chunked, checkpointed path -----------------------------------------------------------

@@ -18,7 +18,7 @@ import torch
 
 from .._core.checks import check_flags
 from .._core.straight_through import st
-from ._family import Family, check_log_prob_eps, fix_rows, floored_log, gather, one_hot, prepare, scores_sorted_back
+from ._sorting_prep import Family, check_log_prob_eps, fix_rows, floored_log, gather, one_hot, prepare, sorted_values
 from .sorting import add_mask_doc
 
 __all__ = ["max", "min", "argmax", "argmin", "max_st", "min_st", "argmax_st", "argmin_st"]
@@ -27,13 +27,8 @@ __all__ = ["max", "min", "argmax", "argmin", "max_st", "min_st", "argmax_st", "a
 def _soft_extreme(fam: Family, largest: bool, log: bool):
     """Soft (arg)max rows: distribution ``(..., 1, n)`` (or its log) over the scores."""
     scores = fam.scaled.scores
-    module = fam.method.module
-    rows = torch.zeros(1, dtype=torch.long, device=scores.device)
-    if hasattr(module, "argmax"):
-        dist = module.argmax(scores if largest else -scores, fam.softness, fam.mode, log=log, **fam.options)
-        return fix_rows(fam, dist.unsqueeze(-2), largest, rows, log)
-    dist = module.permutation(scores, fam.softness, fam.mode, descending=largest, rows=rows, log=log, **fam.options)
-    return fix_rows(fam, dist, largest, rows, log)
+    dist = fam.method.argmax(scores, fam.softness, fam.mode, largest, log, **fam.options)
+    return fix_rows(fam, dist.unsqueeze(-2), largest, torch.zeros(1, dtype=torch.long, device=scores.device), log)
 
 
 def _extreme(
@@ -87,7 +82,7 @@ def _extreme(
         if not values:
             value = None
         elif fam.method.values_from_scores:
-            value = scores_sorted_back(fam, largest)[..., :1]
+            value = sorted_values(fam, largest)[..., :1]
         else:
             probs = dist.exp() if return_log_probs else dist
             if fam.excluding:

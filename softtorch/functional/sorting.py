@@ -18,16 +18,16 @@ from .._core.checks import check_bool, check_choice, check_flags, check_positive
 from .._core.precision import compute_dtype
 from .._core.straight_through import st
 from .._core.zero_grad import with_zero_grad
-from ..methods import METHOD_NAMES, get_method
-from ._family import (
+from ..methods import get_method
+from ._sorting_prep import (
     Family,
     check_log_prob_eps,
     floored_log,
     gather,
     one_hot,
     prepare,
-    scores_sorted_back,
     soft_rows,
+    sorted_values,
     values_from_rows,
 )
 
@@ -90,25 +90,12 @@ def _sorted_rows(fam: Family, descending: bool, rows, *, with_indices, gated_gra
             values, index = values.index_select(-1, rows), index.index_select(-1, rows)
         return values, (_log(one_hot(index, fam.n, fam.flat), log) if with_indices else None)
     if fam.method.values_from_scores:
-        values = scores_sorted_back(fam, descending)
+        values = sorted_values(fam, descending)
         values = values if rows is None else values.index_select(-1, rows)
         return values, (soft_rows(fam, descending, rows, log) if with_indices else None)
-    if not with_indices and rows is None:
-        # Without the n x n matrix; excluded entries (weight below e^-50 in every kept slot) are
-        # gathered as zeros and then given their hard values.
-        excluded = fam.excluded(descending) if fam.excluding else None
-        scores = fam.scaled.scores if gated_grad else fam.scaled.scores.detach()
-        softness = fam.softness.detach() if isinstance(fam.softness, torch.Tensor) and not gated_grad else fam.softness
-        values = fam.method.module.sort_values(
-            fam.flat if excluded is None else excluded.finite_flat(),
-            scores,
-            softness,
-            fam.mode,
-            descending=descending,
-            **fam.options,
-        )
-        return (values if excluded is None else excluded.fix_values(values, None)), None
-    fused = getattr(fam.method.module, "fused_rows", None)
+    if not with_indices and rows is None:  # without the n x n matrix
+        return sorted_values(fam, descending, gated_grad), None
+    fused = fam.method.fused_rows
     if fused is not None and gated_grad and not log:
         # One fused kernel gives the rows and their expectations (no n x n temporaries).
         excluded = fam.excluded(descending) if fam.excluding else None
@@ -423,28 +410,13 @@ def rank(
         mask=mask,
         descending=descending,
     )
-    n = fam.n
     order = torch.argsort(fam.flat, dim=-1, descending=descending, stable=True)
-    slots = torch.arange(1, n + 1, device=fam.flat.device, dtype=fam.flat.dtype)
+    slots = torch.arange(1, fam.n + 1, device=fam.flat.device, dtype=fam.flat.dtype)
     hard = torch.empty_like(fam.flat).scatter(-1, order, slots.expand_as(order))
     if fam.mode == "hard":
         ranks = with_zero_grad(hard, fam.flat)
-    elif not fam.method.gives_indices:
-        ranks = fam.method.module.rank(fam.scaled.scores, fam.softness, fam.mode, descending=descending, **fam.options)
     else:
-        fused = getattr(fam.method.module, "fused_rows", None)
-        if fused is not None:
-            # Only the column sums of P and of slot * P, never P itself.
-            weights = torch.stack((torch.ones_like(slots), slots), dim=-1).to(compute_dtype(slots.dtype))
-            (columns,) = fused(fam.scaled.scores, fam.softness, fam.mode, descending, keep=False, weights=weights)
-            mass, expected = columns.to(fam.flat.dtype).unbind(-2)
-        else:
-            p = soft_rows(fam, descending)
-            mass = p.sum(-2)
-            expected = torch.matmul(slots.unsqueeze(0), p).squeeze(-2)
-        # An element no slot gives any weight (possible with the sparse modes) keeps its hard rank.
-        has_mass = ~(mass <= torch.finfo(mass.dtype).tiny)  # NaN rows stay NaN
-        ranks = torch.where(has_mass, expected / torch.where(has_mass, mass, torch.ones_like(mass)), hard)
+        ranks = fam.method.rank(fam.scaled.scores, fam.softness, fam.mode, descending, **fam.options)
     if fam.mode != "hard" and fam.excluding:  # excluded entries keep their hard rank, after (or before) the kept ones
         ranks = torch.where(fam.excluded(descending).kept, ranks, hard)
     if fam.dim is None:
@@ -524,7 +496,7 @@ def _slot_table(fam: Family, gated_grad: bool, with_rows: bool):
         return excluded.hard_values, rows
     p = soft_rows(fam, False) if (with_rows or not fam.method.values_from_scores) else None
     if fam.method.values_from_scores:
-        return scores_sorted_back(fam, False), p
+        return sorted_values(fam, False), p
     return values_from_rows(fam, p, False, gated_grad, False, None), p
 
 
@@ -613,7 +585,7 @@ def _quantile(
         ).to(fam.x.dtype)
     elif values:
         if fam.method.values_from_scores:
-            ends = scores_sorted_back(fam, False).index_select(-1, rows)
+            ends = sorted_values(fam, False).index_select(-1, rows)
             v = _mix(ends[..., :k], ends[..., k:], weight) if fam.excluding else None
             v = (1.0 - weight) * ends[..., :k] + weight * ends[..., k:] if v is None else v
         elif fam.excluding:  # slot values first: an infinite order statistic has weight 0 or 1
@@ -818,14 +790,16 @@ def _median(x, dim, keepdim, softness, mode, method, standardize, options, gated
 
 def check_median_method(method, dim) -> None:
     """``median(x, dim)`` returns soft indices: refuse a method without them (for ``dim=None``, the
-    value alone, every method serves). Unknown methods are left to the method lookup."""
-    if dim is not None and method in METHOD_NAMES and not get_method(method).gives_indices:
-        with_indices = ", ".join(repr(m) for m in METHOD_NAMES if get_method(m).gives_indices)
-        raise ValueError(
-            f"method={method!r} is not supported for median with an integer dim: it computes sorted values "
-            f"only, with no soft indices for the (values, indices) result; use one of {with_indices}, or "
-            f"dim=None for the value alone"
-        )
+    value alone, every method serves)."""
+    if dim is not None:
+        get_method(method, needs_indices=True, refusal=_MEDIAN_REFUSAL)
+
+
+_MEDIAN_REFUSAL = (
+    "method={method} is not supported for median with an integer dim: it computes sorted values only, "
+    "with no soft indices for the (values, indices) result; use one of {with_indices}, or dim=None for "
+    "the value alone"
+)
 
 
 def median(

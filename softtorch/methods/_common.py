@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["row_softness", "select_rows"]
+from .._core.checks import describe
+
+__all__ = ["row_softness", "select_rows", "no_values"]
 
 
 def row_softness(softness):
@@ -21,3 +23,12 @@ def select_rows(t: torch.Tensor, rows):
     if isinstance(rows, slice):
         return t[..., rows]
     return t.index_select(-1, rows)
+
+
+def no_values(method: str, values) -> None:
+    """``sort_values(values=...)`` of a method without a permutation: only ``None`` is accepted."""
+    if values is not None:
+        raise ValueError(
+            f"method={method!r} has no soft permutation: its sort_values sorts xt itself and takes values=None, "
+            f"got {describe(values)}"
+        )

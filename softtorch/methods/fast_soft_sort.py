@@ -73,6 +73,7 @@ import torch
 from .._core.checks import SOFT_MODES, check_choice
 from .._core.isotonic import project_sorted, sort_descending
 from .._core.precision import compute_dtype
+from ._common import no_values
 
 __all__ = ["sort_values", "rank", "OPTIONS", "REGULARIZERS"]
 
@@ -115,7 +116,7 @@ def _prepare(xt, softness, mode, regularizer):
     return x, tau, a_desc
 
 
-def sort_values(xt, softness, mode, descending=False, *, regularizer="pnorm"):
+def sort_values(xt, softness, mode, descending=False, *, values=None, regularizer="pnorm"):
     r"""Soft sorted values of ``xt``: the regularized projection of the slots onto its permutahedron.
 
     .. math::
@@ -137,6 +138,7 @@ def sort_values(xt, softness, mode, descending=False, *, regularizer="pnorm"):
             ``xt[..., :1]`` and receives gradients.
         mode (str): ``"smooth"``, ``"c0"``, ``"c1"`` or ``"c2"``.
         descending (bool): largest first. Default: ``False``.
+        values: must be ``None``: the method has no permutation to carry other data with.
         regularizer (str): the p-norm of ``"c1"``/``"c2"``: ``"pnorm"`` (softtorch 0.1.1's) or
             ``"normalized"`` (see the module documentation). Default: ``"pnorm"``.
 
@@ -158,6 +160,7 @@ def sort_values(xt, softness, mode, descending=False, *, regularizer="pnorm"):
     .. seealso::
         :func:`rank`; Blondel et al., "Fast Differentiable Sorting and Ranking", ICML 2020.
     """
+    no_values("fast_soft_sort", values)
     x, tau, a_desc = _prepare(xt, softness, mode, regularizer)
     z = a_desc / tau  # decreasing: the slots, largest first
     w = sort_descending(x)[0]

@@ -23,7 +23,7 @@ from .._core.precision import half_in_float32, is_half
 from .._core.projections import log_project_simplex, project_simplex
 from ._common import select_rows
 
-__all__ = ["permutation", "argmax", "sort_values", "fused_rows"]
+__all__ = ["permutation", "argmax", "fused_rows"]
 
 # Half precision runs in float32: the row scores (coef x - sums) / softness overflow float16
 # for small softness (inf - inf), before the projection could upcast them.
@@ -67,8 +67,3 @@ def argmax(xt, softness, mode, log=False):
     y = xt / softness
     scores = (y.shape[-1] - 1.0) * y - pairwise_sums(y, mode)
     return log_project_simplex(scores, mode) if log else project_simplex(scores, mode)
-
-
-def sort_values(x, xt, softness, mode, descending=False):
-    """Soft sorted values ``P @ x``, computed block by block without ever holding ``P``."""
-    return fused_rows(xt, softness, mode, descending, keep=False, values=x)[0]

@@ -134,8 +134,8 @@ def argmax(xt, softness, mode, log=False, *, tol=DEFAULT_TOL, max_iter=DEFAULT_M
     return permutation(xt, softness, mode, True, rows, log, tol=tol, max_iter=max_iter).squeeze(-2)
 
 
-def sort_values(x, xt, softness, mode, descending=False, *, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER):
-    r"""Soft sorted values ``P @ x`` ``(..., n)`` with the full-layout plan of :func:`permutation`.
+def sort_values(xt, softness, mode, descending=False, *, values=None, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER):
+    r"""Soft sorted values ``P @ values`` ``(..., n)`` (``P @ xt`` for ``values=None``), full-layout plan.
 
     The values :math:`\Gamma^{\star\top} x` are computed inside the transport's autograd function,
     so neither pass builds anything larger than the plan (see :mod:`softtorch._core.transport`).
@@ -143,9 +143,10 @@ def sort_values(x, xt, softness, mode, descending=False, *, tol=DEFAULT_TOL, max
     Example:
         >>> import torch
         >>> x = torch.tensor([-0.2, -1.0, 0.3, 1.0])
-        >>> sort_values(x, torch.sigmoid((x - x.mean()) / x.std(unbiased=False)), 0.1, "smooth")
+        >>> sort_values(torch.sigmoid((x - x.mean()) / x.std(unbiased=False)), 0.1, "smooth", values=x)
         tensor([-0.7324, -0.2396,  0.3286,  0.7434])
     """
+    x = xt if values is None else values
     work = working_scores(xt, mode, tol, max_iter)
     n = work.shape[-1]
     if n == 1:

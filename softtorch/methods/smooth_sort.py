@@ -33,6 +33,7 @@ import torch
 from .._core.checks import check_positive, check_positive_int
 from .._core.smooth_permutahedron import project
 from .._core.zero_grad import with_zero_grad
+from ._common import no_values
 
 __all__ = ["sort_values", "rank", "MODES", "STANDARDIZES", "DEFAULT_TOL", "DEFAULT_MAX_ITER", "OPTIONS"]
 
@@ -75,7 +76,7 @@ def _stand_ins(x: torch.Tensor):
     return x, pos.sum(-1, keepdim=True), neg.sum(-1, keepdim=True)
 
 
-def sort_values(xt, softness, mode, descending=False, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER):
+def sort_values(xt, softness, mode, descending=False, *, values=None, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER):
     r"""Soft sorted values of ``xt``: the slots projected onto the smoothed permutahedron of ``xt``.
 
     .. math::
@@ -90,6 +91,7 @@ def sort_values(xt, softness, mode, descending=False, tol=DEFAULT_TOL, max_iter=
             ``xt[..., :1]`` and receives gradients.
         mode (str): ``"smooth"`` (the only mode of this method).
         descending (bool): largest first. Default: ``False``.
+        values: must be ``None``: the method has no permutation to carry other data with.
         tol (float): Newton tolerance. Default: :data:`DEFAULT_TOL`.
         max_iter (int): cap on the Newton iterations. Default: :data:`DEFAULT_MAX_ITER`.
 
@@ -104,6 +106,7 @@ def sort_values(xt, softness, mode, descending=False, tol=DEFAULT_TOL, max_iter=
         >>> sort_values(x, 1e-3, "smooth", descending=True)
         tensor([ 1.0000,  0.3000, -0.2000, -1.0000], dtype=torch.float64)
     """
+    no_values("smooth_sort", values)
     x, tau, t = _prepare(xt, softness, mode)
     n = x.shape[-1]
     if n == 1 or x.numel() == 0:

@@ -17,7 +17,7 @@ from .._core.precision import half_in_float32
 from .._core.projections import log_project_simplex, project_simplex
 from ._common import row_softness, select_rows
 
-__all__ = ["permutation", "argmax", "sort_values", "fused_rows"]
+__all__ = ["permutation", "argmax", "fused_rows"]
 
 
 def _anchors(y, descending, rows):
@@ -47,8 +47,3 @@ def argmax(xt, softness, mode, log=False):
     anchor = xt.max(dim=-1, keepdim=True).values
     scores = -torch.abs(anchor - xt) / softness
     return log_project_simplex(scores, mode) if log else project_simplex(scores, mode)
-
-
-def sort_values(x, xt, softness, mode, descending=False):
-    """Soft sorted values ``P @ x``, computed block by block without ever holding ``P``."""
-    return fused_rows(xt, softness, mode, descending, keep=False, values=x)[0]

@@ -67,6 +67,7 @@ from typing import NamedTuple
 import torch
 
 from .._core.checks import SOFT_MODES, check_choice, check_nonnegative
+from .._core.expectation import expect
 from .._core.kernels import sigmoidal_kernel
 from .._core.zero_grad import with_zero_grad
 from ._common import row_softness
@@ -96,6 +97,8 @@ def _check_distribution(label, value):
 #: docstring). diffsort's spellings ``sorting_network_type`` and ``interpolation_type`` are accepted.
 OPTIONS = {"network": _check_network, "distribution": _check_distribution, "art_lambda": check_nonnegative}
 OPTION_ALIASES = {"sorting_network_type": "network", "interpolation_type": "distribution"}
+#: Soft values run the network on the scores (O(n log^2 n)), mapped back by the caller.
+VALUES_FROM_SCORES = True
 
 
 class _Layer(NamedTuple):
@@ -489,7 +492,9 @@ def _permutation_from(xt, v, net: _Network, weights, descending, rows, log):
     return _safe_log(perm) if log else perm
 
 
-def sort_values(xt, softness, mode, descending=False, *, network="bitonic", distribution=None, art_lambda=None):
+def sort_values(
+    xt, softness, mode, descending=False, *, values=None, network="bitonic", distribution=None, art_lambda=None
+):
     r"""Soft sorted values of ``xt`` from a differentiable sorting network.
 
     Relaxes ``torch.sort(xt).values``: every compare-and-swap unit of the network returns
@@ -508,6 +513,8 @@ def sort_values(xt, softness, mode, descending=False, *, network="bitonic", dist
             broadcasts against ``xt[..., :1]``.
         mode (str): ``"smooth"``, ``"c0"``, ``"c1"`` or ``"c2"``.
         descending (bool): sort largest first. Default: ``False``.
+        values (Tensor, optional): data ``(..., n)`` to carry along instead: returns
+            ``permutation(xt, ...) @ values``. Default: ``None`` (the network's own values of ``xt``).
         network (str): ``"bitonic"`` or ``"odd_even"``. Default: ``"bitonic"``.
         distribution (str, optional): the relaxation in mode ``"smooth"`` (see :func:`permutation`).
             Default: ``None`` (the mode's kernel).
@@ -529,6 +536,8 @@ def sort_values(xt, softness, mode, descending=False, *, network="bitonic", dist
         Petersen et al., "Differentiable Sorting Networks for Scalable Sorting and Ranking
         Supervision", ICML 2021; "Monotonic Differentiable Sorting Networks", ICLR 2022.
     """
-    v, net, _ = _run_values(xt, softness, mode, network, distribution, art_lambda)
+    v, net, weights = _run_values(xt, softness, mode, network, distribution, art_lambda)
+    if values is not None:
+        return expect(_permutation_from(xt, v, net, weights, descending, None, False), values)
     v = v[..., net.offset : net.offset + xt.shape[-1]]
     return v.flip(-1) if descending else v

@@ -1,8 +1,10 @@
-"""Argument handling shared by the reduction and sorting families.
+"""Preparing a sorting-family call, and reading a method's results back.
 
-One call validates everything (before any work), moves the operated dim to the end, arranges
-the softness, standardizes the scores and looks the method up; the result knows how to put
-outputs back in the caller's layout.
+:func:`prepare` validates everything (before any work), moves the operated dim to the end,
+arranges the softness, standardizes the scores and looks the method up; the :class:`Family` it
+returns knows how to put outputs back in the caller's layout. The helpers below call the method's
+contract (:mod:`softtorch.methods.base`) and place the excluded entries
+(:mod:`softtorch._core.masking`); they are shared by the reduction and sorting families.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ __all__ = [
     "one_hot",
     "gather",
     "soft_rows",
-    "scores_sorted_back",
+    "sorted_values",
     "values_from_rows",
     "check_log_prob_eps",
     "floored_log",
@@ -52,7 +54,7 @@ class Family:
     mode: str
     method: SortingMethod | None
     scaled: Standardized | None  # standardized scores (soft modes only)
-    options: dict  # keyword options for the method's functions (method_options, or ot_kwargs for "ot")
+    options: dict  # keyword options for the method's functions (method_options and the legacy spellings)
     #: Whether entries are excluded from the relaxation (a mask, or a possible infinity): see
     #: :mod:`softtorch._core.masking`.
     excluding: bool = False
@@ -110,7 +112,7 @@ def prepare(
 
     ``check_n(n)`` validates arguments that depend on the size of the operated dim; it runs
     before any computation. ``method_options`` is checked against the method's own options;
-    ``ot_kwargs`` is checked whatever the method and used by ``"ot"`` only. Entries that ``mask``
+    the legacy ``ot_kwargs`` whatever the method, and used by its own method only. Entries that ``mask``
     drops become the infinity that sorts them last in the ``descending`` order the operator reads.
     """
     x = check_float_tensor("x", x)
@@ -118,6 +120,7 @@ def prepare(
     mode = check_mode(mode)
     softness = check_softness(softness)
     sorting_method = get_method(method, needs_indices=needs_indices)
+    sorting_method.check_mode(mode)
     check_bool("standardize", standardize_scores)
     options = check_method_options(sorting_method, method_options, ot_kwargs=ot_kwargs)
     norm_dim = None if dim is None else check_dim(dim, x.dim())
@@ -173,9 +176,7 @@ def gather(p: torch.Tensor, flat: torch.Tensor, gated_grad: bool) -> torch.Tenso
 
 def soft_rows(fam: Family, descending: bool, rows=None, log: bool = False) -> torch.Tensor:
     """Rows ``(..., r, n)`` of the method's soft permutation of the standardized scores."""
-    p = fam.method.module.permutation(
-        fam.scaled.scores, fam.softness, fam.mode, descending=descending, rows=rows, log=log, **fam.options
-    )
+    p = fam.method.permutation(fam.scaled.scores, fam.softness, fam.mode, descending, rows, log, **fam.options)
     return fam.excluded(descending).fix_rows(p, rows, log, fam.flat) if fam.excluding else p
 
 
@@ -184,15 +185,27 @@ def fix_rows(fam: Family, p: torch.Tensor, descending: bool, rows, log: bool) ->
     return fam.excluded(descending).fix_rows(p, rows, log, fam.flat) if fam.excluding else p
 
 
-def scores_sorted_back(fam: Family, descending: bool) -> torch.Tensor:
-    """For methods computing values in score space: soft sorted values, mapped back to ``x``'s scale."""
-    values = fam.method.module.sort_values(
-        fam.scaled.scores, fam.softness, fam.mode, descending=descending, **fam.options
-    )
-    if not fam.excluding:
-        return fam.scaled.inverse(values)
-    excluded = fam.excluded(descending)
-    return excluded.fix_values(fam.scaled.inverse(excluded.clamp_to_kept(values, fam.scaled.scores)), None)
+def sorted_values(fam: Family, descending: bool, gated_grad: bool = True) -> torch.Tensor:
+    """Soft sorted values ``(..., n)`` in ``x``'s scale, without the permutation where the method can.
+
+    Methods with ``values_from_scores`` sort the scores themselves, mapped back to ``x``'s scale;
+    the others carry ``x`` with their permutation, ``P @ x`` (``gated_grad=False``: no gradient
+    through ``P``). Excluded entries get their hard values.
+    """
+    method, scores, softness = fam.method, fam.scaled.scores, fam.softness
+    excluded = fam.excluded(descending) if fam.excluding else None
+    if method.values_from_scores:
+        values = method.sort_values(scores, softness, fam.mode, descending, **fam.options)
+        if excluded is None:
+            return fam.scaled.inverse(values)
+        return excluded.fix_values(fam.scaled.inverse(excluded.clamp_to_kept(values, scores)), None)
+    if not gated_grad:
+        scores = scores.detach()
+        softness = softness.detach() if isinstance(softness, torch.Tensor) else softness
+    # Excluded entries (weight below e^-50 in every kept slot) are gathered as zeros, then placed.
+    data = fam.flat if excluded is None else excluded.finite_flat()
+    values = method.sort_values(scores, softness, fam.mode, descending, values=data, **fam.options)
+    return values if excluded is None else excluded.fix_values(values, None)
 
 
 def values_from_rows(
