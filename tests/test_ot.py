@@ -128,7 +128,7 @@ def test_seed_readme_figure():
     values = permutation(standardize(x), 0.1, "smooth") @ x
     expected = torch.tensor([-0.7324, -0.2396, 0.3286, 0.7434])
     torch.testing.assert_close(values, expected, atol=5e-5, rtol=0)
-    torch.testing.assert_close(sort_values(x, standardize(x), 0.1, "smooth"), values)
+    torch.testing.assert_close(sort_values(standardize(x), 0.1, "smooth", values=x), values)
 
 
 # -- the plans ----------------------------------------------------------------------------------------------
@@ -152,7 +152,7 @@ def test_doubly_stochastic_and_finite(mode, dtype):
         # The values path (its own backward) on the same problems.
         values_in = (xt * 4.0 - 2.0).requires_grad_()
         x.grad = s.grad = None
-        v = sort_values(values_in, x, s, mode)
+        v = sort_values(x, s, mode, values=values_in)
         assert torch.isfinite(v).all(), f"values, softness {softness}"
         (v * w[..., 0]).sum().backward()
         grads = (x.grad, s.grad, values_in.grad)
@@ -287,7 +287,7 @@ def test_sort_values_gradcheck(mode, descending):
     s = torch.tensor([[0.02], [0.3], [2.0]], dtype=F64, requires_grad=True)
 
     def fn(xt, x, s):
-        return sort_values(x, xt, s, mode, descending, tol=1e-12)
+        return sort_values(xt, s, mode, descending, values=x, tol=1e-12)
 
     assert gradcheck(fn, (xt, x, s), eps=1e-6, atol=1e-6, rtol=1e-4)
     if mode in ("smooth", "c2") and not descending:
@@ -304,7 +304,7 @@ def test_sort_values_equal_permutation_times_x(mode):
     for direct in (True, False):
         leaves = [t.clone().requires_grad_() for t in (xt, x, s)]
         if direct:
-            values = sort_values(leaves[1], leaves[0], leaves[2], mode, True, tol=1e-12)
+            values = sort_values(leaves[0], leaves[2], mode, True, values=leaves[1], tol=1e-12)
         else:
             p = permutation(leaves[0], leaves[2], mode, descending=True, tol=1e-12)
             values = (p @ leaves[1].unsqueeze(-1)).squeeze(-1)
@@ -314,7 +314,7 @@ def test_sort_values_equal_permutation_times_x(mode):
         torch.testing.assert_close(a, b, atol=1e-9, rtol=1e-7)
     # Scores without gradient (gated_grad=False upstream): only the values get one, P^T ybar.
     x_leaf = x.clone().requires_grad_()
-    (sort_values(x_leaf, xt, s, mode, True, tol=1e-12) * ybar).sum().backward()
+    (sort_values(xt, s, mode, True, values=x_leaf, tol=1e-12) * ybar).sum().backward()
     torch.testing.assert_close(x_leaf.grad, grads[1][2], atol=1e-9, rtol=1e-7)
 
 
@@ -328,7 +328,7 @@ def test_float32_fast_path_matches_float64():
     out = []
     for dtype in (torch.float32, F64):
         leaves = [t.to(dtype).requires_grad_() for t in (x, xt)]
-        values = sort_values(leaves[0], leaves[1], 0.1, "smooth")
+        values = sort_values(leaves[1], 0.1, "smooth", values=leaves[0])
         (values * ybar.to(dtype)).sum().backward()
         out.append([values.detach().double()] + [t.grad.double() for t in leaves])
     for a, b in zip(*out):
@@ -394,7 +394,7 @@ def test_nan_stays_in_its_row(mode):
     assert torch.isfinite(xt.grad[[0, 2]]).all()
     xt.grad = None
     x = torch.randn(3, 5, dtype=F64, generator=torch.Generator().manual_seed(22)).requires_grad_()
-    values = sort_values(x, xt, 0.1, mode)
+    values = sort_values(xt, 0.1, mode, values=x)
     assert torch.isnan(values[1]).all() and torch.isfinite(values[[0, 2]]).all()
     values[[0, 2]].sum().backward()
     assert torch.isfinite(xt.grad[[0, 2]]).all() and torch.isfinite(x.grad[[0, 2]]).all()

@@ -35,8 +35,10 @@ __all__ = [
     "result_dtype",
 ]
 
-MODES = ("hard", "smooth", "c0", "c1", "c2")
+#: The soft modes, the names of the relaxations (SPEC 3): the only place they are spelled out.
 SOFT_MODES = ("smooth", "c0", "c1", "c2")
+#: Every mode an operator accepts: ``"hard"`` (torch's own result) and the soft ones.
+MODES = ("hard",) + SOFT_MODES
 
 
 def describe(value) -> str:

@@ -146,11 +146,10 @@ from typing import NamedTuple
 import torch
 from torch.autograd.function import once_differentiable
 
-__all__ = ["MODES", "project_sorted", "sort_descending"]
+__all__ = ["project_sorted", "sort_descending"]
 
-#: The regularizers: ``"smooth"`` (entropic, in log space), ``"c0"`` (Euclidean), ``"c1"``, ``"c2"``
-#: (the plain p-norm problems with :math:`\phi(u) = u |u|` and :math:`u^3`).
-MODES = ("smooth", "c0", "c1", "c2")
+# The regularizers, one per soft mode: "smooth" (entropic, in log space), "c0" (Euclidean), "c1",
+# "c2" (the plain p-norm problems with phi(u) = u |u| and u^3).
 
 
 class _Blocks:

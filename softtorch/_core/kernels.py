@@ -11,7 +11,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["WINDOW", "sigmoidal_kernel", "relu_kernel"]
+from .checks import SOFT_MODES
+
+__all__ = ["WINDOW", "sigmoidal_kernel", "relu_kernel", "soft_abs"]
+
+_SOFT_CHOICES = ", ".join(map(repr, SOFT_MODES))
 
 #: Half-width of the transition of the polynomial modes, in units of softness.
 WINDOW = 5.0
@@ -50,7 +54,7 @@ def sigmoidal_kernel(z: torch.Tensor, mode: str) -> torch.Tensor:
         return 0.5 + u * (0.75 - 0.25 * u2)
     if mode == "c2":
         return 0.5 + u * (15.0 / 16.0 + u2 * (-5.0 / 8.0 + u2 * (3.0 / 16.0)))
-    raise ValueError(f"mode must be one of 'smooth', 'c0', 'c1', 'c2' here, got {mode!r}")
+    raise ValueError(f"mode must be one of {_SOFT_CHOICES} here, got {mode!r}")
 
 
 def relu_kernel(z: torch.Tensor, mode: str) -> torch.Tensor:
@@ -71,6 +75,17 @@ def relu_kernel(z: torch.Tensor, mode: str) -> torch.Tensor:
         u2 = u * u
         inner = u2 * (15.0 / 32.0 + u2 * (-5.0 / 32.0 + u2 / 32.0)) + 0.5 * u + 5.0 / 32.0
     else:
-        raise ValueError(f"mode must be one of 'smooth', 'c0', 'c1', 'c2' here, got {mode!r}")
+        raise ValueError(f"mode must be one of {_SOFT_CHOICES} here, got {mode!r}")
     # Above the window the antiderivative continues as z itself (u is clamped at 1 there).
     return torch.where(z >= WINDOW, z, WINDOW * inner)
+
+
+def soft_abs(d: torch.Tensor, softness, mode: str) -> torch.Tensor:
+    r"""The soft absolute value of the mode, :math:`|d|_{soft} = d\,(2\sigma_{mode}(d / \text{softness}) - 1)`.
+
+    Even, non-negative, below :math:`|d|` and equal to it once :math:`|d| \ge 5\,\text{softness}`
+    in the polynomial modes. Soft comparisons use it for :math:`|x - y|`; NeuralSort's row scores
+    sum it over pairs (:func:`softtorch._core.fused_permutation.pairwise_sums` evaluates the same
+    function in place, in units of the softness).
+    """
+    return d * (2.0 * sigmoidal_kernel(d / softness, mode) - 1.0)

@@ -34,11 +34,11 @@ from __future__ import annotations
 
 import torch
 
+from .checks import SOFT_MODES, check_choice
 from .precision import compute_dtype
 
 __all__ = ["project_simplex", "log_project_simplex", "simplex_vjp"]
 
-_MODES = ("smooth", "c0", "c1", "c2")
 _EXPONENT = {"c0": 1, "c1": 2, "c2": 3}
 
 # Scores more than this far below the maximum are clamped to it before the threshold search.
@@ -49,10 +49,7 @@ _FLOOR = -2.0
 
 
 def _check_mode(mode) -> str:
-    if not isinstance(mode, str) or mode not in _MODES:
-        allowed = ", ".join(repr(m) for m in _MODES)
-        raise ValueError(f"mode must be one of {allowed}, got {mode!r}")
-    return mode
+    return check_choice("mode", mode, SOFT_MODES)
 
 
 def _check_scores(scores) -> None:

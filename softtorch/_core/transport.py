@@ -67,7 +67,7 @@ from __future__ import annotations
 
 import torch
 
-from .checks import check_choice, check_positive, check_positive_int
+from .checks import SOFT_MODES, check_choice, check_positive, check_positive_int
 from .expectation import expect
 from .precision import compute_dtype
 from .zero_grad import with_zero_grad
@@ -82,7 +82,6 @@ DEFAULT_TOL = 1e-5
 DEFAULT_MAX_ITER = 100
 
 _EXPONENT = {"c0": 1, "c1": 2, "c2": 3}
-_MODES = ("smooth", "c0", "c1", "c2")
 # Iterations of the scalar Newton solver for the thresholds of the p-norm modes, and how often it
 # checks for convergence.
 _THRESHOLD_MAX_ITER = 60
@@ -715,7 +714,7 @@ class _Transport(torch.autograd.Function):
 
 def _check_options(mode, tol, max_iter):
     """The library's checks of the solver options (``max_iter = 0`` gives the warm start's plan)."""
-    check_choice("mode", mode, _MODES)
+    check_choice("mode", mode, SOFT_MODES)
     check_positive("tol", tol)
     check_positive_int("max_iter", max_iter, low=0)
 

@@ -16,7 +16,7 @@ from .._core.checks import (
     check_softness,
     result_dtype,
 )
-from .._core.kernels import sigmoidal_kernel
+from .._core.kernels import sigmoidal_kernel, soft_abs
 from .._core.prepare import as_operand
 from .._core.straight_through import st
 from .._core.zero_grad import with_zero_grad
@@ -77,10 +77,6 @@ def _isclose(x, y, rtol, atol):
     return (x == y) | (torch.isfinite(error) & (error <= atol + torch.abs(rtol * y)))
 
 
-def _soft_abs(d, softness, mode):
-    return d * (2.0 * sigmoidal_kernel(d / softness, mode) - 1.0)
-
-
 def _greater(d, softness, mode, epsilon, strict):
     """Soft ``d > 0`` (``strict``) or ``d >= 0``."""
     shift = -epsilon if strict else epsilon
@@ -93,7 +89,7 @@ def _close(d, tolerance, softness, mode, epsilon):
     An infinite ``d`` gives exactly 0, and a zero gradient (the soft ``|d|`` would give inf * 0).
     """
     infinite = torch.isinf(d)
-    gap = _soft_abs(torch.where(infinite, 0.0, d), softness, mode) - tolerance - epsilon
+    gap = soft_abs(torch.where(infinite, 0.0, d), softness, mode) - tolerance - epsilon
     close = (2.0 * (1.0 - sigmoidal_kernel(gap / softness, mode))).clamp(0.0, 1.0)
     return torch.where(infinite, 0.0, close)
 
@@ -167,7 +163,7 @@ def isclose(x, y, rtol=1e-5, atol=1e-8, *, softness=0.1, mode="smooth", epsilon=
     # infinite too): those entries take the hard value, the soft one is computed without them.
     infinite = torch.isinf(x) | torch.isinf(y)
     x_safe, y_safe = torch.where(infinite, 0.0, x), torch.where(infinite, 0.0, y)
-    tolerance = atol + rtol * _soft_abs(y_safe, softness, mode)
+    tolerance = atol + rtol * soft_abs(y_safe, softness, mode)
     close = _close(x_safe - y_safe, tolerance, softness, mode, epsilon)
     return torch.where(infinite, (x == y).to(close.dtype), close)
 
