@@ -17,13 +17,14 @@ from dataclasses import dataclass
 
 import pytest
 import torch
+from _registry import MODES
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import softtorch as st
 import softtorch.nn as snn
 from softtorch.methods import METHOD_NAMES
 
-MODES_TEXT = r"'hard', 'smooth', 'c0', 'c1', 'c2'"
+MODES_TEXT = ", ".join(map(repr, MODES))
 METHODS_TEXT = ", ".join(repr(name) for name in METHOD_NAMES)
 INTERPOLATIONS_TEXT = r"'linear', 'lower', 'higher', 'nearest', 'midpoint'"
 

@@ -7,13 +7,12 @@ import math
 
 import pytest
 import torch
+from _registry import MODES, SOFT_MODES
 from hypothesis import given
 from hypothesis import strategies as hs
 
 import softtorch as st
 
-MODES = ("hard", "smooth", "c0", "c1", "c2")
-SOFT_MODES = ("smooth", "c0", "c1", "c2")
 SHAPES = ((), (5,), (3, 4, 5))
 
 # The seed README's inputs.

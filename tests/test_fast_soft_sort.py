@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from _registry import SOFT_MODES
 from hypothesis import given, settings
 from hypothesis import strategies as hst
 
@@ -13,7 +14,7 @@ from softtorch._core import isotonic as iso
 from softtorch.methods import fast_soft_sort as fss
 from softtorch.methods.fast_soft_sort import rank, sort_values
 
-MODES = ("smooth", "c0", "c1", "c2")
+MODES = SOFT_MODES
 SIZES = (1, 2, 3, 5, 8, 17)
 
 

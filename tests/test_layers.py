@@ -11,13 +11,11 @@ import time
 
 import pytest
 import torch
+from _registry import SOFT_MODES
 from torch import nn
 
 import softtorch as st
 import softtorch.nn as snn
-
-SOFT_MODES = ("smooth", "c0", "c1", "c2")
-
 
 # --------------------------------------------------------------------------------------------
 # Inputs

@@ -9,21 +9,19 @@ what holds in every mode: zero weight on excluded columns, exact placement, fini
 gradients.
 """
 
-import itertools
-
 import pytest
 import torch
+from _registry import method_modes
 
 import softtorch as st
 import softtorch.nn as snn
+from softtorch.methods import get_method
 
 F64 = torch.float64
 INF = float("inf")
-METHODS = ["softsort", "neuralsort", "sorting_network", "ot", "fast_soft_sort"]
-MODES = ["hard", "smooth", "c0", "c1", "c2"]
 #: Methods whose relaxation of the kept entries does not see the excluded ones at all.
 EXACT = {"softsort", "neuralsort"}
-CASES = list(itertools.product(METHODS, MODES))
+CASES = method_modes()
 TOL = dict(rtol=0, atol=1e-6)
 
 
@@ -52,7 +50,7 @@ def _close_or_finite(got, want, method, mode):
 def test_sort_topk_excluded_entries(method, mode):
     x, keep = _data()
     kw = dict(softness=0.3, mode=mode, method=method)
-    indices = method != "fast_soft_sort"
+    indices = get_method(method).gives_indices
     for order, fill in ((True, -INF), (False, INF)):
         xm = x.masked_fill(~keep, fill)
         out = st.sort(xm, descending=order, **kw)
@@ -93,7 +91,7 @@ def test_rank_and_argsort_excluded_entries(method, mode):
         _close_or_finite(ranks[b][keep[b]], st.rank(x[b][keep[b]], **kw), method, mode)
         want = torch.arange(nk + 1, 8, dtype=F64)  # the excluded entries rank last, in index order
         assert torch.equal(ranks[b][~keep[b]], want)
-    if method == "fast_soft_sort":
+    if not get_method(method).gives_indices:
         return
     p = st.argsort(xm, descending=True, **kw)
     for b in range(3):
@@ -108,7 +106,7 @@ def test_rank_and_argsort_excluded_entries(method, mode):
 def test_max_argmax_min_excluded_entries(method, mode):
     x, keep = _data()
     kw = dict(softness=0.3, mode=mode, method=method)
-    indices = method != "fast_soft_sort"
+    indices = get_method(method).gives_indices
     for fn, fill in ((st.max, -INF), (st.min, INF)):
         out = fn(x.masked_fill(~keep, fill), dim=-1, **kw)
         by_mask = fn(x, dim=-1, mask=keep, **kw)
@@ -129,7 +127,7 @@ def test_max_argmax_min_excluded_entries(method, mode):
 def test_quantile_median_with_mask_count_kept_entries_only(method, mode):
     x, keep = _data()
     kw = dict(softness=0.3, mode=mode, method=method)
-    indices = method != "fast_soft_sort"
+    indices = get_method(method).gives_indices
     q = torch.tensor([0.0, 0.2, 0.5, 0.9, 1.0], dtype=F64)
     for interpolation in ("linear", "nearest", "midpoint"):
         out = st.quantile(x, q, dim=-1, mask=keep, interpolation=interpolation, return_argquantile=indices, **kw)
@@ -178,7 +176,7 @@ def test_gradients_finite_and_zero_at_excluded_entries(method, mode):
         st.sort(xm, descending=True, **kw).values[:, :4],
         st.quantile(xm, 0.4, dim=-1, mask=keep, **kw),
     ]
-    if method != "fast_soft_sort":
+    if get_method(method).gives_indices:
         outs.append(st.argmax(xm, dim=-1, **kw) @ torch.arange(7.0, dtype=F64))
     loss = sum((o * torch.linspace(0.5, 1.5, o.shape[-1], dtype=F64)).sum() for o in outs)
     assert torch.isfinite(loss)

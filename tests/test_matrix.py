@@ -23,15 +23,12 @@ from dataclasses import dataclass
 import pytest
 import torch
 import torch.nn.functional as F
+from _registry import GATHERING, INDEX_METHODS, METHODS, MODES, SOFT_MODES
 
 import softtorch as st
 from softtorch._core.expectation import expect, weighted
-from softtorch.methods import METHOD_NAMES, get_method
+from softtorch.methods import get_method
 
-MODES = ("hard", "smooth", "c0", "c1", "c2")
-SOFT_MODES = MODES[1:]
-METHODS = METHOD_NAMES
-INDEX_METHODS = tuple(m for m in METHODS if get_method(m).gives_indices)  # the others have no permutation
 SOFTNESS = (1e-6, 1e-3, 1.0, 1e3, 1e6)
 DTYPES = (torch.float32, torch.float64)
 HALF = (torch.float16, torch.bfloat16)
@@ -637,7 +634,7 @@ def test_selection_with_one_hot_indices_reproduces_torch_at_infinities():
     assert torch.equal(st.where(cond, x, x.flip(-1)), torch.where(cond.bool(), x, x.flip(-1)))
 
 
-@pytest.mark.parametrize("method", ["softsort", "neuralsort", "ot"])
+@pytest.mark.parametrize("method", GATHERING)
 @pytest.mark.parametrize("mode", ["c0", "c1", "c2"])
 def test_sparse_values_next_to_infinities(method, mode):
     """Sorted values with zero weight on the infinities are finite, with and without indices."""

@@ -12,12 +12,12 @@ import math
 
 import pytest
 import torch
+from _registry import DIRECT_INDEX, SOFT_MODES
 
 import softtorch
 import softtorch._core.fused_permutation as fused
 from softtorch.methods import METHOD_NAMES, get_method, neuralsort, softsort
 
-SOFT_MODES = ("smooth", "c0", "c1", "c2")
 METHODS = {name: get_method(name) for name in ("softsort", "neuralsort")}  # their contract functions
 F64 = torch.float64
 
@@ -103,7 +103,7 @@ def small_chunks(monkeypatch):
 
 class TestDispatch:
     def test_lookup(self):
-        for name in ("softsort", "neuralsort", "sorting_network"):
+        for name in DIRECT_INDEX:
             method = get_method(name)
             assert method.name == name
             assert method.gives_indices

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _registry import SOFT_MODES
 from torch.autograd import gradcheck, gradgradcheck
 
 import softtorch as st
@@ -16,7 +17,7 @@ from softtorch._core import transport as solver
 from softtorch.methods import ot
 from softtorch.methods.ot import argmax, permutation, sort_values
 
-MODES = ("smooth", "c0", "c1", "c2")
+MODES = SOFT_MODES
 SOFTNESS = (1e-3, 1e-2, 0.1, 1.0, 10.0)
 F64 = torch.float64
 EXPONENT = {"c0": 1, "c1": 2, "c2": 3}

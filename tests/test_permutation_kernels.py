@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _registry import SOFT_MODES
 
 from softtorch._core import fused_permutation as fp
 from softtorch._core.kernels import sigmoidal_kernel
 from softtorch._core.projections import project_simplex
 
-MODES = ("smooth", "c0", "c1", "c2")
+MODES = SOFT_MODES
 F64 = torch.float64
 
 

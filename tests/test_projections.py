@@ -11,6 +11,7 @@ import os
 
 import pytest
 import torch
+from _registry import SOFT_MODES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,7 +19,7 @@ from softtorch._core import projections
 from softtorch._core.projections import log_project_simplex, project_simplex
 
 POLY = {"c0": 1, "c1": 2, "c2": 3}
-MODES = ("smooth", "c0", "c1", "c2")
+MODES = SOFT_MODES
 DYNAMO_WARNING = "ignore:.*should not be instantiated:DeprecationWarning"  # raised inside torch._dynamo
 
 fast = settings(max_examples=40, deadline=None, database=None)

@@ -6,16 +6,14 @@ import itertools
 
 import pytest
 import torch
+from _registry import DIRECT_GATHERING, DIRECT_INDEX, GATHERING, MODES, SOFT_MODES
 from helpers import F64, HYP, assert_one_hot, assert_prob, distinct, seed_x
 from hypothesis import given
 from hypothesis import strategies as hs
 
 import softtorch as st
 
-METHODS = ("softsort", "neuralsort", "sorting_network")
-GATHERING = ("softsort", "neuralsort")  # methods whose values are gathered from x with the soft index
-SOFT_MODES = ("smooth", "c0", "c1", "c2")
-MODES = ("hard",) + SOFT_MODES
+METHODS = DIRECT_INDEX
 
 VALUE_OPS = {"max": st.max, "min": st.min}
 INDEX_OPS = {"argmax": st.argmax, "argmin": st.argmin}
@@ -56,7 +54,7 @@ def test_seed_defaults_are_softsort_smooth_01():
 
 def test_soft_max_is_expectation_under_soft_argmax():
     x = seed_x(F64)
-    for method, mode in itertools.product(GATHERING, SOFT_MODES):
+    for method, mode in itertools.product(DIRECT_GATHERING, SOFT_MODES):
         p = st.argmax(x, method=method, mode=mode, softness=0.3)
         torch.testing.assert_close(st.max(x, method=method, mode=mode, softness=0.3), p @ x)
         q = st.argmin(x, method=method, mode=mode, softness=0.3)
@@ -250,7 +248,7 @@ def test_return_log_probs(method, mode):
 
 
 @pytest.mark.parametrize("mode", ("hard", "c0", "smooth"))
-@pytest.mark.parametrize("method", ("softsort", "neuralsort", "ot"))
+@pytest.mark.parametrize("method", GATHERING)
 def test_log_prob_eps_floors_and_renormalizes(method, mode):
     """``log_prob_eps``: log of the soft index floored at eps and renormalized (finite everywhere);
     hand-checked against a plain per-row computation."""
@@ -282,7 +280,7 @@ def test_log_probs_gradient_is_finite(method, mode):
 
 
 @pytest.mark.parametrize("mode", SOFT_MODES)
-@pytest.mark.parametrize("method", GATHERING)
+@pytest.mark.parametrize("method", DIRECT_GATHERING)
 @pytest.mark.parametrize("name", ["max", "min"])
 def test_gated_grad(name, method, mode):
     """gated_grad=False: same values; the gradient w.r.t. x is that of ``p.detach() @ x``.

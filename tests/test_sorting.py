@@ -1,7 +1,7 @@
 """softtorch.sort / argsort / topk / rank / quantile / argquantile / median / argmedian.
 
 Seed README figures, torch parity in hard mode (bit for bit), shapes and API, errors, gradients
-and hypothesis properties, for the methods "softsort", "neuralsort" and "sorting_network".
+and hypothesis properties, for the closed-form methods with a permutation (``_registry.DIRECT_INDEX``).
 """
 
 from __future__ import annotations
@@ -10,17 +10,15 @@ import itertools
 
 import pytest
 import torch
+from _registry import DIRECT_GATHERING, DIRECT_INDEX, GATHERING, MODES, SOFT_MODES, method_modes
 from helpers import F64, HYP, assert_one_hot, assert_prob, distinct, seed_x
 from hypothesis import given
 from hypothesis import strategies as hs
 
 import softtorch as st
-from softtorch.methods import METHOD_NAMES
+from softtorch.methods import METHOD_NAMES, get_method
 
-METHODS = ("softsort", "neuralsort", "sorting_network")
-GATHERING = ("softsort", "neuralsort")  # methods whose values are gathered from x with the soft permutation
-SOFT_MODES = ("smooth", "c0", "c1", "c2")
-MODES = ("hard",) + SOFT_MODES
+METHODS = DIRECT_INDEX
 INTERPOLATIONS = ("linear", "lower", "higher", "nearest", "midpoint")
 
 
@@ -433,7 +431,7 @@ def floored_log_loop(p, eps):
 
 
 @pytest.mark.parametrize("mode", ["hard", "smooth", "c0"])
-@pytest.mark.parametrize("method", ["neuralsort", "softsort", "ot"])
+@pytest.mark.parametrize("method", GATHERING)
 def test_log_prob_eps_floors_and_renormalizes(method, mode):
     """``log_prob_eps`` (softtorch's newest API): the log of the probabilities floored at eps and
     renormalized, finite even at the exact zeros of c0 and of the hard one-hots; the values and
@@ -491,7 +489,7 @@ VALUE_CALLS = {
 
 
 @pytest.mark.parametrize("mode", SOFT_MODES)
-@pytest.mark.parametrize("method", GATHERING)
+@pytest.mark.parametrize("method", DIRECT_GATHERING)
 @pytest.mark.parametrize("op", sorted(VALUE_CALLS))
 def test_gated_grad(op, method, mode):
     """gated_grad=False: same values, and the gradient is that of ``indices.detach() @ x``.
@@ -801,7 +799,11 @@ def test_median_with_a_dim_needs_soft_indices(raises_before_work):
     (as in softtorch 0.1.1); ``dim=None`` (the value alone) takes it."""
     x = distinct((3, 5), seed=1)
     raises_before_work(
-        ValueError, r"method='fast_soft_sort' is not supported for median with an integer dim", st.median, x, dim=1,
+        ValueError,
+        r"method='fast_soft_sort' is not supported for median with an integer dim",
+        st.median,
+        x,
+        dim=1,
         method="fast_soft_sort",
     )
     assert st.median(x, method="fast_soft_sort").shape == ()
@@ -1240,18 +1242,15 @@ def test_property_soft_sort_is_monotone(case, standardize):
 
 # -- percentile -----------------------------------------------------------------------------------------
 
-PERCENT_MODES = ("hard", "smooth", "c0", "c1", "c2")
 
-
-@pytest.mark.parametrize("mode", PERCENT_MODES)
-@pytest.mark.parametrize("method", ["neuralsort", "softsort", "sorting_network", "ot", "fast_soft_sort"])
+@pytest.mark.parametrize("method, mode", method_modes())
 def test_percentile_is_quantile_of_q_over_100_bit_for_bit(mode, method):
     x = distinct((3, 7), seed=11, dtype=torch.float32)
     for q in (0.0, 12.5, 30.0, 100.0, torch.tensor([5.0, 50.0, 95.0])):
         level = q / 100
         got = st.percentile(x, q, -1, softness=0.3, mode=mode, method=method)
         assert torch.equal(got, st.quantile(x, level, -1, softness=0.3, mode=mode, method=method)), (q, mode)
-        if method != "fast_soft_sort":
+        if get_method(method).gives_indices:
             both = st.percentile(x, q, -1, softness=0.3, mode=mode, method=method, return_argpercentile=True)
             dist = st.argpercentile(x, q, -1, softness=0.3, mode=mode, method=method)
             expected = st.argquantile(x, level, -1, softness=0.3, mode=mode, method=method)

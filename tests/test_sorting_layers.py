@@ -16,14 +16,13 @@ import pickle
 
 import pytest
 import torch
+from _registry import DIRECT_INDEX, MODES, SOFT_MODES
 from torch import nn
 
 import softtorch as st
 import softtorch.nn as snn
 
-METHODS = ("softsort", "neuralsort", "sorting_network")
-SOFT_MODES = ("smooth", "c0", "c1", "c2")
-MODES = ("hard",) + SOFT_MODES
+METHODS = DIRECT_INDEX
 F64 = torch.float64
 
 

@@ -6,13 +6,14 @@ import math
 
 import pytest
 import torch
+from _registry import SOFT_MODES
 from hypothesis import given, settings
 from hypothesis import strategies as hst
 
 from softtorch.methods import sorting_network
 from softtorch.methods.sorting_network import permutation, sort_values
 
-MODES = ("smooth", "c0", "c1", "c2")
+MODES = SOFT_MODES
 SIZES = (1, 2, 3, 4, 5, 7, 8, 13, 16, 33)
 
 

@@ -15,14 +15,13 @@ from dataclasses import dataclass
 
 import pytest
 import torch
+from _registry import DIRECT_INDEX, MODES, SOFT_MODES
 from helpers import assert_grads_close
 
 import softtorch as st
 
 S = 0.3  # softness: polynomial windows of +-1.5, wide enough for every gradient to be non-trivial
-MODES = ("hard", "smooth", "c0", "c1", "c2")
-SOFT_MODES = MODES[1:]
-METHODS = ("softsort", "neuralsort", "sorting_network")
+METHODS = DIRECT_INDEX
 B, N = 3, 6  # batch size and size of the operated (last) dim
 F64 = torch.float64
 

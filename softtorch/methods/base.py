@@ -17,9 +17,10 @@ method's options (``method_options``, checked against ``OPTIONS``) arrive as key
 ``permutation(xt, softness, mode, descending=False, rows=None, log=False, **options)``
     Rows ``(..., r, n)`` of the soft permutation: ``P[..., i, j]`` is the weight of element
     ``j`` in sorted slot ``rows[i]`` (``rows``: ``None`` for all ``n`` slots, or a 1-D long
-    tensor of 0-based slots, repeats allowed); each row sums to 1. ``log``: log-probabilities
-    (``-inf`` at exact zeros). A method has indices (``gives_indices``) exactly when its module
-    defines it. *No default.*
+    tensor of 0-based slots, repeats allowed); each row sums to 1. A method may compute a few
+    rows from a smaller problem (``"ot"`` merges the other anchors), so they need not equal the
+    same rows of the full matrix. ``log``: log-probabilities (``-inf`` at exact zeros). A method
+    has indices (``gives_indices``) exactly when its module defines it. *No default.*
 
 ``argmax(xt, softness, mode, log=False, **options)``
     The soft argmax ``(..., n)``. *Default:* the first row of the descending permutation. The
@@ -56,6 +57,8 @@ method's options (``method_options``, checked against ``OPTIONS``) arrive as key
 * ``OPTIONS``: each option name mapped to its check, ``check(label, value) -> value`` (as in
   :func:`softtorch._core.checks.check_options`); ``OPTION_ALIASES``: other accepted spellings;
   ``OPTION_MERGE``: for an option given under several spellings at once, how to combine them.
+* ``DOUBLY_STOCHASTIC = True``: the full permutation's columns sum to 1 as well (so
+  ``P @ x`` keeps ``sum(x)``). Default ``False`` (rows only).
 * ``EXACT_MASKING = True``: the contract functions take a ``kept=`` keyword (a bool ``(..., n)``,
   True for the entries that take part) and place the others exactly themselves. Default ``False``:
   the operators push excluded entries out of the way (:mod:`softtorch._core.masking`).
@@ -116,6 +119,11 @@ class SortingMethod:
         """Whether the method works on standardized scores (``standardize=True`` applies); a
         method declaring ``STANDARDIZES = False`` is defined on the input itself."""
         return getattr(self.module, "STANDARDIZES", True)
+
+    @property
+    def doubly_stochastic(self) -> bool:
+        """Whether the columns of the full permutation sum to 1 too (the rows always do)."""
+        return getattr(self.module, "DOUBLY_STOCHASTIC", False)
 
     @property
     def exact_masking(self) -> bool:

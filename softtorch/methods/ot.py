@@ -41,6 +41,8 @@ OPTION_ALIASES = {
 #: An option given under several spellings at once (the reference's tests pass both pairs) takes
 #: the most demanding value: the smallest tolerance and the largest iteration cap.
 OPTION_MERGE = {"tol": min, "max_iter": max}
+#: The plan's marginals: every element sends mass 1, every slot receives 1 (up to ``tol``).
+DOUBLY_STOCHASTIC = True
 
 
 def permutation(

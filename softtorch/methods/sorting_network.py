@@ -99,6 +99,8 @@ OPTIONS = {"network": _check_network, "distribution": _check_distribution, "art_
 OPTION_ALIASES = {"sorting_network_type": "network", "interpolation_type": "distribution"}
 #: Soft values run the network on the scores (O(n log^2 n)), mapped back by the caller.
 VALUES_FROM_SCORES = True
+#: Every compare-and-swap mixes two rows with weights summing to 1: P is doubly stochastic.
+DOUBLY_STOCHASTIC = True
 
 
 class _Layer(NamedTuple):
