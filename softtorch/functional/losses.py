@@ -187,7 +187,8 @@ def spearman_corrcoef(
             Default: ``True``.
         method_options (dict, optional): options of the chosen ``method`` (see
             :func:`softtorch.sort`). Default: ``None``.
-        ot_kwargs (dict, optional): the options of ``"ot"`` under their older name. Default: ``None``.
+        ot_kwargs (dict, optional): the optimal-transport method's options under their older name.
+            Default: ``None``.
 
     Shape:
         ``input`` and ``target``: :math:`(*)`; output: :math:`(*)` without ``dim``.
@@ -355,7 +356,7 @@ def topk_cross_entropy(
         \quad \epsilon = 10^{-7}.
 
     (The rows of :math:`P` are probability vectors; its columns sum to 1 only for doubly
-    stochastic methods such as ``"sorting_network"`` and ``"ot"``, hence the clip at 1.)
+    stochastic methods such as ``"sorting_network"`` and optimal transport, hence the clip at 1.)
 
     A single ``k`` is :math:`p_k = \delta_k`; ``k=1`` with ``mode="hard"`` gives
     :math:`-\log(1 - \epsilon)` for a correct prediction and :math:`-\log \epsilon` otherwise.
@@ -373,12 +374,13 @@ def topk_cross_entropy(
         softness (float or Tensor): temperature of the soft permutation; a tensor broadcasts against
             ``input`` with the class dim set to 1. Default: ``0.1``.
         mode (str): ``"hard"``, ``"smooth"``, ``"c0"``, ``"c1"`` or ``"c2"``. Default: ``"smooth"``.
-        method (str): a sorting method with a soft permutation: ``"neuralsort"``, ``"softsort"``,
-            ``"sorting_network"`` (difftopk's choice) or ``"ot"``. Default: ``"neuralsort"``.
+        method (str): a sorting method with a soft permutation (any of :func:`softtorch.argsort`'s;
+            ``"sorting_network"`` is difftopk's choice). Default: ``"neuralsort"``.
         standardize (bool): standardize the scores over the classes first. Default: ``True``.
         method_options (dict, optional): options of the chosen ``method`` (see
             :func:`softtorch.sort`). Default: ``None``.
-        ot_kwargs (dict, optional): the options of ``"ot"`` under their older name. Default: ``None``.
+        ot_kwargs (dict, optional): the optimal-transport method's options under their older name.
+            Default: ``None``.
         reduction (str): ``"mean"``, ``"sum"`` or ``"none"``, as in torch's losses. Default: ``"mean"``.
 
     Shape:
@@ -506,12 +508,13 @@ def ndcg(
         softness (float or Tensor): temperature of the soft permutation; a tensor broadcasts
             against ``input`` with ``dim`` set to 1. Default: ``0.1``.
         mode (str): ``"hard"``, ``"smooth"``, ``"c0"``, ``"c1"`` or ``"c2"``. Default: ``"smooth"``.
-        method (str): a sorting method with a soft permutation: ``"neuralsort"`` (the paper's),
-            ``"softsort"``, ``"sorting_network"`` or ``"ot"``. Default: ``"neuralsort"``.
+        method (str): a sorting method with a soft permutation (any of :func:`softtorch.argsort`'s;
+            ``"neuralsort"`` is the paper's). Default: ``"neuralsort"``.
         standardize (bool): standardize the scores along ``dim`` first. Default: ``True``.
         method_options (dict, optional): options of the chosen ``method`` (see
             :func:`softtorch.sort`). Default: ``None``.
-        ot_kwargs (dict, optional): the options of ``"ot"`` under their older name. Default: ``None``.
+        ot_kwargs (dict, optional): the optimal-transport method's options under their older name.
+            Default: ``None``.
         sinkhorn_iter (int): Sinkhorn scalings of :math:`P` (0: none; then only the first ``k``
             rows of :math:`P` are computed). Default: ``50``.
 

@@ -1,7 +1,7 @@
 r"""Soft max, min, argmax and argmin.
 
 The soft argmax is a probability vector over the ``n`` positions of the reduced dim; the soft
-maximum is the input's expectation under it. With the default ``method="softsort"`` it is
+maximum is the input's expectation under it. With the default method (SoftSort) it is
 
 .. math::
     \operatorname{argmax}_{soft}(x) = \Pi_{mode}\!\left(-\frac{|\max_k \tilde x_k - \tilde x|}{\text{softness}}\right),
@@ -18,6 +18,7 @@ import torch
 
 from .._core.checks import check_flags
 from .._core.straight_through import st
+from ..methods import REDUCTION_METHOD, method_arg_doc
 from ._sorting_prep import Family, check_log_prob_eps, fix_rows, floored_log, gather, one_hot, prepare, sorted_values
 from .sorting import add_mask_doc
 
@@ -103,6 +104,7 @@ def _extreme(
     return value, dist
 
 
+_METHOD_DOC = method_arg_doc(REDUCTION_METHOD, values_only="values only")
 _ARGS = r"""
     Args:
         x (Tensor): input of any shape (integer inputs are promoted to float).
@@ -111,21 +113,20 @@ _ARGS = r"""
         softness (float or Tensor): temperature, positive; a tensor broadcasts against ``x`` with
             ``dim`` set to 1. Default: ``0.1``.
         mode (str): ``"hard"``, ``"smooth"``, ``"c0"``, ``"c1"`` or ``"c2"``. Default: ``"smooth"``.
-        method (str): ``"softsort"``, ``"neuralsort"``, ``"sorting_network"``, ``"ot"``,
-            ``"fast_soft_sort"`` (values only) or ``"smooth_sort"`` (values only, ``mode="smooth"``
-            only, never standardized). Default: ``"softsort"``.
+@METHOD@
         standardize (bool): squash the input along ``dim`` before relaxing (see
             :func:`softtorch.sort`). Default: ``True``.
         method_options (dict, optional): options of the chosen ``method`` (see
             :func:`softtorch.sort`). Default: ``None``.
-        ot_kwargs (dict, optional): the options of ``"ot"`` under their older name, ignored by
-            the other methods. Default: ``None``.
+        ot_kwargs (dict, optional): the optimal-transport method's options under their older
+            name, ignored by the other methods. Default: ``None``.
         return_log_probs (bool): return log-probabilities for the soft index. Default: ``False``.
         log_prob_eps (float, optional): with ``return_log_probs``, floor the probabilities at
             this value and renormalize before the logarithm, so the log-probabilities stay finite
             where the sparse modes (and ``"hard"``) give exact zeros. ``None``: the plain
             logarithm. Default: ``None``.
 """
+_ARGS = _ARGS.replace("@METHOD@", _METHOD_DOC)
 _VALUE_ARGS = (
     _ARGS
     + """        gated_grad (bool): ``False`` detaches the soft index before the values are gathered.
@@ -141,7 +142,7 @@ def max(
     *,
     softness=0.1,
     mode="smooth",
-    method="softsort",
+    method=REDUCTION_METHOD,
     standardize=True,
     method_options=None,
     ot_kwargs=None,
@@ -178,7 +179,7 @@ def min(
     *,
     softness=0.1,
     mode="smooth",
-    method="softsort",
+    method=REDUCTION_METHOD,
     standardize=True,
     method_options=None,
     ot_kwargs=None,
@@ -215,7 +216,7 @@ def argmax(
     *,
     softness=0.1,
     mode="smooth",
-    method="softsort",
+    method=REDUCTION_METHOD,
     standardize=True,
     method_options=None,
     ot_kwargs=None,
@@ -250,7 +251,7 @@ def argmin(
     *,
     softness=0.1,
     mode="smooth",
-    method="softsort",
+    method=REDUCTION_METHOD,
     standardize=True,
     method_options=None,
     ot_kwargs=None,
@@ -328,12 +329,7 @@ min.__doc__ = (
         tensor(-0.8996)
 """
 )
-_INDEX_ARGS = _ARGS.replace(
-    """``"ot"`` or
-            ``"fast_soft_sort"`` (values only).""",
-    """or ``"ot"``
-            (``"fast_soft_sort"`` has no soft index and raises here).""",
-)
+_INDEX_ARGS = _ARGS.replace(_METHOD_DOC, method_arg_doc(REDUCTION_METHOD, indices=True, values_only="values only"))
 argmax.__doc__ = (
     r"""Soft argmax, a relaxation of :func:`torch.argmax` returning a distribution over positions.
 

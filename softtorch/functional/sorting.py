@@ -18,7 +18,7 @@ from .._core.checks import check_bool, check_choice, check_flags, check_positive
 from .._core.precision import compute_dtype
 from .._core.straight_through import st
 from .._core.zero_grad import with_zero_grad
-from ..methods import get_method
+from ..methods import get_method, method_arg_doc
 from ._sorting_prep import (
     Family,
     check_log_prob_eps,
@@ -115,20 +115,17 @@ _SORT_ARGS = r"""
             ``x`` with ``dim`` set to 1 (one temperature per channel). Default: ``0.1``.
         mode (str): ``"hard"`` (exact torch result), ``"smooth"`` (softmax rows), ``"c0"``
             (sparsemax), ``"c1"`` (1.5-entmax), ``"c2"`` (4/3-entmax). Default: ``"smooth"``.
-        method (str): ``"neuralsort"``, ``"softsort"``, ``"sorting_network"``, ``"ot"``,
-            ``"fast_soft_sort"`` (values and ranks only) or ``"smooth_sort"`` (values and ranks
-            only, ``mode="smooth"`` only, never standardized). Default: ``"neuralsort"``.
+@METHOD@
         standardize (bool): squash ``x`` along ``dim`` to
             :math:`\operatorname{sigmoid}((x - \mu) / \sqrt{\sigma^2 + 10^{-6}})` before relaxing,
             which makes the result invariant to :math:`a x + b`, :math:`a > 0` (no effect with
             ``"smooth_sort"``, defined on ``x`` itself). Default: ``True``.
         method_options (dict, optional): options of the chosen ``method``, checked against the
-            ones it declares (:ref:`method-options`); ``"ot"`` takes ``tol`` (relative error of
-            the plan's marginals, default ``1e-5``) and ``max_iter`` (cap on its iterations,
-            default ``100``), also spelled ``sinkhorn_tol``/``sinkhorn_max_iter`` and
-            ``lbfgs_tol``/``lbfgs_max_iter``. Default: ``None``.
-        ot_kwargs (dict, optional): the options of ``"ot"`` under their older name, checked
-            whatever the method and ignored by the other methods. Default: ``None``.
+            ones it declares (:ref:`method-options` lists them: the transport's ``tol`` and
+            ``max_iter``, the sorting network's ``network`` and ``distribution`` ...).
+            Default: ``None``.
+        ot_kwargs (dict, optional): the optimal-transport method's options under their older
+            name, checked whatever the method and ignored by the other methods. Default: ``None``.
         gated_grad (bool): ``False`` detaches the soft index before values are gathered, so
             gradients reach ``x`` only through the gathered values. Default: ``True``.
         return_log_probs (bool): return soft indices as log-probabilities (``-inf`` at the exact
@@ -136,6 +133,7 @@ _SORT_ARGS = r"""
         log_prob_eps (float, optional): with ``return_log_probs``, floor the probabilities at
             this value and renormalize before the logarithm, so the log-probabilities stay finite
             at the exact zeros of the sparse modes and of ``"hard"``. Default: ``None``."""
+_SORT_ARGS = _SORT_ARGS.replace("@METHOD@", method_arg_doc("neuralsort"))
 
 
 def sort(
@@ -179,10 +177,7 @@ def sort(
 
 #: The arguments of the operators that return soft indices: ``fast_soft_sort`` has no permutation.
 _INDEX_ARGS = _SORT_ARGS.split("        gated_grad")[0].replace(
-    """``"ot"`` or
-            ``"fast_soft_sort"`` (values and ranks only).""",
-    """or ``"ot"``
-            (``"fast_soft_sort"`` has no soft permutation and raises here).""",
+    method_arg_doc("neuralsort"), method_arg_doc("neuralsort", indices=True)
 )
 
 
@@ -938,8 +933,8 @@ MASK_DOC = r"""
         mask (Tensor, optional): bool, broadcasting to ``x``; ``False`` drops the entry, which then
             acts as the infinity that sorts it last (``-inf`` for a descending order, ``+inf`` for
             an ascending one): zero weight in every kept slot, no part in the standardization,
-            its exact hard value in its own slot; with ``"softsort"``/``"neuralsort"`` (and any
-            method in hard mode) the kept slots equal those of the row without the dropped
+            its exact hard value in its own slot; with SoftSort and NeuralSort (and in hard mode
+            with every method) the kept slots equal those of the row without the dropped
             entries. Quantiles and medians count the kept entries only. Entries at
             :math:`\pm\infty` are excluded the same way without a mask (see
             :doc:`/user_guide/masking`). Default: ``None``."""

@@ -8,11 +8,13 @@ in :mod:`softtorch.functional` only ever look methods up here.
 
 from __future__ import annotations
 
-from .._core.checks import check_choice
+import textwrap
+
+from .._core.checks import SOFT_MODES, check_choice
 from . import fast_soft_sort, neuralsort, ot, smooth_sort, softsort, sorting_network
 from .base import SortingMethod
 
-__all__ = ["METHOD_NAMES", "SortingMethod", "get_method", "check_method_options"]
+__all__ = ["METHOD_NAMES", "REDUCTION_METHOD", "SortingMethod", "get_method", "check_method_options", "method_arg_doc"]
 
 _METHODS = {
     method.name: method
@@ -28,6 +30,39 @@ _METHODS = {
 
 #: Every method name the API accepts.
 METHOD_NAMES = tuple(_METHODS)
+
+#: The default method of the reductions (max, min, argmax, argmin), as in softtorch 0.1.1: the
+#: SoftSort row of the maximum (the sorting operators default to ``"neuralsort"``).
+REDUCTION_METHOD = "softsort"
+
+
+def _or_list(items) -> str:
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
+
+
+def _notes(method: SortingMethod, values_only: str) -> str:
+    notes = [] if method.gives_indices else [values_only]
+    if tuple(method.modes) != tuple(SOFT_MODES):
+        notes.append(", ".join(f'``mode="{m}"``' for m in method.modes) + " only")
+    if not method.standardizes:
+        notes.append("never standardized")
+    return f" ({'; '.join(notes)})" if notes else ""
+
+
+def method_arg_doc(default: str, *, indices: bool = False, values_only: str = "values and ranks only") -> str:
+    """The ``method`` entry of an operator's ``Args``, written from the registry (so a new method
+    appears in every operator's documentation): the names it accepts, with what the methods
+    without full support give (``values_only``), and the ``default``. ``indices``: the operator
+    returns soft indices, so only methods with a permutation are listed and the others refused."""
+    listed = [m for m in _METHODS.values() if m.gives_indices or not indices]
+    text = "method (str): " + _or_list(f'``"{m.name}"``{_notes(m, values_only)}' for m in listed) + "."
+    if indices:
+        refused = [f'``"{m.name}"``' for m in _METHODS.values() if not m.gives_indices]
+        if refused:
+            text += f" ({_or_list(refused).replace(' or ', ' and ')} have no soft permutation and raise here.)"
+    text += f' Default: ``"{default}"``.'
+    return textwrap.fill(text, 100, initial_indent=" " * 8, subsequent_indent=" " * 12, break_on_hyphens=False)
 
 
 def get_method(method, needs_indices: bool = False, *, refusal: str | None = None) -> SortingMethod:

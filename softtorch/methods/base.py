@@ -223,6 +223,6 @@ class SortingMethod:
             expected = torch.matmul(slots.unsqueeze(0), p).squeeze(-2)
         # An element no slot gives any weight (possible with the sparse modes) keeps its hard rank.
         order = torch.argsort(xt.detach(), dim=-1, descending=descending, stable=True)
-        hard = torch.empty_like(mass).scatter(-1, order.expand(mass.shape), slots.expand(mass.shape))
+        hard = slots.new_empty(mass.shape).scatter(-1, order.expand(mass.shape), slots.expand(mass.shape))
         has_mass = ~(mass <= torch.finfo(mass.dtype).tiny)  # NaN rows stay NaN
         return torch.where(has_mass, expected / torch.where(has_mass, mass, torch.ones_like(mass)), hard)
