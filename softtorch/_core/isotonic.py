@@ -1,140 +1,11 @@
 r"""Batched exact isotonic regression for projections onto the permutahedron (Blondel et al., 2020).
 
-The solver behind :mod:`softtorch.methods.fast_soft_sort` and :mod:`softtorch.compat.torchsort`:
+The solver behind ``method="fast_soft_sort"`` and :mod:`softtorch.compat.torchsort`:
 :func:`project_sorted` returns :math:`\phi(s - v)` for the decreasing isotonic solution :math:`v`
-of decreasing ``(..., n)`` rows ``s``, ``w``, with its closed-form vector-Jacobian product.
-
-**Reduction to isotonic regression** (Blondel et al., Prop. 3). Sort :math:`z` decreasingly,
-:math:`s = z_\sigma`, and :math:`w` decreasingly. With the conjugate :math:`\psi^*` of the
-per-coordinate regularizer and :math:`\phi = (\psi^*)'`,
-
-.. math::
-    v = \operatorname*{argmin}_{v_1 \ge \dots \ge v_n} \sum_i \psi^*(s_i - v_i) + w_i v_i,
-    \qquad (P_\Psi(z, w))_\sigma = \phi(s - v)
-
-(``"smooth"``: :math:`e^{w_i}` in place of :math:`w_i`, and the output :math:`\log \phi(s - v) = s - v`).
-The solution :math:`v` is constant on contiguous blocks :math:`B`; the common value
-:math:`\gamma_B` minimizes the block's 1-D problem, so it solves
-
-.. math::
-    \sum_{i \in B} \phi(s_i - \gamma_B) = W_B := \sum_{i \in B} w_i .
-
-* ``"c0"``: :math:`\phi(u) = u`, :math:`\gamma_B = \frac{1}{|B|}\sum_{i \in B} (s_i - w_i)`.
-* ``"smooth"``: :math:`\phi(u) = e^u`, :math:`\gamma_B = \operatorname{LSE}(s_B) - \operatorname{LSE}(w_B)`.
-* p-norm: :math:`\psi(\nu) = |\nu|^p / p` has :math:`\psi^*(u) = |u|^q / q` with
-  :math:`q = p / (p - 1)`, so :math:`\phi(u) = \operatorname{sign}(u)\, |u|^{q - 1}`: the left side
-  is continuous and strictly decreasing in :math:`\gamma`, so the root is unique.
-
-  ``"c1"`` (:math:`q = 3`, :math:`\phi(u) = u |u|`): the left side is quadratic between
-  consecutive :math:`s_i`. With :math:`k = |\{i \in B : s_i > \gamma_B\}|` (:math:`s_j > \gamma_B`
-  exactly when the left side at :math:`\gamma = s_j` is below :math:`W_B`; it is evaluated at every
-  :math:`s_j` at once with in-block prefix sums), :math:`\epsilon_i = +1` on the :math:`k` largest
-  :math:`s_i` of the block and :math:`-1` on the others, and :math:`T_r = \sum_B \epsilon_i s_i^r`,
-  the equation reads :math:`T_0 \gamma^2 - 2 T_1 \gamma + T_2 = W_B`, whose root on the decreasing
-  branch is
-
-  .. math::
-      \gamma_B = \frac{T_2 - W_B}{T_1 + \sqrt{T_1^2 - T_0 (T_2 - W_B)}}
-      = \frac{T_1 - \sqrt{T_1^2 - T_0 (T_2 - W_B)}}{T_0}
-
-  (the first form when :math:`T_1 \ge 0`, the second otherwise: no cancellation).
-
-  ``"c2"`` (:math:`q = 4`, :math:`\phi(u) = u^3`): a cubic. Centred at the block mean :math:`c`,
-  with :math:`t = \gamma_B - c`, :math:`d_i = s_i - c`, :math:`M_r = \sum_B d_i^r`, :math:`m = |B|`,
-  it is :math:`t^3 + P t + Q = 0` with :math:`P = 3 M_2 / m \ge 0` and :math:`Q = (W_B - M_3) / m`,
-  which has exactly one real root (Cardano, in a form without cancellation):
-
-  .. math::
-      t = \frac{-Q}{A^2 + P/3 + (P / 3A)^2}, \qquad A = \sqrt[3]{|Q|/2 + \sqrt{Q^2/4 + P^3/27}} .
-
-Every block value is closed form and computed centred per block, so the projection is exact up
-to rounding.
-
-**Jacobian.** The blocks are locally constant. Differentiating the block equation gives
-:math:`\partial\gamma_B/\partial s_j = \phi'(s_j - \gamma_B) / \Phi_B` and
-:math:`\partial\gamma_B/\partial w_j = -1/\Phi_B` with :math:`\Phi_B = \sum_B \phi'(s_i - \gamma_B)`
-(``"smooth"``: :math:`\operatorname{softmax}(s_B)_j` and :math:`-\operatorname{softmax}(w_B)_j`), so
-the vector-Jacobian product of :math:`o_j = \phi(s_j - \gamma_B)` with a cotangent :math:`g` is,
-block by block, with :math:`U_B = \sum_B \phi'(s_i - \gamma_B)\, g_i`,
-
-.. math::
-    \bar s_j = \phi'(s_j - \gamma_B) \left(g_j - \frac{U_B}{\Phi_B}\right), \qquad
-    \bar w_j = \frac{U_B}{\Phi_B}
-
-(``"c0"``: :math:`g_j - \bar g_B` and :math:`\bar g_B`, block averages). The sorts around the
-isotonic problem and the scalings by ``softness`` are differentiated by autograd.
-
-**Algorithm.** ``"c0"`` and ``"smooth"`` first try a direct formula. A block of the solution
-with more than one element contains a violation :math:`y_c < y_{c+1}` of the singleton values
-:math:`y = s - w`; every other element stays a block of its own (output ``w``, gradient passed
-to ``w``). So only short clusters of elements around the violations are gathered and solved: the
-first block of the sub-problem on elements ``j, ...`` has the largest value of the blocks starting
-at ``j``, :math:`u_j = \max_{k \ge j} \gamma_{j..k}`, and the solution is its running minimum
-:math:`v_i = \min_{j \le i} u_j` (one ``cummin``), exact when ``k`` is taken within a window of
-``K`` elements and no block is longer. The candidate is then checked against the optimality
-conditions of the isotonic problem (a running sum, see :func:`_windowed`); rows that fail (a
-block longer than the window), rows of ``"c1"``/``"c2"``, and batches whose violations are too
-dense for useful windows go to the rounds below. For sparse pooling (every row of a sort of
-64 x 1000 standardized normal scores at softness 0.1; ranks pool more and mostly take the rounds)
-this costs a few batch-wide operations, work on the clusters only and four host
-synchronizations (the violations, the clusters, their longest length, the failed rows).
-
-Rows the windows do not settle (all rows of ``"c1"``/``"c2"``) are then tried as one block each
-(:func:`_pooled`): the whole-row value in closed form and the optimality conditions as one
-running sum. Strong softness pools whole rows (every row of a sort or rank of standardized
-normal scores at softness 2, at every size measured), and then this is all the work: a dozen
-batch-wide operations, one host synchronization.
-
-Small batches of ``"c0"``/``"smooth"`` rows that both miss are solved exactly by the min-max formula
-over every pair (:func:`_minmax`, no host synchronization). Pool-adjacent-violators runs as rounds
-over the whole ``(rows, n)`` batch at once for the rest: a round computes the value of every current
-block (segment sums by ``scatter_add``) and merges every adjacent pair of blocks that violates the
-order. Any such pair belongs to one block of the solution (a suffix of a solution block has a value
-at least the block's, a prefix at most), whatever the other merges, so all of them merge at once.
-When violations are sparse, each pair also grows greedily on both sides over a window of up to 64
-blocks, absorbing a neighbour while the union so far still violates the order with it (each step is
-again such a pair); this settles in one round the chains that plain adjacent merging absorbs one
-block per round. A round is :math:`O(n)` per row (plus the window) and merges at least one pair, so
-there are at most :math:`n - 1` rounds; rows of 1000 standardized normal scores take 2 to 7 (most at
-softness near 1, where about half the elements pool). With the sort, :math:`O(n \log n + n \cdot
-\text{rounds})` work and :math:`O(n)` memory per row; the stopping test is one host synchronization
-per round (two in rounds with windows). (A stack-based PAV is :math:`O(n)` but inherently
-sequential: a Python loop over elements.)
-
-Either way the backward is the closed-form vector-Jacobian product above: two segment sums over
-the final block ids, whatever the rounds were.
-
-**Designs measured** (fwd + bwd of the projection alone, float32, 1 thread, this 2-core machine
-while other jobs ran: ratios of runs side by side, not absolute times). The rounds are few (2 to
-5 on 64 x 1000, 256 x 100 and 1 x 10000 at softness 0.1 to 2), so their cost is the ~100
-operations of each round (segment sums, window gathers), not the number of merges. Pooling at
-softness 2 is total (one block per row); at 0.5 a rank of 64 x 1000 has ~360 blocks per row, the
-longest ~130 (79% of the elements pooled), a sort ~840 blocks, the longest 62 (387 at n = 10000).
-
-* The one-block path: 1.4 ms against 9 to 29 ms for the rounds on 64 x 1000 at softness 2
-  (0.4 against 8.6 ms at 1 x 10000, 0.75 against 11.5 ms at 256 x 100). Its ``"smooth"`` check
-  first used suffix ``logcumsumexp``, 1.5 ms per call on 64 x 1000 where ``exp`` takes 10 to
-  25 us and ``cumsum`` 30 us: it uses suffix sums of exponentials instead, and the rounds' leftward
-  windows do too (``logcumsumexp`` only for rows beyond float64's exponent range).
-* The min-max formula :math:`v_i = \min_{j \le i} \max_{k \ge i} \gamma_{j..k}` over all pairs
-  (:func:`_minmax`: prefix sums, a reversed ``cummax``, a ``cummin``): a bounded ~25 passes for
-  any input, but of :math:`n^2` entries per row (2.6 M per pass at 256 x 100). At 1 x 64 it takes
-  0.36 ms where the rounds take 0.55 to 0.73, the windows 0.1 and one block 0.2: it replaces the
-  rounds for batches of at most ``2**16`` entries, after the windows and the one-block check.
-* Parallel hull merging (the L2 solution is the slope of the least concave majorant of the
-  prefix sums; merge the hulls of halves by bridges, found by nested binary searches):
-  :math:`O(\log^2 n)` passes of ~8 operations, ~800 at n = 1000, more than the rounds' ~400;
-  not implemented. The threshold characterization (:math:`v_i > \lambda` iff ``i`` precedes the
-  largest minimizer of the prefix sums of :math:`w - \phi(s - \lambda)`) splits rows into
-  independent parts, but a grid of ``G`` thresholds costs :math:`G` passes of ``n`` per row and
-  has no bound on the depth: not implemented.
-
-The middle regime (softness ~0.5, blocks of tens to hundreds of elements) still takes the rounds;
-there softtorch stays slower than a sequential C++ PAV.
-
-.. seealso::
-    M. Blondel, O. Teboul, Q. Berthet, J. Djolonga, "Fast Differentiable Sorting and Ranking",
-    ICML 2020.
+of decreasing ``(..., n)`` rows ``s``, ``w``, with its closed-form vector-Jacobian product. The
+reduction to isotonic regression, the block equations of every regularizer, the Jacobian, the
+algorithm (windows, one block, min-max, batched pool-adjacent-violators rounds) and the designs
+measured are in the user guide, :doc:`/user_guide/how_methods_work`.
 """
 
 from __future__ import annotations
@@ -641,7 +512,7 @@ class _Dense(NamedTuple):
 
     def vjp(self, g: torch.Tensor, needs_s: bool, needs_w: bool):
         """``(grad_s, grad_w)`` for the cotangent ``g`` of the outputs (block by block, see the
-        module documentation)."""
+        Jacobian in :doc:`/user_guide/how_methods_work`)."""
         terms = g if self.weight is None else self.weight * g
         if self.bid.shape[-1] == 1 < terms.shape[-1]:  # every row one block
             U = terms.sum(-1, keepdim=True)

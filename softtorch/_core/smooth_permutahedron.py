@@ -1,51 +1,12 @@
 r"""The entropic projection onto a smoothed permutahedron (the solver of ``method="smooth_sort"``).
 
-For slots :math:`s` sorted decreasingly, bounds :math:`b_1, \dots, b_{n-1}` on the prefix sums
-and a total :math:`b_n`, :func:`project` computes
-
-.. math::
-    y^\star = \operatorname*{argmax}_{\mathbf 1^\top y = b_n}\ \langle s, y \rangle
-    + \sum_{k=1}^{n-1} h\bigl(b_k - (Ay)_k\bigr) + \sum_{k=1}^{n-1} h(y_k - y_{k+1}),
-    \qquad h(u) = u - u \log u,
-
-(:math:`A` the prefix sums) with the smoothed permutahedron bounds of :func:`smooth_bounds`,
-:math:`b_k = t \log e_k(e^{w / t})` (:math:`e_k` the elementary symmetric polynomial).
-
-**Dual.** With multipliers :math:`\alpha` (prefix bounds), :math:`\beta` (gaps) and :math:`\nu`
-(sum), stationarity in :math:`y` fixes :math:`\alpha = Ds + L\beta` and :math:`\nu = s_n - \beta_{n-1}`
-(:math:`D` the forward differences, :math:`L = DD^\top` the second differences), which leaves the
-convex :math:`(n-1)`-dimensional problem
-
-.. math::
-    \min_\beta\ g(\beta) = \langle \alpha, b \rangle + \nu b_n + \sum_k e^{-\alpha_k} + \sum_k e^{-\beta_k},
-    \qquad \nabla g = L(b - e^{-\alpha}) - b_n \mathbf e_{n-1} - e^{-\beta},
-    \qquad \nabla^2 g = L\, \mathrm{diag}(e^{-\alpha}) L + \mathrm{diag}(e^{-\beta}).
-
-The slacks are :math:`b_k - (Ay)_k = e^{-\alpha_k}` and the gaps :math:`y_k - y_{k+1} = e^{-\beta_k}`,
-so :math:`y` is read off the prefix sums :math:`b - e^{-\alpha}`. The Hessian is symmetric positive
-definite and pentadiagonal (band 2, not tridiagonal: :math:`L` is tridiagonal and appears twice):
-as a block-tridiagonal matrix of 2 x 2 blocks it is solved by block cyclic reduction,
-:math:`O(n)` work per row in :math:`O(\log n)` batched steps (cyclic reduction of a positive
-definite matrix is a block Cholesky factorization of a reordering, so it is stable). Damped Newton
-from :math:`\beta = 0` (the full step when every row passes Armijo, else a ladder of step sizes
-evaluated for all rows at once) runs on every row together until every row's Newton decrement
-is below tolerance, at most ``max_iter`` iterations (one host synchronization each), in float64.
-
-**Gradients** by implicit differentiation of :math:`\nabla g(\beta^\star) = 0`: for a cotangent
-:math:`\bar y`, with :math:`r = D\bar y`, :math:`\sigma = e^{-\alpha}` and one more solve
-:math:`q = (\nabla^2 g)^{-1} L (\sigma \odot r)`, :math:`p = r - Lq`,
-
-.. math::
-    \bar s = D^\top (\sigma \odot p), \qquad \bar b = p, \qquad \bar b_n = \bar y_n + q_{n-1}.
-
-**Bounds.** :math:`\log e_k(e^{v})` for all :math:`k` by the recursion over elements
-:math:`e_k \leftarrow e_k + e^{v_j} e_{k-1}` in log space: :math:`O(n^2)` work per row in
-:math:`n` batched steps, stable (log-sum-exps of sums, no subtraction, unlike Newton's identities
-or dividing a factor out). A balanced tree of log-semiring polynomial products takes
-:math:`\log_2 n` steps for the same :math:`O(n^2)` work, but streams :math:`O(n^2)` memory per
-row through every level; the recursion stays in cache and was 10x faster on CPU. Its backward is
-the adjoint recursion, with the states recomputed from checkpoints every ``_SEGMENT`` elements
-(:math:`O(n^{3/2})` memory per row).
+:func:`project` maximizes :math:`\langle s, y \rangle + \sum_k h(b_k - (Ay)_k) + \sum_k h(y_k - y_{k+1})`,
+:math:`h(u) = u - u \log u`, over :math:`\mathbf 1^\top y = b_n`, with the smoothed bounds
+:math:`b_k = t \log e_k(e^{w / t})` of :func:`smooth_bounds`: damped Newton on the
+:math:`(n-1)`-dimensional dual for all rows at once (block cyclic reduction of the pentadiagonal
+Hessian), implicit gradients, and a checkpointed log-space recursion for the bounds. The dual,
+the gradients and the bounds' recursion are derived in the user guide,
+:doc:`/user_guide/how_methods_work`.
 """
 
 from __future__ import annotations

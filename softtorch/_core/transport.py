@@ -1,66 +1,13 @@
 r"""The regularized optimal-transport solver behind ``method="ot"`` (Cuturi, Teboul & Vert, 2019;
 Xie et al., 2020; Blondel, Seguy & Rolet, 2018).
 
-The :math:`n` standardized scores :math:`\tilde x_i \in (0, 1)` are transported onto :math:`m`
-sorted anchors :math:`b_1 < \dots < b_m` in :math:`[0, 1]` with the squared cost
-:math:`C_{ij} = (\tilde x_i - b_j)^2`. Every element carries mass 1 and anchor :math:`j` carries an
-integer mass :math:`\beta_j` (:math:`\sum_j \beta_j = n`); the regularized transport plan
-
-.. math::
-    \Gamma^\star = \operatorname*{arg\,min}_{\Gamma \ge 0,\ \Gamma \mathbf 1 = \mathbf 1_n,\
-    \Gamma^\top \mathbf 1 = \beta} \ \langle \Gamma, C \rangle + s\, \Omega(\Gamma),
-    \qquad
-    \Omega(\Gamma) = \begin{cases}
-        \sum_{ij} \Gamma_{ij} (\log \Gamma_{ij} - 1) & \text{smooth (entropic)} \\
-        \frac1p \sum_{ij} \Gamma_{ij}^{\,p} & \text{c0, c1, c2:}\ p = 2, \tfrac32, \tfrac43
-    \end{cases}
-
-(:math:`s` = softness) is a soft assignment of elements to anchors. With the full layout
-:math:`b_j = (j - 1)/(n - 1)`, :math:`\beta = \mathbf 1`, the soft permutation is
-:math:`P = \Gamma^{\star\top}` (:math:`P_{ij}` = weight of element :math:`j` in ascending slot
-:math:`i`), doubly stochastic. In the references the masses are :math:`1/n` and the permutation
-:math:`n\Gamma^\top`; the entropic plan is the same, and scaling the masses to 1 makes the p-norm
-modes measure softness on the scale of the permutation entries, like the simplex projections, so
-one softness means the same sharpness for every :math:`n`.
-
-Each plan is recovered from the dual problem the solver maximizes,
-
-.. math::
-    \max_{f \in \mathbb R^n,\ g \in \mathbb R^m}\ \sum_i f_i + \sum_j \beta_j g_j
-    - s \sum_{ij} \Psi\!\left(\frac{f_i + g_j - C_{ij}}{s}\right),
-    \qquad
-    \Gamma^\star_{ij} = \Psi'\!\left(\frac{f_i + g_j - C_{ij}}{s}\right),
-
-with :math:`\Psi(u) = e^u` (smooth) or :math:`\Psi(u) = [u]_+^{q} / q`, :math:`q = p / (p - 1) = 2,
-3, 4`, whose plan :math:`[u]_+^{q - 1}` has exact zeros (c0, c1, c2). For fixed :math:`g` the best
-:math:`f_i` solves :math:`\sum_j \Psi'((f_i + g_j - C_{ij})/s) = 1`: a log-sum-exp (smooth) or a
-simplex-projection threshold (c0, c1, c2). Started from the potentials of the hard sort, the
-smooth mode runs Sinkhorn's iterations over the whole batch, which finish blurry plans (softness
-about 0.1 and above) alone; every other row, and the p-norm modes, go on with a damped,
-safeguarded Newton method on the resulting concave semi-dual in :math:`g` (see :func:`_solve`).
-Either way the plans are doubly stochastic for every softness. Gradients, for the scores, the
-values and a tensor softness, come from the implicit function theorem on the optimality
-conditions (see :class:`_Transport`), whose linear system is solved by conjugate gradients on the
-rows Sinkhorn solved and by Cholesky on the others. Work and memory are :math:`O(n m)` per row
-per iteration plus :math:`O(m^3)` per Newton step.
-
-With the entropic mode and :math:`s` = softness, this is the convention of the reference
-implementation: for ``x = [-0.2, -1.0, 0.3, 1.0]``, softness 0.1, the soft sorted values
-:math:`P x` (gathered from the original ``x``) are ``[-0.7324, -0.2396, 0.3286, 0.7434]``.
-
-Anchor layouts: a full sort uses the :math:`n` anchors above. When only some sorted slots are
-asked for (``rows``: top-k, quantiles, the argmax), each requested slot :math:`i` keeps its anchor
-at :math:`i/(n-1)` with mass 1 and every run of consecutive unrequested slots is merged into one
-anchor holding their mass: at 0 for the run at the bottom, at 1 for the run at the top, at its
-centre in between. The argmax is the 2-anchor problem :math:`b = (0, 1)`, :math:`\beta = (n - 1,
-1)` (Xie et al.), a top-k has :math:`k + 1` anchors, the median of an odd number of elements the
-three anchors :math:`(0, \tfrac12, 1)` (Cuturi et al.), and asking for every slot gives the full
-layout. The requested rows are the columns of the plan of the mass-1 anchors.
-
-.. seealso::
-    M. Cuturi, O. Teboul, J.-P. Vert, "Differentiable Ranks and Sorting using Optimal Transport",
-    NeurIPS 2019. Y. Xie et al., "Differentiable Top-k with Optimal Transport", NeurIPS 2020.
-    M. Blondel, V. Seguy, A. Rolet, "Smooth and Sparse Optimal Transport", AISTATS 2018.
+The standardized scores are transported onto sorted anchors with the squared cost and an entropic
+(``"smooth"``) or p-norm (``"c0"``, ``"c1"``, ``"c2"``) regularizer; the plan's columns at the
+anchors of the requested slots are the soft permutation rows. :func:`transport` solves the dual
+(Sinkhorn, then a safeguarded Newton method on the semi-dual) for the whole batch and gives
+implicit gradients (:class:`_Transport`); :func:`anchor_layout` merges the anchors of the slots
+not asked for. The problem, its dual, the anchor layouts and the solver are described in the user
+guide, :doc:`/user_guide/how_methods_work`.
 """
 
 from __future__ import annotations

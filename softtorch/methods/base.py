@@ -86,7 +86,7 @@ class SortingMethod:
 
     Args:
         name (str): the name the API accepts (``method=name``).
-        module: the method's module (see the module documentation for what it defines).
+        module: the method's module (see above for what it defines).
     """
 
     def __init__(self, name: str, module):

@@ -1,69 +1,14 @@
 r"""Fast differentiable sorting and ranking by projection onto the permutahedron (Blondel et al., 2020).
 
-The permutahedron of a vector :math:`w \in \mathbb{R}^n` is the convex hull of its permutations,
-:math:`\mathcal{P}(w) = \operatorname{conv}\{w_\pi : \pi \in S_n\}`. Sorted values and ranks are
-linear maximizers over permutahedra; a strongly convex regularizer :math:`\Psi` turns them into a
-projection that is unique and differentiable almost everywhere:
-
-.. math::
-    P_\Psi(z, w) = \operatorname*{argmin}_{\mu \in \mathcal{P}(w)} \Psi(\mu) - \langle z, \mu \rangle .
-
-**Sort and rank.** With the slots :math:`a_j = j / (n - 1)`, :math:`j = 0, \dots, n - 1`, and the
-standardized scores :math:`\tilde x`,
-
-.. math::
-    \operatorname{sort}(\tilde x) = P_\Psi\!\left(\frac{a}{\text{softness}},\ \tilde x\right), \qquad
-    \operatorname{rank}(\tilde x) = 1 + (n - 1)\, P_\Psi\!\left(-\frac{\tilde x}{\text{softness}},\ a\right)
-
-(ascending sort, descending rank; the other orders reverse :math:`a`, respectively drop the minus
-sign). Sorted values lie in :math:`\mathcal{P}(\tilde x)` (``"smooth"``: their exponentials lie in
-:math:`\mathcal{P}(e^{\tilde x})`), hence within :math:`[\min \tilde x, \max \tilde x]`; ranks lie
-in :math:`[1, n]`.
-
-**Regularizers**, separable, one per ``mode``:
-
-* ``"c0"``: :math:`\Psi(\mu) = \tfrac12 \|\mu\|^2`, the Euclidean projection of :math:`z`
-  (piecewise linear in :math:`z` and :math:`w`).
-* ``"smooth"``: the entropic projection of the paper, taken in log space,
-  :math:`P_E(z, w) = \log \operatorname*{argmin}_{\mu \in \mathcal{P}(e^w)}
-  \langle \mu, \log \mu - 1 \rangle - \langle z, \mu \rangle` (this reproduces the reference
-  figures; it keeps :math:`\sum e^{\mu}` rather than :math:`\sum \mu`).
-* ``"c1"``, ``"c2"``: the p-norm, :math:`p = 3/2` and :math:`p = 4/3`. Two versions, chosen by
-  the method option ``regularizer``:
-
-  - ``"pnorm"`` (default, the regularizer of softtorch 0.1.1):
-    :math:`\Psi(\mu) = \sum_i \frac{|\mu_i|^p}{p}`, applied to :math:`z` and :math:`w` as
-    they are (the isotonic block equation :math:`\sum_B \phi(s_i - \gamma) = W_B` with
-    :math:`\phi(u) = u |u|`, respectively :math:`u^3`). Ranks use the slots of the reference,
-    :math:`(a_j + 1/(n - 1))`, times :math:`n - 1` (the same ranks as :math:`1 + (n - 1) P` for
-    ``c0``/``smooth``, which are equivariant to shifts; the p-norm is not).
-  - ``"normalized"``: the p-norm on the permutahedron normalized to :math:`[0, 1]`: with
-    :math:`\ell = \min w`, :math:`r = \max w - \ell`,
-    :math:`\Psi(\mu) = \sum_i r^2 \frac{|(\mu_i - \ell) / r|^p}{p (p - 1)}`. The normalization
-    makes the projection equivariant to affine maps of :math:`w` like ``c0`` (it does not depend
-    on where the scores sit), and the factor :math:`1/(p - 1)` gives the regularizer the
-    curvature of ``c0`` at the largest value; it grows like :math:`y^{p - 2}` towards the
-    smallest, which pools the low end more. It is the plain problem
-    :math:`\sum_i |\nu_i|^p / p` for :math:`\nu = (\mu - \ell) / r \in \mathcal{P}((w - \ell) / r)`
-    with :math:`z` scaled by :math:`(p - 1) / r`.
-
-  They differ in how much they pool at a given softness (a (2, 6) input at softness 0.5 and 2:
-  up to 0.23 apart in sorted values, 2.6 in ranks; the plain p-norm's curvature
-  :math:`|\mu|^{p - 2}` is largest near 0). ``"pnorm"`` is the default so that models trained
-  with softtorch 0.1.1 keep their values (they match it to 1e-5); ``"normalized"`` gives c1/c2
-  the softness scale of ``c0`` and does not depend on where unstandardized scores sit.
-
-As for every projection of this kind, merging blocks (below) changes the Jacobian, so the outputs
-are continuous and piecewise smooth in every mode; the mode names follow the rest of the library.
-
-
-The projection reduces to a decreasing isotonic regression, solved exactly for every row at once
-by :mod:`softtorch._core.isotonic` (the reduction, the block equations of every regularizer, the
-Jacobian and the algorithm are documented there).
-
-.. seealso::
-    M. Blondel, O. Teboul, Q. Berthet, J. Djolonga, "Fast Differentiable Sorting and Ranking",
-    ICML 2020.
+Sorted values are the regularized projection :math:`P_\Psi(a / \text{softness}, \tilde x)` of the
+slots :math:`a_j = j / (n - 1)` onto the permutahedron of the scores, and ranks
+:math:`1 + (n - 1) P_\Psi(-\tilde x / \text{softness}, a)`, with
+:math:`P_\Psi(z, w) = \operatorname{argmin}_{\mu \in \mathcal P(w)} \Psi(\mu) - \langle z, \mu \rangle`
+and one separable regularizer :math:`\Psi` per mode: entropic in log space (``"smooth"``),
+Euclidean (``"c0"``), p-norm (``"c1"``, ``"c2"``, in the two versions of the ``regularizer``
+option). The projection is an isotonic regression solved exactly by
+:mod:`softtorch._core.isotonic`. The regularizers and the solver are described in the user guide,
+:doc:`/user_guide/how_methods_work`.
 """
 
 from __future__ import annotations
@@ -125,7 +70,7 @@ def sort_values(xt, softness, mode, descending=False, *, values=None, regularize
         \qquad a_j = \frac{j}{n - 1},
 
     with :math:`\mathcal{P}(\tilde x)` the convex hull of the permutations of ``xt`` and
-    :math:`\Psi` the regularizer of ``mode`` (see the module documentation: ``"smooth"`` the
+    :math:`\Psi` the regularizer of ``mode`` (see :doc:`/user_guide/how_methods_work`: ``"smooth"`` the
     entropic projection in log space, ``"c0"`` Euclidean, ``"c1"``/``"c2"`` the p-norm with
     :math:`p = 3/2, 4/3`), solved exactly by pool-adjacent-violators. Gaps of the sorted ``xt``
     wider than about :math:`1 / ((n - 1)\,\text{softness})` are pooled (``c0`` exactly), so a
@@ -140,7 +85,7 @@ def sort_values(xt, softness, mode, descending=False, *, values=None, regularize
         descending (bool): largest first. Default: ``False``.
         values: must be ``None``: the method has no permutation to carry other data with.
         regularizer (str): the p-norm of ``"c1"``/``"c2"``: ``"pnorm"`` (softtorch 0.1.1's) or
-            ``"normalized"`` (see the module documentation). Default: ``"pnorm"``.
+            ``"normalized"`` (see :doc:`/user_guide/how_methods_work`). Default: ``"pnorm"``.
 
     Returns:
         Tensor: soft sorted values ``(..., n)``, monotone along the last dimension, within

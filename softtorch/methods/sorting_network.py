@@ -1,62 +1,12 @@
 r"""Differentiable sorting networks (Petersen et al., ICML 2021 and ICLR 2022).
 
-A sorting network is a fixed schedule of layers of disjoint compare-and-swap units. Each unit on a
-pair :math:`(a, b)` (``a`` on the wire that receives the minimum) is relaxed with a sigmoid
-:math:`f` of the scaled difference:
-
-.. math::
-    s = f\!\left(\frac{a - b}{\text{softness}}\right), \qquad
-    \operatorname{softmin}(a, b) = s\,b + (1 - s)\,a, \qquad
-    \operatorname{softmax}(a, b) = s\,a + (1 - s)\,b.
-
-The soft permutation is carried along by the same mixing: the two rows of the permutation that
-belong to the two wires are mixed with the same :math:`s`, so every layer is a doubly stochastic
-matrix and so is their product :math:`P`, and the soft sorted values are exactly :math:`P\,\tilde x`.
-
-**Networks** (``method_options["network"]``):
-
-* ``"bitonic"`` (default): :math:`m(m + 1)/2` layers for :math:`N = 2^m` wires. Any ``n`` is padded
-  to the next power of two with sentinel wires that behave like :math:`+\infty`: every comparison
-  that involves a sentinel is an exact (hard) swap, decided from ``n`` alone, so sentinels never
-  leak weight into the real wires and end up in the last slots, where they are cut off. Stage
-  :math:`k` merges blocks of :math:`2^k` wires with layers pairing :math:`i` and
-  :math:`i + 2^{k-1}, \dots, i + 1` (the units of blocks whose bit :math:`k` is set put the
-  minimum on the upper wire): :math:`O(n \log^2 n)` work per row for the values, with fixed
-  reshapes and no Python code looking at the data.
-* ``"odd_even"``: the odd-even transposition network, ``n`` layers of neighbour comparisons
-  (pairs :math:`(2i, 2i + 1)`, then :math:`(2i + 1, 2i + 2)`, ...), for any ``n`` without padding:
-  :math:`O(n^2)` work per row for the values, :math:`O(n^3)` for the full permutation.
-
-**Relaxations** (``method_options["distribution"]``, mode ``"smooth"`` only): :math:`f` is the
-cumulative distribution function of
-
-* ``"logistic"`` (the default, the kernel of mode ``"smooth"``): :math:`f(z) = 1 / (1 + e^{-z})`;
-* ``"logistic_phi"``: the logistic one with the activation replacement trick,
-  :math:`f(z) = \sigma\big(z / (|a - b| + 10^{-10})^{\lambda}\big)` (``art_lambda`` :math:`\lambda`,
-  default 0.25), which pushes differences close to 0 away from it;
-* ``"cauchy"``: :math:`f(z) = \tfrac12 + \tfrac1\pi \arctan z`;
-* ``"gaussian"``: :math:`f(z) = \Phi(z)`, the standard normal CDF;
-* ``"reciprocal"``: :math:`f(z) = \tfrac12 + \tfrac12\, z / (2 + |z|)`;
-* ``"optimal"``: :math:`f(z) = z + \tfrac12` for :math:`|z| \le \tfrac14`, :math:`1 - 1/(16 z)`
-  above and :math:`-1/(16 z)` below.
-
-Cauchy, reciprocal and optimal make the network monotonic (Petersen et al., 2022). diffsort's
-``steepness`` :math:`\beta` is ``1 / softness``. The polynomial modes ``"c0"``, ``"c1"`` and
-``"c2"`` keep their own kernels (:func:`softtorch._core.kernels.sigmoidal_kernel`) and refuse a
-``distribution``.
-
-The full permutation of a bitonic network is carried in block-diagonal form: after stage :math:`k`
-it only mixes wires inside blocks of :math:`2^k`. The layers of a stage are multiplied a few at a
-time into small :math:`2^g \times 2^g` matrices (one per group of wires they mix), which are applied
-to the rows of the permutation with batched matrix products, so ``P`` is rewritten about
-:math:`\log n / g` times per stage instead of once per layer. A few rows of it (top-k, quantiles,
-argmax) are instead pulled back from the output through the same (transposed, symmetric-layer)
-products in :math:`O(r\, n \log^2 n)`. The odd-even network mixes the rows layer by layer.
-
-.. seealso::
-    F. Petersen, C. Borgelt, H. Kuehne, O. Deussen, "Differentiable Sorting Networks for Scalable
-    Sorting and Ranking Supervision", ICML 2021, and "Monotonic Differentiable Sorting Networks",
-    ICLR 2022.
+A fixed schedule of compare-and-swap units (bitonic, padded to a power of two with exact
+:math:`+\infty` sentinels, or odd-even transposition), each relaxed with a sigmoid of the scaled
+difference, :math:`s = f((a - b) / \text{softness})`; the permutation rows of the two wires mix
+with the same :math:`s`, so :math:`P` is doubly stochastic and the soft values are
+:math:`P\,\tilde x`. The networks, the relaxations ``distribution`` accepts and how the
+permutation is carried (block-diagonal stages, rows pulled back) are described in the user guide,
+:doc:`/user_guide/how_methods_work`.
 """
 
 from __future__ import annotations
