@@ -177,11 +177,11 @@ def gather(p: torch.Tensor, flat: torch.Tensor, gated_grad: bool) -> torch.Tenso
 def soft_rows(fam: Family, descending: bool, rows=None, log: bool = False) -> torch.Tensor:
     """Rows ``(..., r, n)`` of the method's soft permutation of the standardized scores."""
     p = fam.method.permutation(fam.scaled.scores, fam.softness, fam.mode, descending, rows, log, **fam.options)
-    return fam.excluded(descending).fix_rows(p, rows, log, fam.flat) if fam.excluding else p
+    return fix_rows(fam, p, descending, rows, log)
 
 
 def fix_rows(fam: Family, p: torch.Tensor, descending: bool, rows, log: bool) -> torch.Tensor:
-    """Rows a method computed outside :func:`soft_rows` (an ``argmax``), with excluded entries placed."""
+    """Soft permutation rows (of :func:`soft_rows`, or an ``argmax``) with the excluded entries placed."""
     return fam.excluded(descending).fix_rows(p, rows, log, fam.flat) if fam.excluding else p
 
 
