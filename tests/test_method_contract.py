@@ -73,6 +73,8 @@ def test_declarations_are_coherent(name):
 def test_unsupported_mode_is_refused_before_any_work(name, mode, raises_before_work):
     match = f"method={name!r}.*got mode={mode!r}"
     raises_before_work(ValueError, match, st.sort, DATA, softness=0.3, mode=mode, method=name)
+    with pytest.raises(ValueError, match=match):  # a layer refuses it when built
+        st.nn.SoftSort(mode=mode, method=name)
 
 
 @pytest.mark.parametrize("name", METHODS)

@@ -70,10 +70,14 @@ def _needs_a_bound(layer: str, config: dict) -> None:
 
 
 def _method_options(layer: str, config: dict) -> None:
-    """``method_options`` and ``ot_kwargs`` checked against the configured method's options."""
+    """``method_options`` and ``ot_kwargs`` checked against the configured method's options, and
+    the ``mode`` against the modes it computes."""
     if "method" in config:
+        method = get_method(config["method"])
         legacy = {"ot_kwargs": config["ot_kwargs"]} if "ot_kwargs" in config else {}
-        check_method_options(get_method(config["method"]), config.get("method_options"), **legacy)
+        check_method_options(method, config.get("method_options"), **legacy)
+        if "mode" in config:
+            method.check_mode(config["mode"])
 
 
 def _needs_int_dim(layer: str, config: dict) -> None:
