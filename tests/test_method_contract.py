@@ -98,6 +98,11 @@ def test_shapes_and_orders(name, mode):
     up = method.sort_values(XT, 0.2, mode, **opts)
     down = method.sort_values(XT, 0.2, mode, descending=True, **opts)
     assert up.shape == XT.shape and up.dtype == F64
+    if method.monotone:
+        assert (up.diff(dim=-1) >= 0).all()
+        scores = torch.rand(20, 9, generator=torch.Generator().manual_seed(3), dtype=F64)
+        wide = method.sort_values(scores, 1.0, mode, **opts)
+        assert (wide.diff(dim=-1) >= 0).all()
     torch.testing.assert_close(down, up.flip(-1), rtol=0, atol=1e-9)
     ranks = method.rank(XT, 0.2, mode, **opts)
     assert ranks.shape == XT.shape and torch.isfinite(ranks).all()

@@ -57,6 +57,8 @@ method's options (``method_options``, checked against ``OPTIONS``) arrive as key
 * ``OPTIONS``: each option name mapped to its check, ``check(label, value) -> value`` (as in
   :func:`softtorch._core.checks.check_options`); ``OPTION_ALIASES``: other accepted spellings;
   ``OPTION_MERGE``: for an option given under several spellings at once, how to combine them.
+* ``MONOTONE = False``: soft sorted values may decrease somewhere (a soft sorting network's
+  compare-and-swap units do not compose into a monotone map). Default ``True``.
 * ``DOUBLY_STOCHASTIC = True``: the full permutation's columns sum to 1 as well (so
   ``P @ x`` keeps ``sum(x)``). Default ``False`` (rows only).
 * ``EXACT_MASKING = True``: the contract functions take a ``kept=`` keyword (a bool ``(..., n)``,
@@ -119,6 +121,11 @@ class SortingMethod:
         """Whether the method works on standardized scores (``standardize=True`` applies); a
         method declaring ``STANDARDIZES = False`` is defined on the input itself."""
         return getattr(self.module, "STANDARDIZES", True)
+
+    @property
+    def monotone(self) -> bool:
+        """Whether soft sorted values never decrease along the sorted order."""
+        return getattr(self.module, "MONOTONE", True)
 
     @property
     def doubly_stochastic(self) -> bool:

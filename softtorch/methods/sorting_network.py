@@ -51,6 +51,9 @@ OPTION_ALIASES = {"sorting_network_type": "network", "interpolation_type": "dist
 VALUES_FROM_SCORES = True
 #: Every compare-and-swap mixes two rows with weights summing to 1: P is doubly stochastic.
 DOUBLY_STOCHASTIC = True
+#: The relaxed units do not compose into a monotone map: soft sorted values may decrease
+#: (Petersen et al., 2022; its monotone distributions apply to mode "smooth" only).
+MONOTONE = False
 
 
 class _Layer(NamedTuple):
