@@ -175,7 +175,7 @@ def sort(
     return torch.return_types.sort((fam.values_back(values), _floored(None if p is None else fam.index_back(p), eps)))
 
 
-#: The arguments of the operators that return soft indices: ``fast_soft_sort`` has no permutation.
+#: The arguments of the operators that return soft indices (only methods with a permutation serve).
 _INDEX_ARGS = _SORT_ARGS.split("        gated_grad")[0].replace(
     method_arg_doc("neuralsort"), method_arg_doc("neuralsort", indices=True)
 )
