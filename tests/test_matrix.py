@@ -555,7 +555,7 @@ def _nan_tol(method, dtype):
     # An iterative solver (a method with a ``tol`` option) runs the whole batch until every row
     # converges: dropping the NaN row (which never converges) changes the iteration count, so the
     # rows agree to the solver tolerance only.
-    if "tol" in get_method(method).options:
+    if method is not None and "tol" in get_method(method).options:
         return {"rtol": 1e-4, "atol": 1e-4}
     return {"rtol": 1e-10, "atol": 1e-12} if dtype == torch.float64 else {"rtol": 1e-5, "atol": 1e-6}
 
