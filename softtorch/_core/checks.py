@@ -15,6 +15,7 @@ import torch
 __all__ = [
     "MODES",
     "SOFT_MODES",
+    "SPARSE_EXPONENT",
     "check_bool",
     "check_bound",
     "check_broadcast",
@@ -39,6 +40,9 @@ __all__ = [
 SOFT_MODES = ("smooth", "c0", "c1", "c2")
 #: Every mode an operator accepts: ``"hard"`` (torch's own result) and the soft ones.
 MODES = ("hard",) + SOFT_MODES
+#: The power :math:`m` of the sparse modes' thresholded outputs :math:`[u - \tau]_+^m`: sparsemax
+#: (c0), 1.5-entmax (c1) and 4/3-entmax (c2) on the simplex, the p-norm plans of the transport.
+SPARSE_EXPONENT = {"c0": 1, "c1": 2, "c2": 3}
 
 
 def describe(value) -> str:

@@ -35,11 +35,11 @@ from __future__ import annotations
 import torch
 
 from .checks import SOFT_MODES, check_choice
+from .checks import SPARSE_EXPONENT as _EXPONENT
 from .precision import compute_dtype
 
 __all__ = ["project_simplex", "log_project_simplex", "simplex_vjp"]
 
-_EXPONENT = {"c0": 1, "c1": 2, "c2": 3}
 
 # Scores more than this far below the maximum are clamped to it before the threshold search.
 # Every polynomial mode has tau >= max(z) - 1, so such entries are never in the support, and

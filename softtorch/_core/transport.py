@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from .checks import SOFT_MODES, check_choice, check_positive, check_positive_int
+from .checks import SPARSE_EXPONENT as _EXPONENT
 from .expectation import expect
 from .precision import compute_dtype
 from .zero_grad import with_zero_grad
@@ -28,7 +29,6 @@ DEFAULT_TOL = 1e-5
 #: mode, float64), up to about 10 for the sparse modes in float32 at softness 1e-3.
 DEFAULT_MAX_ITER = 100
 
-_EXPONENT = {"c0": 1, "c1": 2, "c2": 3}
 # Iterations of the scalar Newton solver for the thresholds of the p-norm modes, and how often it
 # checks for convergence.
 _THRESHOLD_MAX_ITER = 60
