@@ -224,3 +224,21 @@ def test_a_new_method_needs_only_its_permutation(monkeypatch):
         torch.testing.assert_close(op("plain"), op("softsort"))
     with pytest.raises(ValueError, match="method='plain' supports mode='smooth' only"):
         st.sort(x, softness=0.2, mode="c0", method="plain")
+
+
+def _method_entry(fn) -> str:
+    return fn.__doc__.split("method (str):")[1].split("standardize (bool)")[0]
+
+
+def test_operator_docs_list_every_method():
+    """The ``method`` entries of the operators' docs are written from the registry: every method,
+    and for the operators returning soft indices those with a permutation, the others refused."""
+    for fn in (st.sort, st.rank, st.quantile, st.max):
+        for name in METHODS:
+            assert f'``"{name}"``' in _method_entry(fn), (fn.__name__, name)
+    for fn in (st.argsort, st.argmax, st.argquantile):
+        entry = _method_entry(fn)
+        if "have no soft permutation" in entry:  # the refused methods come last, in parentheses
+            entry = entry.partition("have no soft permutation")[0].rpartition("(")[0]
+        for name in METHODS:
+            assert (f'``"{name}"``' in entry) == get_method(name).gives_indices, (fn.__name__, name)
