@@ -36,9 +36,10 @@ METHOD_NAMES = tuple(_METHODS)
 REDUCTION_METHOD = "softsort"
 
 
-def _or_list(items) -> str:
+def _listed(items, last: str = "or") -> str:
+    """``a, b or c`` (``last="and"``: ``a, b and c``)."""
     items = list(items)
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + f" {last} " + items[-1]
 
 
 def _notes(method: SortingMethod, values_only: str) -> str:
@@ -56,11 +57,11 @@ def method_arg_doc(default: str, *, indices: bool = False, values_only: str = "v
     without full support give (``values_only``), and the ``default``. ``indices``: the operator
     returns soft indices, so only methods with a permutation are listed and the others refused."""
     listed = [m for m in _METHODS.values() if m.gives_indices or not indices]
-    text = "method (str): " + _or_list(f'``"{m.name}"``{_notes(m, values_only)}' for m in listed) + "."
+    text = "method (str): " + _listed(f'``"{m.name}"``{_notes(m, values_only)}' for m in listed) + "."
     if indices:
         refused = [f'``"{m.name}"``' for m in _METHODS.values() if not m.gives_indices]
         if refused:
-            text += f" ({_or_list(refused).replace(' or ', ' and ')} have no soft permutation and raise here.)"
+            text += f" ({_listed(refused, 'and')} have no soft permutation and raise here.)"
     text += f' Default: ``"{default}"``.'
     return textwrap.fill(text, 100, initial_indent=" " * 8, subsequent_indent=" " * 12, break_on_hyphens=False)
 
