@@ -24,6 +24,9 @@ A method with options declares them in its module: ``OPTIONS`` maps each option 
 dict is checked against the chosen method's ``OPTIONS`` and passed to every function of the method
 as keyword arguments, which the functions take with their defaults.
 
+A method that declares ``EXACT_MASKING = True`` receives ``kept=`` (see
+:attr:`SortingMethod.exact_masking`) in every function when a row may hold excluded entries.
+
 A method may also declare ``MODES``, the soft modes it computes (default: all; it refuses the
 others itself), and ``STANDARDIZES = False`` when it is defined on the input itself (the
 ``standardize`` argument then does not apply).
@@ -66,6 +69,14 @@ class SortingMethod(NamedTuple):
         """Whether the method works on standardized scores (``standardize=True`` applies); a
         method declaring ``STANDARDIZES = False`` is defined on the input itself."""
         return getattr(self.module, "STANDARDIZES", True)
+
+    @property
+    def exact_masking(self) -> bool:
+        """Whether the method leaves excluded entries out of its relaxation itself (``EXACT_MASKING =
+        True``): its functions then take ``kept``, a ``(..., n)`` bool tensor (True = kept entry),
+        whenever a row may hold excluded entries, and give the kept sorted slots the result of the
+        row without the excluded entries (see :mod:`softtorch._core.masking`)."""
+        return getattr(self.module, "EXACT_MASKING", False)
 
     @property
     def option_aliases(self) -> dict:
