@@ -54,7 +54,9 @@ class Family:
     mode: str
     method: SortingMethod | None
     scaled: Standardized | None  # standardized scores (soft modes only)
-    options: dict  # keyword options for the method's functions (method_options and the legacy spellings)
+    #: Keyword options for the method's functions (``method_options`` and the legacy spellings),
+    #: and ``kept`` (``(..., n)`` bool) for a method with ``exact_masking`` when entries are excluded.
+    options: dict
     #: Whether entries are excluded from the relaxation (a mask, or a possible infinity): see
     #: :mod:`softtorch._core.masking`.
     excluding: bool = False
@@ -147,6 +149,9 @@ def prepare(
     scaled = None if mode == "hard" else standardize(flat, standardized)
     if excluding and scaled is not None:
         scaled = scaled._replace(scores=push_out(scaled.scores, flat, softness))
+        if sorting_method.exact_masking:
+            # The method leaves the excluded entries out of its relaxation itself.
+            options = {**options, "kept": ~torch.isinf(flat)}
     return Family(
         x,
         flat,

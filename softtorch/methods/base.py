@@ -61,9 +61,11 @@ method's options (``method_options``, checked against ``OPTIONS``) arrive as key
   compare-and-swap units do not compose into a monotone map). Default ``True``.
 * ``DOUBLY_STOCHASTIC = True``: the full permutation's columns sum to 1 as well (so
   ``P @ x`` keeps ``sum(x)``). Default ``False`` (rows only).
-* ``EXACT_MASKING = True``: the contract functions take a ``kept=`` keyword (a bool ``(..., n)``,
-  True for the entries that take part) and place the others exactly themselves. Default ``False``:
-  the operators push excluded entries out of the way (:mod:`softtorch._core.masking`).
+* ``EXACT_MASKING = True``: whenever a row may hold excluded entries (a ``mask``, an infinity),
+  the contract functions receive ``kept=``, a bool ``(..., n)`` (True for the entries that take
+  part), with the method's options, and give the kept sorted slots the result of the row without
+  the excluded entries. Default ``False``: the operators push excluded entries out of the way
+  (:mod:`softtorch._core.masking`). The defaults above pass ``kept`` on to ``permutation``.
 
 A new method is therefore one module defining ``permutation`` (and so sort, top-k, quantiles,
 ranks, argmax with indices) or ``sort_values`` and ``rank`` (values only), plus its registry row;
