@@ -25,7 +25,17 @@ import torch
 from .checks import check_float_tensor
 from .zero_grad import with_zero_grad
 
-__all__ = ["check_mask", "apply_mask", "may_hold_inf", "push_out", "Excluded"]
+__all__ = [
+    "check_mask",
+    "apply_mask",
+    "may_hold_inf",
+    "push_out",
+    "Excluded",
+    "kept_count",
+    "excluded_before",
+    "kept_first",
+    "kept_slot_index",
+]
 
 #: Margin of the excluded scores beyond the kept ones, in units of the softness.
 _SOFTNESS_MARGIN = 50.0
@@ -147,3 +157,46 @@ class Excluded:
     def finite_flat(self) -> torch.Tensor:
         """The input with its infinities zeroed, to gather kept values from (no ``0 * inf``)."""
         return torch.where(self.kept, self.flat, torch.zeros_like(self.flat))
+
+
+# -- the kept entries of a row, for the methods that leave the excluded ones out themselves -------------
+
+
+def kept_count(kept: torch.Tensor) -> torch.Tensor:
+    """``(..., 1)``: the kept entries of every row of the ``(..., n)`` mask ``kept``."""
+    return kept.sum(-1, keepdim=True)
+
+
+def excluded_before(scores: torch.Tensor, kept: torch.Tensor, descending: bool) -> torch.Tensor:
+    """``(..., 1)``: the excluded entries that sort before every kept one in the ``descending`` order.
+
+    ``scores`` are the pushed-out scores of :func:`push_out`: the excluded entries sit beyond every
+    kept score on the side where they sort, so the count is read off the scores themselves (a
+    row with nothing kept counts all its entries).
+    """
+    s = scores.detach()
+    if descending:
+        edge = s.masked_fill(~kept, float("-inf")).amax(-1, keepdim=True)
+        beyond = s > edge
+    else:
+        edge = s.masked_fill(~kept, float("inf")).amin(-1, keepdim=True)
+        beyond = s < edge
+    return (beyond & ~kept).sum(-1, keepdim=True)
+
+
+def kept_first(scores: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    """``scores`` with the excluded entries set below every kept one (a constant): sorted in
+    decreasing order, a row then holds its kept entries first."""
+    s = scores.detach()
+    low = s.masked_fill(~kept, float("inf")).amin(-1, keepdim=True)
+    low = torch.where(torch.isfinite(low), low, torch.zeros_like(low))
+    return torch.where(kept, scores, low - 1.0)
+
+
+def kept_slot_index(count: torch.Tensor, before: torch.Tensor, n: int, descending: bool) -> torch.Tensor:
+    """``(..., n)``: for every sorted slot of the ``descending`` order, the position in a row whose
+    first ``count`` entries hold the kept entries' result in decreasing order (slots of excluded
+    entries read an arbitrary position, to be overwritten)."""
+    slot = torch.arange(n, device=count.device) - before
+    index = slot if descending else count - 1 - slot
+    return index.clamp(0, n - 1)
