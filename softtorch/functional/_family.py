@@ -197,7 +197,9 @@ def scores_sorted_back(fam: Family, descending: bool) -> torch.Tensor:
     if not fam.excluding:
         return fam.scaled.inverse(values)
     excluded = fam.excluded(descending)
-    return excluded.fix_values(fam.scaled.inverse(excluded.clamp_to_kept(values, fam.scaled.scores)), None)
+    if not fam.method.exact_masking:  # the kept slots may mix in the moved scores of excluded entries
+        values = excluded.clamp_to_kept(values, fam.scaled.scores)
+    return excluded.fix_values(fam.scaled.inverse(values), None)
 
 
 def values_from_rows(
