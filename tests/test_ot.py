@@ -97,6 +97,8 @@ def test_public_names():
         "OPTIONS",
         "OPTION_ALIASES",
         "OPTION_MERGE",
+        "EXACT_MASKING",
+        "PER_ROW_SLOTS",
     }
     assert set(ot.OPTIONS) == {"tol", "max_iter"}
     assert ot.DEFAULT_TOL == 1e-5

@@ -117,13 +117,18 @@ class Excluded:
         self.hard_values, self.hard_index = hard.values, hard.indices
 
     def slot_kept(self, rows) -> torch.Tensor:
-        """``(..., r)``: whether sorted slot ``rows[i]`` (all n when None) holds a kept entry."""
+        """``(..., r)``: whether sorted slot ``rows[i]`` (all n when None; ``rows`` may also hold
+        per-row slots ``(..., r)``) holds a kept entry."""
         n = self.flat.shape[-1]
         slots = torch.arange(n, device=self.flat.device) if rows is None else rows
         return (slots >= self.top) & (slots < self.top + self.count)
 
     def _select(self, t: torch.Tensor, rows) -> torch.Tensor:
-        return t if rows is None else t.index_select(-1, rows)
+        if rows is None:
+            return t
+        if rows.dim() == 1:
+            return t.index_select(-1, rows)
+        return t.gather(-1, rows.expand(*t.shape[:-1], rows.shape[-1]))  # per-row slots (..., r)
 
     def fix_rows(self, p: torch.Tensor, rows, log: bool, like: torch.Tensor) -> torch.Tensor:
         """Rows ``(..., r, n)``: excluded slots one-hot, kept slots renormalized on the kept columns."""
