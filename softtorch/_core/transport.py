@@ -196,11 +196,9 @@ def kept_layout(xt, kept, softness, rows, descending, before):
     starts = inside & (requested | after_requested)
     group = torch.where(inside, starts.cumsum(-1) - 1, m)  # m: outside every kept group
     groups = starts.sum(-1, keepdim=True)
-    size = torch.zeros(group.shape[:-1] + (m + 1,), dtype=dtype, device=device)
-    size = size.scatter_add(-1, group, inside.to(dtype))[..., :m]
-    first = torch.full_like(size, float(n)).scatter_reduce(
-        -1, group[..., :n].clamp(max=m - 1), position.to(dtype).expand_as(group), "amin"
-    )
+    buffer = torch.zeros(group.shape[:-1] + (m + 1,), dtype=dtype, device=device)  # slot m: outside
+    size = buffer.scatter_add(-1, group, inside.to(dtype))[..., :m]
+    first = (buffer + n).scatter_reduce(-1, group, position.to(dtype).expand_as(group), "amin")[..., :m]
     lo = torch.where(size > 0, first, 0.0)
     hi = lo + size - 1
     middle = 0.5 * (lo + hi) / scale
