@@ -975,9 +975,9 @@ MASK_DOC = r"""
         mask (Tensor, optional): bool, broadcasting to ``x``; ``False`` drops the entry, which then
             acts as the infinity that sorts it last (``-inf`` for a descending order, ``+inf`` for
             an ascending one): zero weight in every kept slot, no part in the standardization,
-            its exact hard value in its own slot; with ``"softsort"``/``"neuralsort"`` (and any
-            method in hard mode) the kept slots equal those of the row without the dropped
-            entries. Quantiles and medians count the kept entries only. Entries at
+            its exact hard value in its own slot; with every method but ``"sorting_network"``
+            (and any method in hard mode) the kept slots equal those of the row without the
+            dropped entries. Quantiles and medians count the kept entries only. Entries at
             :math:`\pm\infty` are excluded the same way without a mask (see
             :doc:`/user_guide/masking`). Default: ``None``."""
 
