@@ -233,7 +233,12 @@ def test_gradients_finite_and_zero_at_excluded_entries(method, mode):
         assert grad[keep].abs().sum() > 0
 
 
-GRADCHECK = [(method, mode) for method in METHODS for mode in get_method(method).modes if mode in ("smooth", "c1")]
+#: Every method in every soft mode; smooth and c1 in the default run, the others in the full one.
+GRADCHECK = [
+    pytest.param(method, mode, marks=() if mode in ("smooth", "c1") else pytest.mark.full)
+    for method in METHODS
+    for mode in get_method(method).modes
+]
 
 
 @pytest.mark.parametrize("method, mode", GRADCHECK)
@@ -297,6 +302,26 @@ def test_float32_masked_rows_match_kept_rows(method):
         kept, nk = x32[b][keep[b]], int(keep[b].sum())
         ref = st.sort(kept, softness=float(softness[b]), method=method, mode="smooth").values
         torch.testing.assert_close(out[b, :nk], ref, rtol=0, atol=2e-5)
+
+
+@pytest.mark.parametrize("method, mode", [case for case in CASES if case[1] != "hard"])
+def test_all_kept_mask_gives_the_unmasked_result(method, mode):
+    """A mask that keeps everything runs the excluding path (as every call on an accelerator
+    does): the same results as without it, to float32 rounding."""
+    x = torch.randn(4, 9, generator=torch.Generator().manual_seed(3))
+    keep = torch.ones(4, 9, dtype=torch.bool)
+    kw = dict(softness=0.3, mode=mode, method=method)
+    calls = [
+        lambda **m: st.sort(x, descending=True, **kw, **m).values,
+        lambda **m: st.rank(x, dim=-1, **kw, **m),
+        lambda **m: st.topk(x, 3, **kw, **m).values,
+        lambda **m: st.max(x, dim=-1, **kw, **m).values,
+    ]
+    if _indices(method):
+        calls.append(lambda **m: st.topk(x, 3, **kw, **m).indices)
+        calls.append(lambda **m: st.argmax(x, dim=-1, **kw, **m))
+    for call in calls:
+        torch.testing.assert_close(call(mask=keep), call(), rtol=0, atol=1e-6)
 
 
 def test_layers_take_mask_at_call_time():
