@@ -45,6 +45,7 @@ __all__ = [
     "excluded_before",
     "kept_first",
     "kept_slot_index",
+    "kept_slots",
 ]
 
 #: Margin of the excluded scores beyond the kept ones, in units of the softness.
@@ -206,6 +207,13 @@ def kept_first(scores: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
     low = s.masked_fill(~kept, float("inf")).amin(-1, keepdim=True)
     low = torch.where(torch.isfinite(low), low, torch.zeros_like(low))
     return torch.where(kept, scores, low - 1.0)
+
+
+def kept_slots(count: torch.Tensor, n: int, dtype, device) -> torch.Tensor:
+    """``(..., n)``: the decreasing slots :math:`(k - 1 - j) / (k - 1)` of the ``k = count`` kept
+    entries of a row (0 after them, and for ``k = 1``)."""
+    j = torch.arange(n, device=device)
+    return (count - 1 - j).clamp_min(0).to(dtype) / (count - 1).clamp_min(1).to(dtype)
 
 
 def kept_slot_index(count: torch.Tensor, before: torch.Tensor, n: int, descending: bool) -> torch.Tensor:

@@ -537,7 +537,7 @@ def _take_slots(values, rows_p, slots):
     return taken, rows_p.gather(-2, slots.unsqueeze(-1).expand(*slots.shape, rows_p.shape[-1]))
 
 
-def _kept_slots(fam: Family, slots, gated_grad: bool, with_rows: bool):
+def _row_slots(fam: Family, slots, gated_grad: bool, with_rows: bool):
     """Values ``(..., K)`` and (``with_rows``) rows ``(..., K, n)`` of each row's ascending sorted
     ``slots`` ``(..., K)``: from the table of every slot, or, for a method that relaxes the slots
     it is asked for together (``PER_ROW_SLOTS``: the merged anchors of ``"ot"``), from each row's own."""
@@ -557,7 +557,7 @@ def _mix(lo, hi, weight):
 def _quantile_excluding(fam: Family, qt, interpolation, gated_grad, indices):
     """Quantiles ``(..., K)`` and soft indices ``(..., K, n)`` over each row's kept entries (``mask=``)."""
     lo, hi, weight = _order_statistics(qt, fam.mask_count, interpolation)
-    values, rows_p = _kept_slots(fam, torch.cat([lo, hi], -1), gated_grad, indices)
+    values, rows_p = _row_slots(fam, torch.cat([lo, hi], -1), gated_grad, indices)
     k = lo.shape[-1]
     v_lo, v_hi = values[..., :k], values[..., k:]
     p_lo, p_hi = (None, None) if rows_p is None else (rows_p[..., :k, :], rows_p[..., k:, :])
@@ -811,7 +811,7 @@ def _median(x, dim, keepdim, softness, mode, method, standardize, options, gated
     middle = torch.tensor([(fam.n - 1) // 2], device=fam.flat.device)
     if fam.masked:  # the middle slot depends on each row's count of kept entries
         with_rows = (fam.mode == "hard" or fam.method.gives_indices) and (dim is not None or not values)
-        value, p = _kept_slots(fam, ((fam.mask_count - 1) // 2).clamp_min(0), gated_grad, with_rows)
+        value, p = _row_slots(fam, ((fam.mask_count - 1) // 2).clamp_min(0), gated_grad, with_rows)
         p = None if p is None else _log(p, log)
     elif fam.mode == "hard":
         hard = torch.median(fam.flat, dim=-1)

@@ -72,7 +72,7 @@ import torch
 
 from .._core.checks import SOFT_MODES, check_choice
 from .._core.isotonic import project_sorted, sort_descending
-from .._core.masking import excluded_before, kept_count, kept_first, kept_slot_index
+from .._core.masking import excluded_before, kept_count, kept_first, kept_slot_index, kept_slots
 from .._core.precision import compute_dtype
 
 __all__ = ["sort_values", "rank", "OPTIONS", "REGULARIZERS", "EXACT_MASKING"]
@@ -134,15 +134,6 @@ def _project(s: torch.Tensor, w: torch.Tensor, mode: str, regularizer: str, coun
     s = s * ((0.5 if mode == "c1" else 1.0 / 3.0) / width)
     w = (w - low) / width
     return low + width * project_sorted(s if count is None else _barrier(s, w, mode, count), w, mode)
-
-
-def _kept_slots(count: torch.Tensor, dtype, n: int, device, shift: bool = False) -> torch.Tensor:
-    """``(..., n)``: the decreasing slots :math:`a_j = (k - 1 - j) / (k - 1)` of a row's ``k = count``
-    kept entries (plus :math:`1 / (k - 1)` with ``shift``), the last one repeated after them."""
-    j = torch.arange(n, device=device)
-    scale = (count - 1).clamp_min(1).to(dtype)
-    a = (count - 1 - j).clamp_min(0).to(dtype) / scale
-    return a + 1.0 / scale if shift else a
 
 
 def _prepare(xt, softness, mode, regularizer):
@@ -281,7 +272,7 @@ def _sort_kept(x, tau, mode, descending, regularizer, kept):
     w = sort_descending(kept_first(x, kept))[0]  # kept scores first, decreasing
     head = torch.arange(n, device=x.device) < count
     w = torch.where(head, w, w.gather(-1, (count - 1).clamp_min(0)))
-    z = _kept_slots(count, x.dtype, n, x.device) / tau
+    z = kept_slots(count, n, x.dtype, x.device) / tau
     z, w = torch.broadcast_tensors(z, w)
     out = _project(z, w, mode, regularizer, count)
     index = kept_slot_index(count, excluded_before(x, kept, descending), n, descending)
@@ -297,9 +288,10 @@ def _rank_kept(x, tau, mode, descending, regularizer, kept):
     z = z.expand(torch.broadcast_shapes(z.shape, x.shape))
     s, order = sort_descending(kept_first(z, kept.expand_as(z)), with_order=True)
     pnorm = mode in ("c1", "c2") and regularizer == "pnorm"
-    w = _kept_slots(count, x.dtype, n, x.device, shift=pnorm).expand_as(s)
+    scale = (count - 1).clamp_min(1).to(x.dtype)
+    w = kept_slots(count, n, x.dtype, x.device)
+    w = (w + 1.0 / scale if pnorm else w).expand_as(s)  # the slots of the reference for the p-norm
     out = _project(s, w, mode, regularizer, count)
     mu = torch.empty_like(out).scatter(-1, order, out)
     before = excluded_before(x, kept, descending).to(x.dtype)
-    scale = (count - 1).clamp_min(1).to(x.dtype)
     return before + (scale * mu if pnorm else 1 + (count - 1).to(x.dtype) * mu)

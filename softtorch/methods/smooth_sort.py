@@ -31,7 +31,7 @@ from __future__ import annotations
 import torch
 
 from .._core.checks import check_positive, check_positive_int
-from .._core.masking import excluded_before, kept_count, kept_first, kept_slot_index
+from .._core.masking import excluded_before, kept_count, kept_first, kept_slot_index, kept_slots
 from .._core.smooth_permutahedron import project
 from .._core.zero_grad import with_zero_grad
 
@@ -129,7 +129,7 @@ def sort_values(xt, softness, mode, descending=False, tol=DEFAULT_TOL, max_iter=
     if kept is not None:
         count = kept_count(kept)
         w = torch.sort(kept_first(x, kept), dim=-1, descending=True).values  # kept values first
-        y = project(_slots(count, n, x) / tau, w, t, tol, max_iter, count)
+        y = project(kept_slots(count, n, x.dtype, x.device) / tau, w, t, tol, max_iter, count)
         return y.gather(-1, kept_slot_index(count, excluded_before(x, kept, descending), n, descending)).to(xt.dtype)
     x, above, below = _stand_ins(x)
     slots = torch.arange(n - 1, -1, -1, dtype=x.dtype, device=x.device) / (n - 1)  # decreasing
@@ -185,12 +185,6 @@ def rank(xt, softness, mode, descending=True, tol=DEFAULT_TOL, max_iter=DEFAULT_
     anchors = torch.arange(1, n + 1, dtype=x.dtype, device=x.device) / (n - 1)
     y = project(s, anchors, t, tol, max_iter)
     return ((n - 1) * torch.empty_like(y).scatter(-1, order, y)).to(xt.dtype)
-
-
-def _slots(count, n, x):
-    """``(..., n)``: the decreasing slots :math:`(k - 1 - j) / (k - 1)` of ``k = count`` kept entries, then 0."""
-    j = torch.arange(n, device=x.device)
-    return (count - 1 - j).clamp_min(0).to(x.dtype) / (count - 1).clamp_min(1).to(x.dtype)
 
 
 def _rank_kept(x, tau, t, descending, tol, max_iter, kept):
