@@ -152,16 +152,17 @@ def kept_layout(xt, kept, softness, rows, descending, before):
     r"""The problem whose kept block is, row by row, the problem of the kept entries alone.
 
     A row of ``n`` scores ``xt`` with ``k`` kept entries (``kept``, ``(..., n)``) is transported
-    onto the anchors and masses that :func:`anchor_layout` gives ``k`` entries (and the requested
-    slots among the kept ones: ``rows``, 0-based slots of the ``descending`` order of all ``n``,
-    of which the first ``before`` (``(..., 1)``) hold excluded entries; ``(r,)`` for every row or
-    ``(..., r)`` per row), followed by anchors at a
-    far point :math:`Z`. The excluded entries move to :math:`Z`, and so do ``P`` appended
-    phantom entries when only some slots are asked for (the far anchors, at least one, then
-    always have integer masses of at least 1). :math:`Z` lies beyond the kept scores and anchors
-    by :math:`1 + \sqrt{2 \ell s}` (:math:`\ell` the exponent below which the plan drops entries),
-    so every plan entry between the two blocks is below :math:`e^{-\ell}`: the kept block is the
-    problem of the kept entries alone, with their masses and anchors, and its plan is theirs.
+    onto the anchors and masses that :func:`anchor_layout` gives ``k`` entries, followed by
+    anchors at a far point :math:`Z`. The requested slots ``rows`` are 0-based slots of the
+    ``descending`` order of all ``n`` entries, ``(r,)`` for every row or ``(..., r)`` per row; the
+    first ``before`` (``(..., 1)``) of them hold excluded entries, and those among the kept ones
+    shape the layout as in :func:`anchor_layout`. The excluded entries move to :math:`Z`, and so do
+    ``P`` appended phantom entries when only some slots are asked for (the far anchors, at least
+    one, then always have integer masses of at least 1). :math:`Z` lies beyond the kept scores and
+    anchors by :math:`1 + \sqrt{2 \ell s}` (:math:`\ell` the exponent below which the plan drops
+    entries), so every plan entry between the two blocks is below :math:`e^{-\ell}`: the kept
+    block is the problem of the kept entries alone, with their masses and anchors, and its plan
+    is theirs.
 
     Returns the scores ``(..., n + P)``, the anchors ``(..., m)`` (sorted) and masses (``(m,)``
     ones for the full layout, else ``(..., m)``), and ``(..., r)`` the anchor each requested slot
