@@ -347,3 +347,38 @@ def test_mask_broadcasts_and_dim_none():
     torch.testing.assert_close(out.values[:, :6], want, **TOL)
     flat = st.median(x, mask=keep)
     torch.testing.assert_close(flat, st.median(x[keep]), **TOL)
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("method, mode", [case for case in CASES if case[1] != "hard" and case[0] in EXACT])
+def test_random_masks_sweep(method, mode):
+    """Random sizes, masks (including rows with one or no kept entry), signs of the infinities,
+    softness and orders: kept slots, ranks and top-k equal the per-row loop."""
+    g = torch.Generator().manual_seed(7)
+    for trial in range(6):
+        n = 2 + trial
+        x = torch.randn(4, n, generator=g, dtype=F64)
+        keep = torch.rand(4, n, generator=g) > 0.4
+        keep[0] = False
+        keep[1, 1:] = False
+        high = torch.rand(4, n, generator=g) > 0.5
+        xm = torch.where(keep, x, torch.where(high, INF, -INF))
+        softness = float(0.05 + 2 * torch.rand((), generator=g))
+        kw = _kw(method, mode, softness=softness)
+        for order in (True, False):
+            values = st.sort(xm, descending=order, **kw).values
+            ranks = st.rank(xm, dim=-1, descending=order, **kw)
+            top = st.topk(xm, 2 if n > 2 else 1, largest=order, **kw).values
+            for b in range(4):
+                kept, nk = x[b][keep[b]], int(keep[b].sum())
+                if nk == 0:
+                    assert torch.isinf(values[b]).all() and torch.isfinite(ranks[b]).all()
+                    continue
+                first = int((xm[b] == (INF if order else -INF)).sum())
+                ref = st.sort(kept, descending=order, **kw).values
+                torch.testing.assert_close(values[b, first : first + nk], ref, **TOL)
+                torch.testing.assert_close(ranks[b][keep[b]], first + st.rank(kept, descending=order, **kw), **TOL)
+                asked = min(top.shape[-1], first + nk) - first
+                if asked > 0:
+                    want = st.topk(kept, asked, largest=order, **kw).values
+                    torch.testing.assert_close(top[b, first : first + asked], want, **TOL)
