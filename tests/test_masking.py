@@ -258,6 +258,20 @@ def test_gradcheck_through_excluded_entries(method, mode):
     assert torch.autograd.gradcheck(f, (v,))
 
 
+@pytest.mark.parametrize("method", ["ot", "fast_soft_sort", "smooth_sort"])
+def test_gradcheck_per_row_softness_with_excluded_entries(method):
+    """A per-row softness tensor gets gradients through rows with -inf and +inf entries."""
+    x = torch.tensor([[0.3, -INF, 1.2, -0.4, 0.9], [INF, 0.1, -0.7, 0.5, -INF]], dtype=F64)
+
+    def f(s):
+        kw = _kw(method, "smooth", softness=s)
+        values, top = st.sort(x, **kw).values, st.topk(x, 2, **kw).values
+        finite = (torch.where(torch.isfinite(v), v, 0.0) for v in (values, top))
+        return (*finite, st.rank(x, dim=-1, **kw))
+
+    assert torch.autograd.gradcheck(f, (torch.tensor([[0.4], [0.7]], dtype=F64, requires_grad=True),))
+
+
 @pytest.mark.parametrize("method", sorted(EXACT))
 def test_standardize_off_and_issue_examples(method):
     """The issue's reports: all -inf top-k, NaN without standardization, weight on a masked argmax, +inf rows."""
