@@ -258,6 +258,20 @@ def test_gradcheck_through_excluded_entries(method, mode):
     assert torch.autograd.gradcheck(f, (v,))
 
 
+@pytest.mark.parametrize("mode", ["smooth", "c1"])
+def test_ot_gradgradcheck_through_excluded_entries(mode):
+    """ot's implicit backward stays differentiable when the row is transported with its kept layout."""
+    v = torch.randn(4, generator=torch.Generator().manual_seed(1), dtype=F64, requires_grad=True)
+    pad = torch.tensor([-INF], dtype=F64)
+
+    def f(v):
+        row = torch.cat([v[:2], pad, v[2:]])
+        kw = _kw("ot", mode, softness=0.5)
+        return st.sort(row, **kw).values[1:], st.topk(row, 2, **kw).values
+
+    assert torch.autograd.gradgradcheck(f, (v,))
+
+
 @pytest.mark.parametrize("method", ["ot", "fast_soft_sort", "smooth_sort"])
 def test_gradcheck_per_row_softness_with_excluded_entries(method):
     """A per-row softness tensor gets gradients through rows with -inf and +inf entries."""
