@@ -118,7 +118,7 @@ def _no_minmax(request, monkeypatch):
 
 
 def test_public_names():
-    assert fss.__all__ == ["sort_values", "rank", "OPTIONS", "REGULARIZERS"]
+    assert fss.__all__ == ["sort_values", "rank", "OPTIONS", "REGULARIZERS", "EXACT_MASKING"]
 
 
 @pytest.mark.parametrize("fn", [sort_values, rank])

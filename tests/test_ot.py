@@ -98,6 +98,8 @@ def test_public_names():
         "OPTIONS",
         "OPTION_ALIASES",
         "OPTION_MERGE",
+        "EXACT_MASKING",
+        "PER_ROW_SLOTS",
     }
     assert set(ot.OPTIONS) == {"tol", "max_iter"}
     assert ot.DEFAULT_TOL == 1e-5
@@ -466,3 +468,41 @@ def test_quantile_scalar_q_is_the_vector_q_path(mode, q):
     torch.testing.assert_close(
         st.quantile(sym, 0.5, dim=-1, **kw), torch.zeros(2, dtype=torch.float64), atol=1e-7, rtol=0
     )
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_kept_layout_is_the_anchor_layout_of_the_kept_entries(descending):
+    """Row by row, the kept block of kept_layout has the anchors and masses anchor_layout gives the
+    kept entries for the requested slots among them, and every requested kept slot reads its anchor."""
+    n = 8
+    g = torch.Generator().manual_seed(5)
+    kept = torch.rand(6, n, generator=g) > 0.35
+    kept[0], kept[1] = True, False
+    kept[2, 1:] = False
+    before = (torch.rand(6, 1, generator=g) * (n - kept.sum(-1, keepdim=True) + 1)).long()
+    xt = torch.rand(6, n, generator=g, dtype=torch.float64)
+    rows = torch.tensor([0, 2, 3, 6])
+    scores, b, beta, pick = solver.kept_layout(xt, kept, 0.3, rows, descending, before)
+    m = b.shape[-1]
+    assert scores.shape == (6, n + m - 1) and beta.shape == (6, m) and pick.shape == (6, 4)
+    for r in range(6):
+        k, top = int(kept[r].sum()), int(before[r])
+        assert beta[r].sum() == scores.shape[-1] and (beta[r] >= 1).all()  # integer masses >= 1, all mass
+        assert torch.equal(scores[r, :n][kept[r]], xt[r][kept[r]]) and (scores[r, :n][~kept[r]] > 2).all()
+        inside = [int(i) - top for i in rows if 0 <= int(i) - top < k]
+        if k == 0:
+            assert (b[r] > 2).all()
+            continue
+        if not inside:  # no requested kept slot: one anchor holds them all
+            want_b, want_beta = torch.zeros(1, dtype=torch.float64), torch.tensor([float(k)], dtype=torch.float64)
+        else:
+            want_b, want_beta, want_pick = solver.anchor_layout(
+                k, torch.tensor(inside), descending, torch.float64, "cpu"
+            )
+        kb = len(want_b)
+        torch.testing.assert_close(b[r, :kb], want_b, rtol=0, atol=1e-15)
+        torch.testing.assert_close(beta[r, :kb], want_beta, rtol=0, atol=0)
+        assert (b[r, kb:] > 2).all()  # the far anchors
+        if inside:
+            valid = [(0 <= int(i) - top < k) for i in rows]
+            assert pick[r][torch.tensor(valid)].tolist() == want_pick.tolist()

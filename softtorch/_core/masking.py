@@ -6,13 +6,23 @@ infinity that sorts it last) takes no part in the soft computation of the rest o
 
 1. the standardization uses the finite entries only (:mod:`softtorch._core.standardize`);
 2. its score is moved to a finite point beyond every finite score, on its own side, by a margin
-   of ``1 + range + 50 softness`` (constant, no gradient). There every method's kernel has
-   saturated: the soft absolute value of NeuralSort is exact (then the row scores of the kept
-   entries equal those of the row without the excluded ones, up to a per-row constant and a
-   shift of the slot number), and the sparse projections give the excluded columns exactly 0;
-3. after the method ran, the sorted slots that hold an excluded entry get the hard one-hot row,
+   of ``1 + range + 50 softness`` (constant, no gradient). There the kernels of softsort and
+   NeuralSort have saturated: the soft absolute value of NeuralSort is exact (then the row scores
+   of the kept entries equal those of the row without the excluded ones, up to a per-row
+   constant and a shift of the slot number), and the sparse projections give the excluded
+   columns exactly 0;
+3. a method that declares ``EXACT_MASKING`` (``ot``, ``fast_soft_sort``, ``smooth_sort``) also
+   receives ``kept`` and leaves the excluded entries out itself: its kept slots hold what it
+   gives the ``k`` kept entries alone (``k`` per row), with the helpers below (kept entries
+   first, the excluded ones sorted before them counted from the moved scores);
+4. after the method ran, the sorted slots that hold an excluded entry get the hard one-hot row,
    and the kept slots lose the weight (at most :math:`e^{-50}` of the smooth mode) that fell on
    excluded columns, renormalized away. Values at excluded slots are the exact :math:`\pm\infty`.
+
+So every method but ``sorting_network`` gives at the kept slots exactly (to rounding, ``ot`` to
+its solver's tolerance) the result of the row without the excluded entries, in every mode; every
+method gives the excluded entries zero weight, their hard slots, finite values and gradients
+elsewhere, and zero gradients at them.
 
 Slots are counted in the order the operator reads them: ``top`` entries (``+inf`` descending,
 ``-inf`` ascending) come first, the kept entries next, the others last.
@@ -25,7 +35,18 @@ import torch
 from .checks import check_float_tensor
 from .zero_grad import with_zero_grad
 
-__all__ = ["check_mask", "apply_mask", "may_hold_inf", "push_out", "Excluded"]
+__all__ = [
+    "check_mask",
+    "apply_mask",
+    "may_hold_inf",
+    "push_out",
+    "Excluded",
+    "kept_count",
+    "excluded_before",
+    "kept_first",
+    "kept_slot_index",
+    "kept_slots",
+]
 
 #: Margin of the excluded scores beyond the kept ones, in units of the softness.
 _SOFTNESS_MARGIN = 50.0
@@ -107,13 +128,18 @@ class Excluded:
         self.hard_values, self.hard_index = hard.values, hard.indices
 
     def slot_kept(self, rows) -> torch.Tensor:
-        """``(..., r)``: whether sorted slot ``rows[i]`` (all n when None) holds a kept entry."""
+        """``(..., r)``: whether sorted slot ``rows[i]`` (all n when None; ``rows`` may also hold
+        per-row slots ``(..., r)``) holds a kept entry."""
         n = self.flat.shape[-1]
         slots = torch.arange(n, device=self.flat.device) if rows is None else rows
         return (slots >= self.top) & (slots < self.top + self.count)
 
     def _select(self, t: torch.Tensor, rows) -> torch.Tensor:
-        return t if rows is None else t.index_select(-1, rows)
+        if rows is None:
+            return t
+        if rows.dim() == 1:
+            return t.index_select(-1, rows)
+        return t.gather(-1, rows.expand(*t.shape[:-1], rows.shape[-1]))  # per-row slots (..., r)
 
     def fix_rows(self, p: torch.Tensor, rows, log: bool, like: torch.Tensor) -> torch.Tensor:
         """Rows ``(..., r, n)``: excluded slots one-hot, kept slots renormalized on the kept columns."""
@@ -147,3 +173,53 @@ class Excluded:
     def finite_flat(self) -> torch.Tensor:
         """The input with its infinities zeroed, to gather kept values from (no ``0 * inf``)."""
         return torch.where(self.kept, self.flat, torch.zeros_like(self.flat))
+
+
+# -- the kept entries of a row, for the methods that leave the excluded ones out themselves -------------
+
+
+def kept_count(kept: torch.Tensor) -> torch.Tensor:
+    """``(..., 1)``: the kept entries of every row of the ``(..., n)`` mask ``kept``."""
+    return kept.sum(-1, keepdim=True)
+
+
+def excluded_before(scores: torch.Tensor, kept: torch.Tensor, descending: bool) -> torch.Tensor:
+    """``(..., 1)``: the excluded entries that sort before every kept one in the ``descending`` order.
+
+    ``scores`` are the pushed-out scores of :func:`push_out`: the excluded entries sit beyond every
+    kept score on the side where they sort, so the count is read off the scores themselves (a
+    row with nothing kept counts all its entries).
+    """
+    s = scores.detach()
+    if descending:
+        edge = s.masked_fill(~kept, float("-inf")).amax(-1, keepdim=True)
+        beyond = s > edge
+    else:
+        edge = s.masked_fill(~kept, float("inf")).amin(-1, keepdim=True)
+        beyond = s < edge
+    return (beyond & ~kept).sum(-1, keepdim=True)
+
+
+def kept_first(scores: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    """``scores`` with the excluded entries set below every kept one (a constant): sorted in
+    decreasing order, a row then holds its kept entries first."""
+    s = scores.detach()
+    low = s.masked_fill(~kept, float("inf")).amin(-1, keepdim=True)
+    low = torch.where(torch.isfinite(low), low, torch.zeros_like(low))
+    return torch.where(kept, scores, low - 1.0)
+
+
+def kept_slots(count: torch.Tensor, n: int, dtype, device) -> torch.Tensor:
+    """``(..., n)``: the decreasing slots :math:`(k - 1 - j) / (k - 1)` of the ``k = count`` kept
+    entries of a row (0 after them, and for ``k = 1``)."""
+    j = torch.arange(n, device=device)
+    return (count - 1 - j).clamp_min(0).to(dtype) / (count - 1).clamp_min(1).to(dtype)
+
+
+def kept_slot_index(count: torch.Tensor, before: torch.Tensor, n: int, descending: bool) -> torch.Tensor:
+    """``(..., n)``: for every sorted slot of the ``descending`` order, the position in a row whose
+    first ``count`` entries hold the kept entries' result in decreasing order (slots of excluded
+    entries read an arbitrary position, to be overwritten)."""
+    slot = torch.arange(n, device=count.device) - before
+    index = slot if descending else count - 1 - slot
+    return index.clamp(0, n - 1)

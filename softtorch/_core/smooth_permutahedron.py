@@ -11,6 +11,8 @@ the gradients and the bounds' recursion are derived in the user guide,
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch.autograd.function import once_differentiable
 
@@ -19,6 +21,9 @@ __all__ = ["smooth_bounds", "project"]
 _ARMIJO = 1e-4
 _STEPS = 2.0 ** -torch.arange(0, 30, 3, dtype=torch.float64)  # 1, 1/8, ..., 2^-27
 _SEGMENT = 32  # elements between the checkpoints of the bounds' recursion
+#: Hessian diagonal at a cut coordinate (:func:`project`): its Newton and backward solves then
+#: give it 0 and leave the others exact (couplings of order ``slack^2 / _PIN``).
+_PIN = 1e100
 
 
 # ---------------------------------------------------------------------------- bounds
@@ -171,12 +176,15 @@ def _solve_hessian(slack: torch.Tensor, gap: torch.Tensor, rhs: torch.Tensor) ->
     return _cyclic_reduction(low, diag, up, f).reshape(rows, size)[:, :m]
 
 
-def _dual(beta, ds, s_last, b, bn, with_scale=False):
+def _dual(beta, ds, s_last, b, bn, with_scale=False, cut=None):
     """``(slack, gap, g(beta), scale)`` of the dual at ``beta`` (any leading dims); ``scale`` (None
     unless ``with_scale``) is the sum of the magnitudes of the terms of ``g``, which bounds its
-    rounding error over ``eps``."""
+    rounding error over ``eps``. At the ``cut`` coordinates (``(R, n - 1)`` bool, see :func:`project`)
+    the slack and gap terms are left out."""
     alpha = ds + _second_diff(beta)
     slack, gap = torch.exp(-alpha), torch.exp(-beta)
+    if cut is not None:
+        slack, gap = slack.masked_fill(cut, 0.0), gap.masked_fill(cut, 0.0)
     linear = alpha * b
     last = ((s_last - beta[..., -1:]) * bn).squeeze(-1)
     barrier = slack.sum(-1) + gap.sum(-1)
@@ -184,33 +192,41 @@ def _dual(beta, ds, s_last, b, bn, with_scale=False):
     return slack, gap, linear.sum(-1) + last + barrier, scale
 
 
-def _newton(s, b, bn, tol, max_iter):
-    """Slacks and gaps ``(R, n - 1)`` at the dual optimum, by damped Newton on every row at once."""
+def _newton(s, b, bn, tol, max_iter, cut=None):
+    """Slacks and gaps ``(R, n - 1)`` at the dual optimum, by damped Newton on every row at once.
+
+    The ``cut`` coordinates (see :func:`project`) stay at 0; their gaps are returned as
+    :data:`_PIN`, which keeps them there in every solve with the Hessian (the backward's too).
+    """
     ds, s_last = s[:, :-1] - s[:, 1:], s[:, -1:]
     beta = torch.zeros_like(b)
     steps = _STEPS.to(b.device).view(-1, 1, 1)
     rounding = 8.0 * torch.finfo(b.dtype).eps
     for _ in range(max_iter):
-        slack, gap, value, scale = _dual(beta, ds, s_last, b, bn, with_scale=True)
+        slack, gap, value, scale = _dual(beta, ds, s_last, b, bn, with_scale=True, cut=cut)
         grad = _second_diff(b - slack) - gap
         grad[:, -1] -= bn[:, 0]
+        if cut is not None:
+            grad, gap = grad.masked_fill(cut, 0.0), gap.masked_fill(cut, _PIN)
         step = -_solve_hessian(slack, gap, grad)
+        if cut is not None:
+            step = step.masked_fill(cut, 0.0)
         decrement = -(grad * step).sum(-1)  # the squared Newton decrement, >= 0
         # Armijo, with room for the rounding of g: the full step when every row accepts it, else
         # the largest acceptable step of the ladder per row (the smallest when none is).
         bound = value + rounding * scale
         full = beta + step
-        if bool((_dual(full, ds, s_last, b, bn)[2] <= bound - _ARMIJO * decrement).all()):
+        if bool((_dual(full, ds, s_last, b, bn, cut=cut)[2] <= bound - _ARMIJO * decrement).all()):
             beta = full
         else:
             trial = beta + steps * step  # (K, R, m)
-            ok = _dual(trial, ds, s_last, b, bn)[2] <= bound - _ARMIJO * steps.view(-1, 1) * decrement
+            ok = _dual(trial, ds, s_last, b, bn, cut=cut)[2] <= bound - _ARMIJO * steps.view(-1, 1) * decrement
             first = torch.where(ok.any(0), ok.to(torch.int8).argmax(0), ok.shape[0] - 1)
             beta = trial.gather(0, first.view(1, -1, 1).expand(1, *beta.shape))[0]
         if not bool((decrement > tol * scale).any()):  # that step was the last one needed
             break
-    slack, gap, _, _ = _dual(beta, ds, s_last, b, bn)
-    return slack, gap
+    slack, gap, _, _ = _dual(beta, ds, s_last, b, bn, cut=cut)
+    return slack, gap if cut is None else gap.masked_fill(cut, _PIN)
 
 
 class _Projection(torch.autograd.Function):
@@ -221,8 +237,8 @@ class _Projection(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(s, b, bn, tol, max_iter):
-        slack, gap = _newton(s, b, bn, tol, max_iter)
+    def forward(s, b, bn, tol, max_iter, cut=None):
+        slack, gap = _newton(s, b, bn, tol, max_iter, cut)
         prefix = torch.cat([b - slack, bn], -1)
         return torch.diff(prefix, dim=-1, prepend=torch.zeros_like(bn)), slack, gap
 
@@ -242,16 +258,37 @@ class _Projection(torch.autograd.Function):
         weighted = slack * p
         zero = torch.zeros_like(weighted[:, :1])
         grad_s = torch.cat([weighted, zero], -1) - torch.cat([zero, weighted], -1)  # D^T (slack p)
-        return grad_s, p, grad_y[:, -1:] + q[:, -1:], None, None
+        return grad_s, p, grad_y[:, -1:] + q[:, -1:], None, None, None
 
 
-def project(s, w, t, tol, max_iter):
+def project(s, w, t, tol, max_iter, count=None):
     """The maximizer ``y`` (decreasing) for decreasing slots ``s`` on the smoothed permutahedron of
     ``w`` with temperature ``t``, broadcasting ``s`` ``(..., n)``, ``w`` ``(..., n)`` and ``t``
-    (a float or a tensor against ``(..., 1)``); float64, ``n >= 2``."""
+    (a float or a tensor against ``(..., 1)``); float64, ``n >= 2``.
+
+    With ``count`` (``(..., 1)`` integers), each row is cut in two independent problems: its first
+    ``count`` entries (of ``s`` and ``w``) give exactly the maximizer of those entries alone, and
+    the rest a problem of its own, whose result is of no use. The rest of ``w`` is moved far below
+    the head (its terms in the bounds :math:`b_k`, :math:`k < \text{count}`, underflow to 0), the
+    bound :math:`b_{\text{count}}` is then the head's total, and the dual coordinate of the gap
+    between the two parts is held at 0 with its gap and slack terms left out
+    (:func:`_newton`): no barrier joins the parts, and the prefix-sum bound at the cut holds
+    with equality, as the head's total does in the problem of the head alone.
+    """
     shape = torch.broadcast_shapes(s.shape, w.shape)
     n = shape[-1]
+    cut = None
+    if count is not None:
+        s, w = s.expand(shape), w.expand(shape)
+        head = torch.arange(n, device=w.device) < count
+        low = w.detach().masked_fill(~head, torch.inf).amin(-1, keepdim=True)
+        low = torch.where(torch.isfinite(low), low, torch.zeros_like(low))  # rows with nothing kept
+        far = low - torch.as_tensor(t, dtype=w.dtype).detach() * (60.0 + math.log(n))
+        w = torch.where(head, w, far)
+        last = s.detach().gather(-1, (count - 1).clamp_min(0))
+        s = torch.where(head, s, last)
+        cut = (torch.arange(1, n, device=w.device) == count).expand(*shape[:-1], n - 1).reshape(-1, n - 1)
     b, bn = smooth_bounds(w, t)
     s, b, bn = s.expand(shape), b.expand(*shape[:-1], n - 1), bn.expand(*shape[:-1], 1)
-    y = _Projection.apply(s.reshape(-1, n), b.reshape(-1, n - 1), bn.reshape(-1, 1), tol, max_iter)[0]
+    y = _Projection.apply(s.reshape(-1, n), b.reshape(-1, n - 1), bn.reshape(-1, 1), tol, max_iter, cut)[0]
     return y.view(shape)

@@ -20,7 +20,7 @@ from .expectation import expect
 from .precision import compute_dtype
 from .zero_grad import with_zero_grad
 
-__all__ = ["DEFAULT_TOL", "DEFAULT_MAX_ITER", "anchor_layout", "transport", "working_scores"]
+__all__ = ["DEFAULT_TOL", "DEFAULT_MAX_ITER", "anchor_layout", "kept_layout", "transport", "working_scores"]
 
 #: Default tolerance on the relative marginal error of the plan (``tol``).
 DEFAULT_TOL = 1e-5
@@ -94,6 +94,75 @@ def anchor_layout(n, rows, descending, dtype, device):
     return b, beta, pick
 
 
+def kept_layout(xt, kept, softness, rows, descending, before):
+    r"""The problem whose kept block is, row by row, the problem of the kept entries alone.
+
+    A row of ``n`` scores ``xt`` with ``k`` kept entries (``kept``, ``(..., n)``) is transported
+    onto the anchors and masses that :func:`anchor_layout` gives ``k`` entries, followed by
+    anchors at a far point :math:`Z`. The requested slots ``rows`` are 0-based slots of the
+    ``descending`` order of all ``n`` entries, ``(r,)`` for every row or ``(..., r)`` per row; the
+    first ``before`` (``(..., 1)``) of them hold excluded entries, and those among the kept ones
+    shape the layout as in :func:`anchor_layout`. The excluded entries move to :math:`Z`, and so do
+    ``P`` appended phantom entries when only some slots are asked for (the far anchors, at least
+    one, then always have integer masses of at least 1). :math:`Z` lies beyond the kept scores and
+    anchors by :math:`1 + \sqrt{2 \ell s}` (:math:`\ell` the exponent below which the plan drops
+    entries), so every plan entry between the two blocks is below :math:`e^{-\ell}`: the kept
+    block is the problem of the kept entries alone, with their masses and anchors, and its plan
+    is theirs.
+
+    Returns the scores ``(..., n + P)``, the anchors ``(..., m)`` (sorted) and masses (``(m,)``
+    ones for the full layout, else ``(..., m)``), and ``(..., r)`` the anchor each requested slot
+    reads (``r = n`` for ``rows=None``; slots holding an excluded entry read a far anchor).
+    """
+    n, dtype, device = xt.shape[-1], xt.dtype, xt.device
+    count = kept.sum(-1, keepdim=True)
+    scale = (count - 1).clamp_min(1).to(dtype)
+    s = softness.detach().to(dtype) if isinstance(softness, torch.Tensor) else softness
+    high = xt.detach().masked_fill(~kept, float("-inf")).amax(-1, keepdim=True).clamp_min(1.0)
+    far = high + 1.0 + torch.sqrt(torch.as_tensor(2.0 * _exp_limit(dtype) * s, dtype=dtype, device=device))
+    scores = torch.where(kept, xt, far)
+    position = torch.arange(n, device=device)
+    if rows is None:
+        b = torch.where(position < count, position.to(dtype) / scale, far)
+        slot = position - before  # the kept slot of each sorted slot, in the descending order
+        pick = (count - 1 - slot if descending else slot).clamp(0, n - 1)
+        return scores, b, torch.ones(n, dtype=dtype, device=device), pick
+    slots = position[rows] if isinstance(rows, slice) else torch.as_tensor(rows, device=device)
+    slots = slots.reshape(-1) if slots.dim() < 2 else slots  # (r,) for every row, or (..., r)
+    m = min(n, 2 * slots.shape[-1] + 1) + 1  # at most min(k, 2 r + 1) kept anchors, one far at least
+    phantoms = m - 1
+    # The kept slot each requested slot asks for, in the ascending order of the kept entries.
+    slot = slots - before
+    valid = (slot >= 0) & (slot < count)
+    asked = torch.where(valid, count - 1 - slot if descending else slot, n)
+    requested = torch.zeros(asked.shape[:-1] + (n + 1,), dtype=torch.bool, device=device)
+    requested = requested.scatter(-1, asked, True)[..., :n]
+    inside = position < count
+    # Groups of kept slots: a requested slot alone, a run of unrequested ones together.
+    after_requested = torch.nn.functional.pad(requested[..., :-1], (1, 0), value=True)
+    starts = inside & (requested | after_requested)
+    group = torch.where(inside, starts.cumsum(-1) - 1, m)  # m: outside every kept group
+    groups = starts.sum(-1, keepdim=True)
+    buffer = torch.zeros(group.shape[:-1] + (m + 1,), dtype=dtype, device=device)  # slot m: outside
+    size = buffer.scatter_add(-1, group, inside.to(dtype))[..., :m]
+    first = (buffer + n).scatter_reduce(-1, group, position.to(dtype).expand_as(group), "amin")[..., :m]
+    lo = torch.where(size > 0, first, 0.0)
+    hi = lo + size - 1
+    middle = 0.5 * (lo + hi) / scale
+    run_at = torch.where(lo == 0, 0.0, torch.where(hi == (count - 1).to(dtype), 1.0, middle))
+    single = requested.to(dtype).gather(-1, lo.long().clamp(max=n - 1)) > 0
+    b = torch.where(single, lo / scale, run_at)
+    # The far anchors: groups .. m - 1, mass 1 each but the last, which takes the rest.
+    index = torch.arange(m, device=device)
+    kept_group = index < groups
+    rest = (n - count + phantoms) - (m - groups) + 1
+    beta = torch.where(kept_group, size, torch.where(index == m - 1, rest.to(dtype), 1.0))
+    b = torch.where(kept_group, b, far)
+    pick = torch.where(valid, group.gather(-1, asked.clamp(max=n - 1)), m - 1)
+    scores = torch.cat([scores, far.expand(scores.shape[:-1] + (phantoms,))], -1)
+    return scores, b, beta, pick
+
+
 def _hard_dual(xt, b, beta):
     r"""Anchor potentials ``(B, 1, m)`` of the unregularized problem (the solver's starting point).
 
@@ -104,10 +173,22 @@ def _hard_dual(xt, b, beta):
     the midpoint of that interval is taken. As the softness goes to 0 the regularized potentials
     tend to such a point, so the start is close exactly when the problem is stiffest.
     """
-    m = b.shape[0]
+    m = b.shape[-1]
     if m == 1:
         return torch.zeros(xt.shape[0], 1, 1, dtype=xt.dtype, device=xt.device)
     xs = torch.sort(xt, dim=-1).values
+    if b.dim() > 1:  # anchors (B, 1, m) and masses (B, m) per row: see kept_layout
+        b = b.squeeze(-2)
+        ends = torch.cumsum(beta, -1)[..., :-1].round().long().expand(xt.shape[0], m - 1)
+        x_l, x_r = xs.gather(-1, ends - 1), xs.gather(-1, ends)
+        db = b[:, 1:] - b[:, :-1]
+        steps = db * (b[:, 1:] + b[:, :-1] - x_l - x_r)
+        g = torch.cat([torch.zeros_like(steps[:, :1]), torch.cumsum(steps, -1)], -1)
+        # Centred on the anchors in [0, 1] (those of the kept entries): the far ones would shift
+        # every potential by a large constant, which costs digits in float32.
+        near = (b <= 1.0).to(g.dtype)
+        centre = (g * near).sum(-1, keepdim=True) / near.sum(-1, keepdim=True).clamp_min(1.0)
+        return (g - centre).unsqueeze(-2)
     ends = torch.cumsum(beta, 0)[:-1].round().long()  # first element of anchors 1..m-1
     x_l = xs.index_select(-1, ends - 1)
     x_r = xs.index_select(-1, ends)
@@ -322,7 +403,7 @@ def _sinkhorn(K, beta, tol):
     """
     limit = _exp_limit(K.dtype)
     kernel = torch.neg(K).clamp_min_(-limit).exp_()  # every row holds a 1: K >= 0 with row minimum 0
-    beta = beta.view(1, 1, -1)
+    beta = beta.reshape(-1, 1, beta.shape[-1])  # (1, 1, m), or (B, 1, m) for masses per row
     v = torch.ones_like(K[..., :1, :])
     a = 1.0 / torch.bmm(v, kernel.mT)  # (B, 1, n); row vectors keep the products fast
     last = None
@@ -382,7 +463,7 @@ def _solve(K, s, beta, mode, tol, max_iter):
     dtype = K.dtype
     eps = torch.finfo(dtype).eps
     one = torch.ones((), dtype=dtype, device=K.device)
-    masses = beta.view(1, 1, m)
+    masses = beta.reshape(-1, 1, m)  # (1, 1, m), or (B, 1, m) for masses per row
     inner_tol = max(0.1 * tol, 8 * eps)
     smooth = mode == "smooth"
     order = 1 if smooth else _EXPONENT[mode]
@@ -625,7 +706,7 @@ class _Transport(torch.autograd.Function):
                 grad_x = torch.bmm(ybar, plan.mT).view_as(x)
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
             v = _curvature(u, plan, mode)
-            ends = torch.stack([torch.ones_like(b), b]).expand(xt.shape[0], 2, -1)
+            ends = torch.stack([torch.ones_like(b), b], -2).reshape(-1, 2, b.shape[-1]).expand(xt.shape[0], 2, -1)
             # sums: the rows ubar 1 and ubar b, (B, 2, n); cols: ubar^T 1, (B, 1, m)
             if x is not None:  # ubar = V * (x ybar^T), used through its products only
                 sums = torch.bmm(ybar * ends, v.mT) * x.unsqueeze(-2)
@@ -676,10 +757,18 @@ def working_scores(xt, mode, tol, max_iter):
 
 def transport(xt, softness, b, beta, mode, log, tol, max_iter, x=None):
     """Plan (or log-plan) ``(..., n, m)`` between the scores ``xt (..., n)`` and the anchors, or
-    with ``x`` (same shape as ``xt``) the values ``(..., m)`` it sends to the anchors."""
-    batch, n, m = xt.shape[:-1], xt.shape[-1], b.shape[0]
+    with ``x`` (same shape as ``xt``) the values ``(..., m)`` it sends to the anchors.
+
+    The anchors ``b`` and masses ``beta`` are ``(m,)`` for every row, or ``(..., m)`` per row
+    (each sorted, integer masses summing to ``n``, as :func:`kept_layout` makes them).
+    """
+    batch, n, m = xt.shape[:-1], xt.shape[-1], b.shape[-1]
     flat = xt.reshape(-1, n)
     B = flat.shape[0]
+    if b.dim() > 1:
+        b = b.expand(batch + (m,)).reshape(B, 1, m)
+    if beta.dim() > 1:
+        beta = beta.expand(batch + (m,)).reshape(B, m)
     if isinstance(softness, torch.Tensor):
         s = softness.to(flat.dtype).expand(batch + (1,)).reshape(B, 1, 1)
     else:

@@ -203,7 +203,9 @@ def sorted_values(fam: Family, descending: bool, gated_grad: bool = True) -> tor
         values = method.sort_values(scores, softness, fam.mode, descending, **fam.options)
         if excluded is None:
             return fam.scaled.inverse(values)
-        return excluded.fix_values(fam.scaled.inverse(excluded.clamp_to_kept(values, scores)), None)
+        if not method.exact_masking:  # the kept slots may mix in the moved scores of excluded entries
+            values = excluded.clamp_to_kept(values, scores)
+        return excluded.fix_values(fam.scaled.inverse(values), None)
     if not gated_grad:
         scores = scores.detach()
         softness = softness.detach() if isinstance(softness, torch.Tensor) else softness

@@ -504,6 +504,18 @@ def _take_slots(values, rows_p, slots):
     return taken, rows_p.gather(-2, slots.unsqueeze(-1).expand(*slots.shape, rows_p.shape[-1]))
 
 
+def _row_slots(fam: Family, slots, gated_grad: bool, with_rows: bool):
+    """Values ``(..., K)`` and (``with_rows``) rows ``(..., K, n)`` of each row's ascending sorted
+    ``slots`` ``(..., K)``: from the table of every slot, or, for a method that relaxes the slots
+    it is asked for together (``per_row_slots``: its few rows come from a smaller problem), from
+    each row's own."""
+    if fam.mode != "hard" and fam.excluding and fam.method.per_row_slots:
+        p = soft_rows(fam, False, slots)
+        return values_from_rows(fam, p, False, gated_grad, False, slots), (p if with_rows else None)
+    values, rows_p = _slot_table(fam, gated_grad, with_rows)
+    return _take_slots(values, rows_p, slots)
+
+
 def _mix(lo, hi, weight):
     """``(1 - w) lo + w hi``, exact at ``w`` = 0 and 1 (where the other end may be infinite)."""
     mixed = (1.0 - weight) * lo + weight * hi
@@ -513,9 +525,10 @@ def _mix(lo, hi, weight):
 def _quantile_excluding(fam: Family, qt, interpolation, gated_grad, indices):
     """Quantiles ``(..., K)`` and soft indices ``(..., K, n)`` over each row's kept entries (``mask=``)."""
     lo, hi, weight = _order_statistics(qt, fam.mask_count, interpolation)
-    values, rows_p = _slot_table(fam, gated_grad, indices)
-    v_lo, p_lo = _take_slots(values, rows_p, lo)
-    v_hi, p_hi = _take_slots(values, rows_p, hi)
+    values, rows_p = _row_slots(fam, torch.cat([lo, hi], -1), gated_grad, indices)
+    k = lo.shape[-1]
+    v_lo, v_hi = values[..., :k], values[..., k:]
+    p_lo, p_hi = (None, None) if rows_p is None else (rows_p[..., :k, :], rows_p[..., k:, :])
     weight = weight.expand_as(v_lo)
     dist = None if rows_p is None else (1.0 - weight).unsqueeze(-1) * p_lo + weight.unsqueeze(-1) * p_hi
     return _mix(v_lo, v_hi, weight), dist
@@ -766,8 +779,7 @@ def _median(x, dim, keepdim, softness, mode, method, standardize, options, gated
     middle = torch.tensor([(fam.n - 1) // 2], device=fam.flat.device)
     if fam.masked:  # the middle slot depends on each row's count of kept entries
         with_rows = (fam.mode == "hard" or fam.method.gives_indices) and (dim is not None or not values)
-        table, rows_p = _slot_table(fam, gated_grad, with_rows)
-        value, p = _take_slots(table, rows_p, ((fam.mask_count - 1) // 2).clamp_min(0))
+        value, p = _row_slots(fam, ((fam.mask_count - 1) // 2).clamp_min(0), gated_grad, with_rows)
         p = None if p is None else _log(p, log)
     elif fam.mode == "hard":
         hard = torch.median(fam.flat, dim=-1)
@@ -933,9 +945,9 @@ MASK_DOC = r"""
         mask (Tensor, optional): bool, broadcasting to ``x``; ``False`` drops the entry, which then
             acts as the infinity that sorts it last (``-inf`` for a descending order, ``+inf`` for
             an ascending one): zero weight in every kept slot, no part in the standardization,
-            its exact hard value in its own slot; with SoftSort and NeuralSort (and in hard mode
-            with every method) the kept slots equal those of the row without the dropped
-            entries. Quantiles and medians count the kept entries only. Entries at
+            its exact hard value in its own slot; with every method and mode the kept slots equal
+            those of the row without the dropped entries. Quantiles and medians count the kept
+            entries only. Entries at
             :math:`\pm\infty` are excluded the same way without a mask (see
             :doc:`/user_guide/masking`). Default: ``None``."""
 

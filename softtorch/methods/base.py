@@ -66,6 +66,9 @@ method's options (``method_options``, checked against ``OPTIONS``) arrive as key
   part), with the method's options, and give the kept sorted slots the result of the row without
   the excluded entries. Default ``False``: the operators push excluded entries out of the way
   (:mod:`softtorch._core.masking`). The defaults above pass ``kept`` on to ``permutation``.
+* ``PER_ROW_SLOTS = True``: ``permutation`` also takes ``rows`` of shape ``(..., r)``, each row
+  its own slots; a method whose few rows come from a smaller problem (``"ot"``) declares it, so
+  that masked quantiles ask each row for its own slots. Default ``False``.
 
 A new method is therefore one module defining ``permutation`` (and so sort, top-k, quantiles,
 ranks, argmax with indices) or ``sort_values`` and ``rank`` (values only), plus its registry row;
@@ -80,6 +83,7 @@ import torch
 
 from .._core.checks import SOFT_MODES, check_options
 from .._core.expectation import expect
+from .._core.masking import excluded_before, kept_count
 from .._core.precision import compute_dtype
 
 __all__ = ["SortingMethod"]
@@ -138,6 +142,12 @@ class SortingMethod:
     def exact_masking(self) -> bool:
         """Whether the contract functions take ``kept=`` and place excluded entries themselves."""
         return getattr(self.module, "EXACT_MASKING", False)
+
+    @property
+    def per_row_slots(self) -> bool:
+        """Whether :meth:`permutation` takes per-row ``rows`` ``(..., r)`` (and relaxes the slots it
+        is asked for together, so that a row's own slots differ from those of a shared table)."""
+        return getattr(self.module, "PER_ROW_SLOTS", False)
 
     @property
     def fused_rows(self):
@@ -228,6 +238,11 @@ class SortingMethod:
             mass, expected = columns.to(xt.dtype).unbind(-2)
         else:
             p = self.permutation(xt, softness, mode, descending, **options)
+            kept = options.get("kept")
+            if kept is not None:  # only the kept slots [before, before + k) are the method's to give
+                before = excluded_before(xt, kept, descending)
+                slot_kept = (slots > before) & (slots <= before + kept_count(kept))
+                p = torch.where(slot_kept.unsqueeze(-1), p, torch.zeros_like(p))
             mass = p.sum(-2)
             expected = torch.matmul(slots.unsqueeze(0), p).squeeze(-2)
         # An element no slot gives any weight (possible with the sparse modes) keeps its hard rank.

@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 
 from .._core.checks import check_positive, check_positive_int
-from .._core.transport import DEFAULT_MAX_ITER, DEFAULT_TOL, anchor_layout, transport, working_scores
+from .._core.masking import excluded_before
+from .._core.transport import DEFAULT_MAX_ITER, DEFAULT_TOL, anchor_layout, kept_layout, transport, working_scores
 from .._core.zero_grad import with_zero_grad
 
 __all__ = [
@@ -24,7 +25,17 @@ __all__ = [
     "OPTIONS",
     "OPTION_ALIASES",
     "OPTION_MERGE",
+    "EXACT_MASKING",
+    "PER_ROW_SLOTS",
 ]
+
+#: Excluded entries (``kept=False``) take no part: each row is transported with the masses and
+#: anchors of its kept entries alone (:func:`softtorch._core.transport.kept_layout`).
+EXACT_MASKING = True
+#: With ``kept``, :func:`permutation` takes per-row slots ``rows`` ``(..., r)``: the slots it is
+#: asked for shape the problem (merged anchors), so a quantile over each row's kept entries asks
+#: for each row's own slots rather than reading them off the full layout.
+PER_ROW_SLOTS = True
 
 #: The options the functions take (``tol``: relative marginal error of the plan; ``max_iter``:
 #: cap on the solver's iterations), with their checks; the reference library's spellings of the same
@@ -46,7 +57,16 @@ DOUBLY_STOCHASTIC = True
 
 
 def permutation(
-    xt, softness, mode, descending=False, rows=None, log=False, *, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER
+    xt,
+    softness,
+    mode,
+    descending=False,
+    rows=None,
+    log=False,
+    *,
+    tol=DEFAULT_TOL,
+    max_iter=DEFAULT_MAX_ITER,
+    kept=None,
 ):
     r"""Soft permutation rows ``(..., r, n)`` of ``xt`` from regularized optimal transport.
 
@@ -70,12 +90,17 @@ def permutation(
             :math:`p = 2, 3/2, 4/3`: sparse plans).
         descending (bool): slots of the descending order. Default: ``False``.
         rows (Tensor, optional): 1-D ``LongTensor`` of 0-based slots to return (repeats allowed);
-            ``None`` returns all ``n``. Asking for a few slots solves the smaller problem with
+            with ``kept``, also ``(..., r)`` slots per row (:data:`PER_ROW_SLOTS`); ``None`` returns
+            all ``n``. Asking for a few slots solves the smaller problem with
             the merged-anchor layout of :mod:`softtorch._core.transport`. Default: ``None``.
         log (bool): return log-probabilities (``-inf`` at the exact zeros of c0, c1, c2).
             Default: ``False``.
         tol (float): tolerance on the relative marginal error of the plan. Default: ``1e-5``.
         max_iter (int): cap on the solver's Newton steps. Default: ``100``.
+        kept (Tensor, optional): bool ``(..., n)``, False at excluded entries, whose scores lie
+            beyond the kept ones on the side where they sort (:mod:`softtorch._core.masking`).
+            The kept slots then hold the rows of the kept entries alone, on the kept columns
+            (the other slots are left to the caller). Default: ``None``.
 
     Shape:
         ``(..., r, n)`` with ``r = n`` or ``len(rows)``.
@@ -94,10 +119,17 @@ def permutation(
     """
     work = working_scores(xt, mode, tol, max_iter)
     dtype, n = xt.dtype, work.shape[-1]
-    b, beta, pick = anchor_layout(n, rows, descending, work.dtype, work.device)
+    if kept is not None and n > 1:
+        before = excluded_before(work, kept, descending)
+        scores, b, beta, pick = kept_layout(work, kept, softness, rows, descending, before)
+        plan = transport(scores, softness, b, beta, mode, log, tol, max_iter)[..., :n, :]
+        return plan.gather(-1, pick.unsqueeze(-2).expand(*plan.shape[:-1], pick.shape[-1])).mT.to(dtype)
     if n == 1:  # one element fills every slot; a zero gradient keeps the result in the graph
-        out = torch.full(work.shape[:-1] + (pick.shape[0], 1), 0.0 if log else 1.0, dtype=dtype, device=work.device)
+        per_row = isinstance(rows, torch.Tensor) and rows.dim() > 1
+        r = rows.shape[-1] if per_row else anchor_layout(n, rows, descending, work.dtype, work.device)[2].shape[0]
+        out = torch.full(work.shape[:-1] + (r, 1), 0.0 if log else 1.0, dtype=dtype, device=work.device)
         return with_zero_grad(out, xt, softness)
+    b, beta, pick = anchor_layout(n, rows, descending, work.dtype, work.device)
     plan = transport(work, softness, b, beta, mode, log, tol, max_iter)
     if rows is None:
         rows_p = plan.transpose(-1, -2)
@@ -105,7 +137,7 @@ def permutation(
     return plan.index_select(-1, pick).transpose(-1, -2).to(dtype)
 
 
-def argmax(xt, softness, mode, log=False, *, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER):
+def argmax(xt, softness, mode, log=False, *, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, kept=None):
     r"""Soft argmax ``(..., n)``: the top anchor's column of the 2-anchor transport.
 
     Relaxes the one-hot :func:`torch.argmax`: the scores are transported onto the anchors
@@ -123,6 +155,7 @@ def argmax(xt, softness, mode, log=False, *, tol=DEFAULT_TOL, max_iter=DEFAULT_M
         log (bool): return log-probabilities. Default: ``False``.
         tol (float): marginal tolerance. Default: ``1e-5``.
         max_iter (int): cap on Newton steps. Default: ``100``.
+        kept (Tensor, optional): as in :func:`permutation`. Default: ``None``.
 
     Returns:
         Tensor: ``(..., n)``, a probability vector over the elements.
@@ -133,14 +166,18 @@ def argmax(xt, softness, mode, log=False, *, tol=DEFAULT_TOL, max_iter=DEFAULT_M
         tensor([0.0538, 0.0000, 0.2661, 0.6801])
     """
     rows = torch.zeros(1, dtype=torch.long, device=xt.device)
-    return permutation(xt, softness, mode, True, rows, log, tol=tol, max_iter=max_iter).squeeze(-2)
+    return permutation(xt, softness, mode, True, rows, log, tol=tol, max_iter=max_iter, kept=kept).squeeze(-2)
 
 
-def sort_values(xt, softness, mode, descending=False, *, values=None, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER):
+def sort_values(
+    xt, softness, mode, descending=False, *, values=None, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, kept=None
+):
     r"""Soft sorted values ``P @ values`` ``(..., n)`` (``P @ xt`` for ``values=None``), full-layout plan.
 
     The values :math:`\Gamma^{\star\top} x` are computed inside the transport's autograd function,
     so neither pass builds anything larger than the plan (see :mod:`softtorch._core.transport`).
+    With ``kept`` (as in :func:`permutation`), the kept slots hold the sorted values of the kept
+    entries alone (``values`` must be finite there; the other slots are left to the caller).
 
     Example:
         >>> import torch
@@ -154,5 +191,11 @@ def sort_values(xt, softness, mode, descending=False, *, values=None, tol=DEFAUL
     if n == 1:
         return x.clone()
     b, beta, _ = anchor_layout(n, None, False, work.dtype, work.device)
+    if kept is not None:
+        before = excluded_before(work, kept, descending)
+        scores, b, beta, pick = kept_layout(work, kept, softness, None, descending, before)
+        data = torch.where(kept, x.to(work.dtype), 0.0).expand_as(work)
+        values = transport(scores, softness, b, beta, mode, False, tol, max_iter, data)
+        return values.gather(-1, pick).to(x.dtype)
     values = transport(work, softness, b, beta, mode, False, tol, max_iter, x.to(work.dtype).expand_as(work))
     return (values.flip(-1) if descending else values).to(x.dtype)

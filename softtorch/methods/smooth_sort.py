@@ -31,11 +31,21 @@ from __future__ import annotations
 import torch
 
 from .._core.checks import check_positive, check_positive_int
+from .._core.masking import excluded_before, kept_count, kept_first, kept_slot_index, kept_slots
 from .._core.smooth_permutahedron import project
 from .._core.zero_grad import with_zero_grad
 from ._common import no_values
 
-__all__ = ["sort_values", "rank", "MODES", "STANDARDIZES", "DEFAULT_TOL", "DEFAULT_MAX_ITER", "OPTIONS"]
+__all__ = [
+    "sort_values",
+    "rank",
+    "MODES",
+    "STANDARDIZES",
+    "EXACT_MASKING",
+    "DEFAULT_TOL",
+    "DEFAULT_MAX_ITER",
+    "OPTIONS",
+]
 
 #: The only soft mode: the relaxation is C-infinity by construction.
 MODES = ("smooth",)
@@ -49,6 +59,10 @@ DEFAULT_TOL = 1e-13
 #: 1000 normal values (scales 1 and 100) take 1 to 14, sort and rank, at softness 1e-3 to 10.
 DEFAULT_MAX_ITER = 100
 OPTIONS = {"tol": check_positive, "max_iter": check_positive_int}
+#: Excluded entries (``kept=False``) take no part: the bounds come from the kept entries alone and
+#: the problem of the kept slots is cut off from the rest (``count`` of
+#: :func:`softtorch._core.smooth_permutahedron.project`).
+EXACT_MASKING = True
 
 
 def _prepare(xt, softness, mode):
@@ -76,7 +90,9 @@ def _stand_ins(x: torch.Tensor):
     return x, pos.sum(-1, keepdim=True), neg.sum(-1, keepdim=True)
 
 
-def sort_values(xt, softness, mode, descending=False, *, values=None, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER):
+def sort_values(
+    xt, softness, mode, descending=False, *, values=None, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, kept=None
+):
     r"""Soft sorted values of ``xt``: the slots projected onto the smoothed permutahedron of ``xt``.
 
     .. math::
@@ -94,6 +110,10 @@ def sort_values(xt, softness, mode, descending=False, *, values=None, tol=DEFAUL
         values: must be ``None``: the method has no permutation to carry other data with.
         tol (float): Newton tolerance. Default: :data:`DEFAULT_TOL`.
         max_iter (int): cap on the Newton iterations. Default: :data:`DEFAULT_MAX_ITER`.
+        kept (Tensor, optional): bool ``(..., n)``, False at excluded entries, whose values lie
+            beyond the kept ones on the side where they sort (:mod:`softtorch._core.masking`).
+            The kept slots then hold the sort of the kept entries alone (the other slots are
+            left to the caller). Default: ``None``.
 
     Returns:
         Tensor: soft sorted values ``(..., n)`` in ``xt``'s dtype (computed in float64), strictly
@@ -111,6 +131,11 @@ def sort_values(xt, softness, mode, descending=False, *, values=None, tol=DEFAUL
     n = x.shape[-1]
     if n == 1 or x.numel() == 0:
         return xt.clone()
+    if kept is not None:
+        count = kept_count(kept)
+        w = torch.sort(kept_first(x, kept), dim=-1, descending=True).values  # kept values first
+        y = project(kept_slots(count, n, x.dtype, x.device) / tau, w, t, tol, max_iter, count)
+        return y.gather(-1, kept_slot_index(count, excluded_before(x, kept, descending), n, descending)).to(xt.dtype)
     x, above, below = _stand_ins(x)
     slots = torch.arange(n - 1, -1, -1, dtype=x.dtype, device=x.device) / (n - 1)  # decreasing
     y = project(slots / tau, x, t, tol, max_iter)
@@ -120,7 +145,7 @@ def sort_values(xt, softness, mode, descending=False, *, values=None, tol=DEFAUL
     return (y if descending else y.flip(-1)).to(xt.dtype)
 
 
-def rank(xt, softness, mode, descending=True, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER):
+def rank(xt, softness, mode, descending=True, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, *, kept=None):
     r"""Soft ranks of ``xt``: the scores projected onto the smoothed permutahedron of the slots.
 
     .. math::
@@ -140,6 +165,8 @@ def rank(xt, softness, mode, descending=True, tol=DEFAULT_TOL, max_iter=DEFAULT_
             Default: ``True``.
         tol (float): Newton tolerance. Default: :data:`DEFAULT_TOL`.
         max_iter (int): cap on the Newton iterations. Default: :data:`DEFAULT_MAX_ITER`.
+        kept (Tensor, optional): as in :func:`sort_values`: the kept entries get their ranks among
+            themselves, after the excluded entries that rank before them. Default: ``None``.
 
     Returns:
         Tensor: soft ranks ``(..., n)`` in the order of ``xt``, in its dtype.
@@ -155,9 +182,26 @@ def rank(xt, softness, mode, descending=True, tol=DEFAULT_TOL, max_iter=DEFAULT_
     n = x.shape[-1]
     if n == 1 or x.numel() == 0:
         return with_zero_grad(torch.ones_like(xt), xt)
+    if kept is not None:
+        return _rank_kept(x, tau, t, descending, tol, max_iter, kept).to(xt.dtype)
     z = (-_stand_ins(x)[0] if descending else _stand_ins(x)[0]) / tau
     z = z.expand(torch.broadcast_shapes(z.shape, x.shape))
     s, order = torch.sort(z, dim=-1, descending=True, stable=True)
     anchors = torch.arange(1, n + 1, dtype=x.dtype, device=x.device) / (n - 1)
     y = project(s, anchors, t, tol, max_iter)
     return ((n - 1) * torch.empty_like(y).scatter(-1, order, y)).to(xt.dtype)
+
+
+def _rank_kept(x, tau, t, descending, tol, max_iter, kept):
+    """:func:`rank` of the kept entries of every row among themselves, after the excluded ones that
+    rank before them (the ranks of excluded entries are left to the caller)."""
+    n = x.shape[-1]
+    count = kept_count(kept)
+    z = (-x if descending else x) / tau
+    z = z.expand(torch.broadcast_shapes(z.shape, x.shape))
+    s, order = torch.sort(kept_first(z, kept.expand_as(z)), dim=-1, descending=True, stable=True)
+    scale = (count - 1).clamp_min(1).to(x.dtype)
+    anchors = torch.arange(1, n + 1, dtype=x.dtype, device=x.device) / scale
+    y = project(s, anchors, t, tol, max_iter, count)
+    ranks = torch.where(count > 1, (count - 1).to(x.dtype) * torch.empty_like(y).scatter(-1, order, y), 1.0)
+    return excluded_before(x, kept, descending).to(x.dtype) + ranks
