@@ -183,24 +183,67 @@ def _step(z: torch.Tensor, diff: torch.Tensor, mode: str, distribution, art_lamb
     return torch.where(z > 0.25, 1.0 - tail, torch.where(z < -0.25, tail, z + 0.5))
 
 
-def run(xt: torch.Tensor, tau, net: Network, mode: str, distribution=None, art_lambda=None):
+def run(xt: torch.Tensor, tau, net: Network, mode: str, distribution=None, art_lambda=None, count=None):
     """The relaxed network on ``xt`` ``(..., n)`` with softness ``tau`` (broadcasting against every
     layer's ``(..., blocks, d)``): all its wires' values ``(..., N)`` (ascending on the real wires)
-    and the weights ``s`` of every layer (each ``(..., blocks, d)``)."""
+    and the weights ``s`` of every layer (each ``(..., blocks, d)``).
+
+    ``count`` (``(..., 1)`` integers, optional): only the first ``count`` wires of a row are real,
+    the others are sentinels (:func:`_row_sentinels`), and the row runs the network of ``count``
+    wires, whose result lands on the first ``count`` wires.
+    """
     n = xt.shape[-1]
     # The padding wires hold zeros: their units' weights are fixed, so the value never matters.
     v = xt if net.size == n else torch.nn.functional.pad(xt, (net.offset, net.size - n - net.offset))
+    sentinels = None if count is None else _row_sentinels(net, count)
     weights = []
-    for layer in net.layers:
+    for index, layer in enumerate(net.layers):
         lo, hi = _split(v, layer, 0)
         diff = lo - hi if layer.sign is None else (lo - hi) * layer.sign
         s = _step(diff / tau, diff, mode, distribution, art_lambda)
-        if layer.fixed is not None:
+        if sentinels is not None:
+            fixed, value = sentinels[index]
+            s = torch.where(fixed, value.to(s.dtype), s)
+        elif layer.fixed is not None:
             s = torch.where(layer.fixed, layer.fixed_value, s)
         # lerp is exact at s = 0 and s = 1, so saturated units move values bit for bit.
         v = _merge(v, torch.lerp(lo, hi, s), torch.lerp(hi, lo, s), layer, 0)
         weights.append(s)
     return v, weights
+
+
+def _row_sentinels(net: Network, count: torch.Tensor) -> list:
+    r"""Per-row fixed unit weights when only the first ``count`` wires of a row are real.
+
+    One ``(fixed, value)`` pair of bool tensors (each of the layer's ``(..., blocks, d)`` shape)
+    per layer. A unit is fixed when it touches a sentinel (a wire ``>= count``, which behaves like
+    :math:`+\infty`: an exact swap exactly when the sentinel sits where the minimum goes, decided
+    from ``count`` alone) or when the layer is not part of the row's own network: the bitonic
+    network of ``2^m'`` wires (``m' = ceil(log2 count)``) is the first ``m' (m' + 1) / 2`` layers
+    of the one of ``N`` wires restricted to its first block, and the odd-even network of ``count``
+    wires is its first ``count`` layers; every later layer is the identity for the row.
+    """
+    wire = torch.arange(net.size, device=count.device)
+    pad = wire >= count  # (..., N): where the row's sentinels are before each layer
+    if net.staged:
+        powers = torch.ones((), dtype=count.dtype, device=count.device) << torch.arange(
+            net.size.bit_length() - 1, device=count.device
+        )
+        stages = (count > powers).sum(-1, keepdim=True)  # (..., 1): m' = ceil(log2 count)
+    units = []
+    for number, layer in enumerate(net.layers):
+        if net.staged:  # stage k holds the layers k (k - 1) / 2 .. k (k + 1) / 2 - 1
+            active = (math.isqrt(8 * number + 1) + 1) // 2 <= stages
+        else:
+            active = number < count
+        pad_lo, pad_hi = _split(pad, layer, 0)
+        descending = torch.zeros((), dtype=torch.bool, device=count.device) if layer.sign is None else layer.sign < 0
+        both, either = pad_lo & pad_hi, pad_lo | pad_hi
+        unit_active = active.unsqueeze(-1)  # (..., 1, 1) against (..., blocks, d)
+        units.append((either | ~unit_active, (pad_lo != descending) & ~both & unit_active))
+        moved = _merge(pad, torch.where(descending, either, both), torch.where(descending, both, either), layer, 0)
+        pad = torch.where(active, moved, pad)
+    return units
 
 
 def _mix(lo: torch.Tensor, hi: torch.Tensor, s: torch.Tensor):
@@ -291,29 +334,30 @@ def _staged_permutation(stacked: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def some_rows(wires: torch.Tensor, net: Network, weights, like: torch.Tensor) -> torch.Tensor:
-    """Rows ``wires`` (a 1-D index tensor of output wires) of ``P`` ``(..., r, N)``.
+    """Rows ``wires`` (an index tensor ``(r,)`` of output wires, or ``(..., r)`` per row) of ``P``
+    ``(..., r, N)``.
 
     The one-hot rows are pulled back through the layers in reverse order: every layer matrix is
     symmetric, so a row vector is mixed exactly like the wires. Work ``O(r N L)``; a bitonic
     network applies the transposed group matrices of :func:`_group_matrix` instead of single layers.
     """
-    rows = torch.nn.functional.one_hot(wires, net.size).to(like.dtype)  # (r, N)
+    rows = torch.nn.functional.one_hot(wires, net.size).to(like.dtype)  # (..., r, N)
     if not weights:
         return rows
+    r = rows.shape[-2]
     if net.staged:
         size, batch_shape = net.size, weights[0].shape[:-2]
         batch = math.prod(batch_shape)
         stacked = _stacked(weights, batch)
-        r = rows.shape[0]
-        cols = rows.mT.expand(batch, size, r)  # (B, N, r): P^T = M_1 ... M_L, M_L first
+        cols = rows.expand(batch_shape + (r, size)).reshape(batch, r, size).mT  # (B, N, r): P^T = M_1 ... M_L
         for k in range(size.bit_length() - 1, 0, -1):
             stage_weights = _stage_weights(stacked, k)
             for lo, hi in reversed(_groups(k)):
                 mat = _group_matrix(stage_weights, k, lo, hi, batch, size).mT
                 view = cols.reshape(batch, size >> k, 1 << (k - hi), 1 << (hi - lo), 1 << lo, r).transpose(-3, -2)
                 cols = torch.matmul(mat, view).transpose(-3, -2).reshape(batch, size, r)
-        return cols.mT.reshape(batch_shape + rows.shape)
-    rows = rows.expand(weights[0].shape[:-2] + rows.shape)
+        return cols.mT.reshape(batch_shape + (r, size))
+    rows = rows.expand(weights[0].shape[:-2] + (r, net.size))
     for layer, s in zip(reversed(net.layers), reversed(weights)):
         lo, hi = _split(rows, layer, 0)  # (..., r, blocks, d)
         rows = _merge(rows, *_mix(lo, hi, s.unsqueeze(-3)), layer, 0)

@@ -65,6 +65,10 @@ from ._common import row_softness
 
 __all__ = ["permutation", "sort_values", "NETWORKS", "DISTRIBUTIONS", "OPTIONS", "OPTION_ALIASES"]
 
+#: Excluded entries (``kept=False``) take no part in the network: a row runs the network of its
+#: kept entries alone (see :class:`_Kept`).
+EXACT_MASKING = True
+
 #: The sorting networks of ``method_options["network"]``.
 NETWORKS = ("bitonic", "odd_even")
 #: The compare-and-swap relaxations of ``method_options["distribution"]`` (mode ``"smooth"``).
@@ -107,14 +111,19 @@ def _check_relaxation(mode, network, distribution, art_lambda) -> None:
             )
 
 
-def _run_values(xt, softness, mode, network="bitonic", distribution=None, art_lambda=None):
-    """The network on ``xt`` ``(..., n)``: all its wires' values ``(..., N)`` (ascending on the real
-    wires), the network and the weights ``s`` of every layer (each ``(..., blocks, d)``)."""
+def _check_input(xt, mode, network, distribution, art_lambda) -> None:
     _check_relaxation(mode, network, distribution, art_lambda)
     if xt.dim() == 0:
         raise ValueError("xt must have at least one dimension (the sorted one), got a 0-d tensor")
+
+
+def _run_values(xt, softness, mode, network="bitonic", distribution=None, art_lambda=None, count=None):
+    """The network on ``xt`` ``(..., n)``: all its wires' values ``(..., N)`` (ascending on the real
+    wires), the network and the weights ``s`` of every layer (each ``(..., blocks, d)``); with
+    ``count`` (``(..., 1)``) only a row's first ``count`` entries are real wires."""
+    _check_input(xt, mode, network, distribution, art_lambda)
     net = _net.get_network(xt.shape[-1], network, xt.device, xt.dtype)
-    v, weights = _net.run(xt, row_softness(softness), net, mode, distribution, art_lambda)
+    v, weights = _net.run(xt, row_softness(softness), net, mode, distribution, art_lambda, count)
     return v, net, weights
 
 
@@ -123,8 +132,48 @@ def _safe_log(p: torch.Tensor) -> torch.Tensor:
     return torch.where(positive, torch.log(torch.where(positive, p, torch.ones_like(p))), float("-inf"))
 
 
+class _Kept:
+    """A row's kept entries gathered in front, in their order (the network's real wires), with
+    the excluded ones after as sentinels; ``top`` excluded entries sort before the kept ones.
+
+    The excluded entries' scores were pushed beyond the kept ones on their own side
+    (:mod:`softtorch._core.masking`), so ``top`` counts those below the kept ones. Sorted slot
+    ``i`` (ascending) of the row is its network's wire ``(i - top) mod n``: the kept slots
+    ``top .. top + count - 1`` are wires ``0 .. count - 1``.
+    """
+
+    def __init__(self, xt: torch.Tensor, kept: torch.Tensor):
+        kept = kept.to(xt.device)
+        self.order = torch.argsort((~kept).to(torch.int8), dim=-1, stable=True)
+        self.count = kept.sum(-1, keepdim=True)
+        highest = xt.detach().masked_fill(~kept, float("-inf")).amax(-1, keepdim=True)
+        self.top = (~kept & (xt.detach() < highest)).sum(-1, keepdim=True)
+
+    def gather(self, xt: torch.Tensor) -> torch.Tensor:
+        return xt.gather(-1, self.order)
+
+    def wires(self, slots: torch.Tensor) -> torch.Tensor:
+        """The wires ``(..., r)`` of ascending sorted ``slots`` ``(r,)``."""
+        return torch.remainder(slots - self.top, self.order.shape[-1])
+
+    def columns_back(self, p: torch.Tensor) -> torch.Tensor:
+        """Rows ``(..., r, n)`` over the gathered entries, back over the original ones."""
+        index = self.order.unsqueeze(-2).expand(p.shape)
+        return torch.zeros_like(p).scatter(-1, index, p)
+
+
 def permutation(
-    xt, softness, mode, descending=False, rows=None, log=False, *, network="bitonic", distribution=None, art_lambda=None
+    xt,
+    softness,
+    mode,
+    descending=False,
+    rows=None,
+    log=False,
+    *,
+    network="bitonic",
+    distribution=None,
+    art_lambda=None,
+    kept=None,
 ):
     r"""Soft permutation matrix of a differentiable sorting network.
 
@@ -156,6 +205,10 @@ def permutation(
             ``"logistic_phi"``, ``"cauchy"``, ``"gaussian"``, ``"reciprocal"`` or ``"optimal"``.
             Default: ``None`` (the mode's kernel; logistic for ``"smooth"``).
         art_lambda (float, optional): exponent of ``"logistic_phi"``. Default: ``None`` (0.25).
+        kept (Tensor, optional): bool ``(..., n)``, False at the entries excluded from the
+            relaxation (their scores pushed out, as :mod:`softtorch._core.masking` does): the kept
+            sorted slots and columns then hold the permutation of the kept entries alone.
+            Default: ``None`` (every entry takes part).
 
     Returns:
         Tensor: ``P`` of shape ``(..., n, n)`` (``(..., r, n)`` with ``rows``); ``P[..., i, j]`` is
@@ -183,8 +236,35 @@ def permutation(
         Petersen et al., "Differentiable Sorting Networks for Scalable Sorting and Ranking
         Supervision", ICML 2021; "Monotonic Differentiable Sorting Networks", ICLR 2022.
     """
-    v, net, weights = _run_values(xt, softness, mode, network, distribution, art_lambda)
-    return _permutation_from(xt, v, net, weights, descending, rows, log)
+    if kept is None:
+        v, net, weights = _run_values(xt, softness, mode, network, distribution, art_lambda)
+        return _permutation_from(xt, v, net, weights, descending, rows, log)
+    _check_input(xt, mode, network, distribution, art_lambda)
+    rows_of = _Kept(xt, kept)
+    v, net, weights = _run_values(rows_of.gather(xt), softness, mode, network, distribution, art_lambda, rows_of.count)
+    n = xt.shape[-1]
+    if rows is None:
+        slots = torch.arange(n, device=xt.device)
+    elif isinstance(rows, slice):
+        slots = torch.arange(n, device=xt.device)[rows]
+    else:
+        slots = rows.to(device=xt.device, dtype=torch.long)
+    wires = rows_of.wires((n - 1) - slots if descending else slots)  # (..., r)
+    if not net.staged or wires.shape[-1] * len(net.layers) <= _pull_back_limit(net):
+        perm = _net.some_rows(wires, net, weights, xt)[..., :n]
+    else:
+        perm = _net.full_permutation(xt, net, weights)
+        perm = perm.gather(-2, wires.unsqueeze(-1).expand(wires.shape + (n,)))
+    perm = rows_of.columns_back(perm)
+    if not net.layers:
+        perm = with_zero_grad(perm, xt)
+    return _safe_log(perm) if log else perm
+
+
+def _pull_back_limit(net) -> int:
+    """Pulling ``r`` rows back costs ``r N`` per layer; the block-diagonal full ``P`` about
+    ``2 N^2`` per stage: rows are pulled back while ``r`` times the layers stays below this."""
+    return 2 * max(1, net.size.bit_length() - 2) * net.size
 
 
 def _permutation_from(xt, v, net: _net.Network, weights, descending, rows, log):
@@ -201,10 +281,7 @@ def _permutation_from(xt, v, net: _net.Network, weights, descending, rows, log):
         else:
             slots = rows.to(device=xt.device, dtype=torch.long)
         wires = net.offset + ((n - 1) - slots if descending else slots)
-        # Pulling r rows back costs r N per layer; the block-diagonal full P about 2 N^2 per stage
-        # (a dense one N^2 per layer).
-        stages = max(1, net.size.bit_length() - 2)
-        if not net.staged or slots.shape[0] * len(net.layers) <= 2 * stages * net.size:
+        if not net.staged or slots.shape[0] * len(net.layers) <= _pull_back_limit(net):
             perm = _net.some_rows(wires, net, weights, xt)[..., real]
             perm = perm.expand(v.shape[:-1] + perm.shape[-2:])
         else:
@@ -214,7 +291,9 @@ def _permutation_from(xt, v, net: _net.Network, weights, descending, rows, log):
     return _safe_log(perm) if log else perm
 
 
-def sort_values(xt, softness, mode, descending=False, *, network="bitonic", distribution=None, art_lambda=None):
+def sort_values(
+    xt, softness, mode, descending=False, *, network="bitonic", distribution=None, art_lambda=None, kept=None
+):
     r"""Soft sorted values of ``xt`` from a differentiable sorting network.
 
     Relaxes ``torch.sort(xt).values``: every compare-and-swap unit of the network returns
@@ -237,6 +316,9 @@ def sort_values(xt, softness, mode, descending=False, *, network="bitonic", dist
         distribution (str, optional): the relaxation in mode ``"smooth"`` (see :func:`permutation`).
             Default: ``None`` (the mode's kernel).
         art_lambda (float, optional): exponent of ``"logistic_phi"``. Default: ``None`` (0.25).
+        kept (Tensor, optional): bool ``(..., n)``, False at excluded entries (see
+            :func:`permutation`): the kept sorted slots hold the soft sort of the kept entries
+            alone. Default: ``None``.
 
     Returns:
         Tensor: soft sorted values ``(..., n)``, within ``[min(xt), max(xt)]``.
@@ -254,6 +336,13 @@ def sort_values(xt, softness, mode, descending=False, *, network="bitonic", dist
         Petersen et al., "Differentiable Sorting Networks for Scalable Sorting and Ranking
         Supervision", ICML 2021; "Monotonic Differentiable Sorting Networks", ICLR 2022.
     """
-    v, net, _ = _run_values(xt, softness, mode, network, distribution, art_lambda)
-    v = v[..., net.offset : net.offset + xt.shape[-1]]
+    if kept is None:
+        v, net, _ = _run_values(xt, softness, mode, network, distribution, art_lambda)
+        v = v[..., net.offset : net.offset + xt.shape[-1]]
+    else:
+        _check_input(xt, mode, network, distribution, art_lambda)
+        rows_of = _Kept(xt, kept)
+        v, net, _ = _run_values(rows_of.gather(xt), softness, mode, network, distribution, art_lambda, rows_of.count)
+        n = xt.shape[-1]
+        v = v[..., :n].gather(-1, rows_of.wires(torch.arange(n, device=xt.device)))
     return v.flip(-1) if descending else v
