@@ -275,23 +275,24 @@ def _group_matrix(stage_weights, k: int, lo: int, hi: int, batch: int, size: int
     """The product of the layers of bits ``hi - 1, ..., lo`` of stage ``k``: ``(B, K, H, L, G, G)``.
 
     Wire ``i`` of block ``K`` of ``2^k`` wires is ``(h, j, l)`` with ``j`` the ``G = 2^(hi - lo)``
-    values of the group's bits; every ``(K, h, l)`` has its own ``G x G`` matrix, built by mixing
-    the rows of the identity (each layer mixes rows ``j`` and ``j + 2^(t - lo)``).
+    values of the group's bits; every ``(K, h, l)`` has its own ``G x G`` matrix. Built by doubling:
+    the layers of bits ``lo, ..., t - 1`` (applied after bit ``t``) act within the two halves of
+    bit ``t``, so with bit ``t`` the product becomes ``[[A (1 - s), A s], [B s, B (1 - s)]]``, the
+    halves' products ``A``, ``B`` scaled column by column with the weights ``s`` of bit ``t``:
+    one broadcast product per bit, about ``2 G^2`` entries written per matrix in all.
     """
-    blocks, heads, tails, g = size >> k, 1 << (k - hi), 1 << lo, 1 << (hi - lo)
-    mat = None
-    for t in range(hi - 1, lo - 1, -1):
-        s = stage_weights[k - 1 - t]  # (B, N / 2^(t+1), 2^t): the layer of distance 2^t
-        a, b = 1 << (hi - t - 1), 1 << (t - lo)
-        s = s.reshape(batch, blocks, heads, a, b, tails).permute(0, 1, 2, 5, 3, 4).unsqueeze(-1)
-        if mat is None:
-            eye = torch.eye(g, dtype=s.dtype, device=s.device).view(a, 2, b, g)
-            mlo, mhi = eye[:, 0], eye[:, 1]
+    blocks, heads, tails = size >> k, 1 << (k - hi), 1 << lo
+    mat = None  # (B, K, H, a, 2, L, c, c): the product of bits lo .. t - 1, by the value of bit t
+    for t in range(lo, hi):
+        above, c = 1 << (hi - t - 1), 1 << (t - lo)
+        s = stage_weights[k - 1 - t].reshape(batch, blocks, heads, above, c, tails).transpose(-2, -1)
+        coef = torch.stack((torch.stack((1 - s, s), -2), torch.stack((s, 1 - s), -2)), -3)  # (..., 2, 2, c)
+        if mat is None:  # c = 1: the bit's units themselves
+            mat = coef.squeeze(-1)  # (B, K, H, a, L, 2, 2)
         else:
-            mlo, mhi = mat.unflatten(-2, (a, 2, b)).unbind(-3)
-        step = s * (mhi - mlo)
-        mat = torch.stack((mlo + step, mhi - step), dim=-3).flatten(-4, -2)
-    return mat
+            old = mat.view(batch, blocks, heads, above, 2, tails, c, c).transpose(4, 5)  # (..., L, 2, c, c)
+            mat = (old.unsqueeze(-2) * coef.unsqueeze(-3)).flatten(-4, -3).flatten(-2)  # (..., L, 2c, 2c)
+    return mat.reshape(batch, blocks, heads, tails, 1 << (hi - lo), 1 << (hi - lo))
 
 
 def _stage_weights(stacked: torch.Tensor, k: int):
@@ -438,29 +439,39 @@ class _Workspace:
         return buffer[:numel].view(shape)
 
 
-def _chunk_forward(weights, size, out, keep=None, first=None, space=None):
-    """The permutation of one chunk of rows into ``out`` ``(R, N, N)``.
+def _chunk_matrices(weights: torch.Tensor, size: int):
+    """The first stages' blocks (:func:`_first_stages`) and, for every later stage, its top and
+    low group matrices (:func:`_top_matrices`, :func:`_low_matrices`), from ``(R, T, N / 2)``."""
+    rows, m = weights.shape[0], size.bit_length() - 1
+    first = _first_stages(weights, min(m, _TOP_BITS))
+    groups = []
+    for k in range(_TOP_BITS + 1, m + 1):
+        stage_weights = _stage_weights(weights, k)
+        low = k - _TOP_BITS
+        groups.append(
+            (_top_matrices(stage_weights, k, low, rows, size), _low_matrices(stage_weights, k, low, rows, size))
+        )
+    return first, groups
 
-    ``weights`` ``(R, T, N / 2)`` holds every layer's unit weights. Stage ``k`` maps the compact
+
+def _chunk_forward(first, groups, size, out, space, keep=None):
+    """The permutation of one chunk of ``R`` rows into ``out`` ``(R, N, N)``.
+
+    ``first`` and ``groups`` come from :func:`_chunk_matrices`. Stage ``k`` maps the compact
     block-diagonal ``q`` ``(R, N / 2^(k-1), 2^(k-1), 2^(k-1))`` to ``(R, N / 2^k, 2^k, 2^k)``:
     the top group (one batched product per lane ``l`` and half ``t``, reading the half blocks
     directly) into ``mid`` laid out ``(L, R, K, G, 2^k)``, then the low group (one batched
     product) into the next ``q``. With ``keep`` (a list), the stage inputs and the ``mid``
-    buffers are appended to it for the backward; ``first`` is the result of the first stages
-    (:func:`_first_stages`) when already at hand; ``space`` a :class:`_Workspace`.
+    buffers are appended to it for the backward, and the last product is skipped.
     """
-    rows = weights.shape[0]
-    space = _Workspace(weights) if space is None else space
+    rows = first.shape[0]
     m = size.bit_length() - 1
-    k0 = min(m, _TOP_BITS)
-    q = _first_stages(weights, k0) if first is None else first
-    if k0 == m and keep is None:
+    q = first
+    if not groups and keep is None:
         out.copy_(q.view(rows, size, size))
-    for k in range(k0 + 1, m + 1):
-        stage_weights = _stage_weights(weights, k)
+    for k, (top, low_mats) in enumerate(groups, _TOP_BITS + 1):
         block, low = 1 << k, k - _TOP_BITS
         lanes, g, half = 1 << low, 1 << (k - low), block // 2
-        top = _top_matrices(stage_weights, k, low, rows, size)
         # Without keep, two stage buffers alternate; with it, every stage keeps its own.
         if k < m:
             nxt = space.empty(("q", k if keep is not None else k % 2), rows, size >> k, block, block)
@@ -474,7 +485,6 @@ def _chunk_forward(weights, size, out, keep=None, first=None, space=None):
             for t in range(2):
                 torch.bmm(top[lane, t], _half_slab(q, low, t, lane), out=mid_halves[lane, :, :, t])
         if nxt is not None:
-            low_mats = _low_matrices(stage_weights, k, low, rows, size)
             torch.bmm(low_mats, mid.view(lanes, -1, block).transpose(0, 1), out=nxt.view(-1, lanes, block))
         q = nxt
     return out
@@ -487,26 +497,21 @@ def _chunk_backward(weights, size, grad, space):
     Recomputes the chunk's forward (keeping the stage inputs and the top groups' outputs), then
     walks the stages backwards: for a product ``Y = M X`` the cotangents are
     ``dM = dY X^T`` and ``dX = M^T dY``; the group matrices' cotangents reach the layer weights
-    through autograd on the small matrices (:func:`_group_matrix`).
+    through autograd on the small matrices (:func:`_chunk_matrices`).
     """
     rows = weights.shape[0]
-    m = size.bit_length() - 1
-    k0 = min(m, _TOP_BITS)
     leaf = weights.detach().requires_grad_()
     with torch.enable_grad():
-        first = _first_stages(leaf, k0)
+        first, groups = _chunk_matrices(leaf, size)
     kept = []
-    _chunk_forward(weights, size, None, keep=kept, first=first.detach(), space=space)
+    _chunk_forward(first.detach(), [(a.detach(), b.detach()) for a, b in groups], size, None, space, keep=kept)
     mats, cots = [first], []
     dq = grad.view(rows, 1, size, size)
-    for k in range(m, k0, -1):
-        q, mid = kept[k - k0 - 1]
+    for k in range(size.bit_length() - 1, _TOP_BITS, -1):
+        q, mid = kept[k - _TOP_BITS - 1]
+        top, low_mats = groups[k - _TOP_BITS - 1]
         block, low = 1 << k, k - _TOP_BITS
         lanes, g, half = 1 << low, 1 << (k - low), block // 2
-        with torch.enable_grad():
-            stage_weights = _stage_weights(leaf, k)
-            top = _top_matrices(stage_weights, k, low, rows, size)
-            low_mats = _low_matrices(stage_weights, k, low, rows, size)
         x = mid.view(lanes, -1, block).transpose(0, 1)  # (R K G, L, 2^k)
         dy = dq.view(-1, lanes, block)
         mats.append(low_mats)
@@ -541,7 +546,8 @@ class _BitonicPermutation(torch.autograd.Function):
         step = max(1, CHUNK_ELEMENTS // (size * size))
         space = _Workspace(weights)
         for start in range(0, batch, step):
-            _chunk_forward(weights[start : start + step], size, out[start : start + step], space=space)
+            first, groups = _chunk_matrices(weights[start : start + step], size)
+            _chunk_forward(first, groups, size, out[start : start + step], space)
         return out[:, offset : offset + n, offset : offset + n]
 
     @staticmethod
