@@ -8,10 +8,18 @@ the weights into rows of the soft permutation: every unit mixes the two permutat
 wires, ``P'_lo = P_lo + s (P_hi - P_lo)`` and ``P'_hi = P_hi - s (P_hi - P_lo)``.
 
 **Bitonic layouts.** ``N = 2^m``; stage ``k`` merges blocks of ``2^k`` wires with the layers of
-distances ``2^(k-1), ..., 1`` (bits ``k - 1, ..., 0`` of the wire index). After stage ``k`` the
-permutation is block diagonal in blocks of ``2^k``, so a stage only ever touches ``N 2^k``
-entries per row. Padding wires (``n < N``) are sentinels whose units have a fixed weight (0 or 1,
-decided from ``n``), so they never mix with the real wires.
+distances ``2^(k-1), ..., 1`` (bits ``k - 1, ..., 0`` of the wire index; the units of blocks whose
+bit ``k`` is set put the minimum on the upper wire). After stage ``k`` the permutation is block
+diagonal in blocks of ``2^k``, so a stage only ever touches ``N 2^k`` entries per row. Padding
+wires (``n < N``) are sentinels that behave like :math:`+\infty`: every unit that touches one has
+a fixed weight (an exact swap exactly when the sentinel sits where the minimum goes, decided from
+``n`` alone), so they never mix with the real wires and end up in the last slots.
+
+**Excluded entries** (:class:`KeptFirst`): a row's kept entries are gathered in front, the
+excluded ones after become per-row sentinels, and every layer after the row's own network (the
+first ``m' (m' + 1) / 2`` layers for ``2^m'`` kept-and-padded wires; the first ``k`` layers of
+the odd-even network) is the identity for the row, so the kept slots hold exactly the network of
+the kept entries alone (:func:`run` with ``count``).
 
 **The full permutation** (:class:`_BitonicPermutation`). The layers of a stage are multiplied into
 at most two groups of small matrices (:func:`_group_matrix`): the top bits ``low .. k - 1`` (one
@@ -535,6 +543,36 @@ def _chunk_backward(weights, size, grad, space):
     return dweights
 
 
+class KeptFirst:
+    """A row's kept entries gathered in front, in their order (the network's real wires), with
+    the excluded ones after as sentinels; ``top`` excluded entries sort before the kept ones.
+
+    The excluded entries' scores were pushed beyond the kept ones on their own side
+    (:mod:`softtorch._core.masking`), so ``top`` counts those below the kept ones. Sorted slot
+    ``i`` (ascending) of the row is its network's wire ``(i - top) mod n``: the kept slots
+    ``top .. top + count - 1`` are wires ``0 .. count - 1``.
+    """
+
+    def __init__(self, xt: torch.Tensor, kept: torch.Tensor):
+        kept = kept.to(xt.device)
+        self.order = torch.argsort((~kept).to(torch.int8), dim=-1, stable=True)
+        self.count = kept.sum(-1, keepdim=True)
+        highest = xt.detach().masked_fill(~kept, float("-inf")).amax(-1, keepdim=True)
+        self.top = (~kept & (xt.detach() < highest)).sum(-1, keepdim=True)
+
+    def gather(self, xt: torch.Tensor) -> torch.Tensor:
+        return xt.gather(-1, self.order)
+
+    def wires(self, slots: torch.Tensor) -> torch.Tensor:
+        """The wires ``(..., r)`` of ascending sorted ``slots`` ``(r,)``."""
+        return torch.remainder(slots - self.top, self.order.shape[-1])
+
+    def columns_back(self, p: torch.Tensor) -> torch.Tensor:
+        """Rows ``(..., r, n)`` over the gathered entries, back over the original ones."""
+        index = self.order.unsqueeze(-2).expand(p.shape)
+        return torch.zeros_like(p).scatter(-1, index, p)
+
+
 class _BitonicPermutation(torch.autograd.Function):
     """The real block ``(B, n, n)`` of the permutation of a bitonic network from its unit weights
     ``(B, T, N / 2)`` (every layer's, in order), chunk by chunk (see the module docstring)."""
@@ -607,3 +645,18 @@ def full_permutation(xt: torch.Tensor, net: Network, weights) -> torch.Tensor:
     else:
         perm = _staged_permutation(stacked, net.size)[:, real, real]
     return perm.reshape(batch_shape + (n, n))
+
+
+def permutation_rows(xt: torch.Tensor, net: Network, weights, wires: torch.Tensor) -> torch.Tensor:
+    """Rows ``(..., r, n)`` of the real columns of ``P`` for output ``wires`` (``(r,)``, or
+    ``(..., r)`` per row): pulled back (:func:`some_rows`) while that is cheaper than the whole
+    permutation, which costs about ``2 N^2`` per stage against ``r N`` per layer."""
+    n = xt.shape[-1]
+    real = slice(net.offset, net.offset + n)
+    if not net.staged or wires.shape[-1] * len(net.layers) <= 2 * max(1, net.size.bit_length() - 2) * net.size:
+        perm = some_rows(wires, net, weights, xt)[..., real]
+        return perm.expand(xt.shape[:-1] + perm.shape[-2:])
+    full, index = full_permutation(xt, net, weights), wires - net.offset
+    if index.dim() == 1:
+        return full.index_select(-2, index)
+    return full.gather(-2, index.unsqueeze(-1).expand(index.shape + (n,)))

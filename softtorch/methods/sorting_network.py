@@ -15,14 +15,9 @@ matrix and so is their product :math:`P`, and the soft sorted values are exactly
 
 **Networks** (``method_options["network"]``):
 
-* ``"bitonic"`` (default): :math:`m(m + 1)/2` layers for :math:`N = 2^m` wires. Any ``n`` is padded
-  to the next power of two with sentinel wires that behave like :math:`+\infty`: every comparison
-  that involves a sentinel is an exact (hard) swap, decided from ``n`` alone, so sentinels never
-  leak weight into the real wires and end up in the last slots, where they are cut off. Stage
-  :math:`k` merges blocks of :math:`2^k` wires with layers pairing :math:`i` and
-  :math:`i + 2^{k-1}, \dots, i + 1` (the units of blocks whose bit :math:`k` is set put the
-  minimum on the upper wire): :math:`O(n \log^2 n)` work per row for the values, with fixed
-  reshapes and no Python code looking at the data.
+* ``"bitonic"`` (default): :math:`m(m + 1)/2` layers for :math:`N = 2^m` wires, any ``n`` padded to
+  the next power of two with sentinel wires that behave like :math:`+\infty` and never leak weight
+  into the real ones: :math:`O(n \log^2 n)` work per row for the values.
 * ``"odd_even"``: the odd-even transposition network, ``n`` layers of neighbour comparisons
   (pairs :math:`(2i, 2i + 1)`, then :math:`(2i + 1, 2i + 2)`, ...), for any ``n`` without padding:
   :math:`O(n^2)` work per row for the values, :math:`O(n^3)` for the full permutation.
@@ -45,7 +40,9 @@ Cauchy, reciprocal and optimal make the network monotonic (Petersen et al., 2022
 ``"c2"`` keep their own kernels (:func:`softtorch._core.kernels.sigmoidal_kernel`) and refuse a
 ``distribution``.
 
-The network itself (layers, padding, the permutation kernels) is :mod:`softtorch._core.sorting_networks`.
+The networks themselves (layers, padding, the permutation kernels) are in
+:mod:`softtorch._core.sorting_networks`. Entries a row excludes (``kept=False``) take no part:
+the row runs the network of its kept entries alone.
 
 .. seealso::
     F. Petersen, C. Borgelt, H. Kuehne, O. Deussen, "Differentiable Sorting Networks for Scalable
@@ -66,7 +63,7 @@ from ._common import row_softness
 __all__ = ["permutation", "sort_values", "NETWORKS", "DISTRIBUTIONS", "OPTIONS", "OPTION_ALIASES"]
 
 #: Excluded entries (``kept=False``) take no part in the network: a row runs the network of its
-#: kept entries alone (see :class:`_Kept`).
+#: kept entries alone (see :class:`softtorch._core.sorting_networks.KeptFirst`).
 EXACT_MASKING = True
 
 #: The sorting networks of ``method_options["network"]``.
@@ -127,39 +124,19 @@ def _run_values(xt, softness, mode, network="bitonic", distribution=None, art_la
     return v, net, weights
 
 
+def _run(xt, softness, mode, network, distribution, art_lambda, kept):
+    """:func:`_run_values` and, with ``kept``, on a row's kept entries first (with their
+    :class:`~softtorch._core.sorting_networks.KeptFirst`, else ``None``)."""
+    _check_input(xt, mode, network, distribution, art_lambda)
+    if kept is None:
+        return (*_run_values(xt, softness, mode, network, distribution, art_lambda), None)
+    first = _net.KeptFirst(xt, kept)
+    return (*_run_values(first.gather(xt), softness, mode, network, distribution, art_lambda, first.count), first)
+
+
 def _safe_log(p: torch.Tensor) -> torch.Tensor:
     positive = p > 0
     return torch.where(positive, torch.log(torch.where(positive, p, torch.ones_like(p))), float("-inf"))
-
-
-class _Kept:
-    """A row's kept entries gathered in front, in their order (the network's real wires), with
-    the excluded ones after as sentinels; ``top`` excluded entries sort before the kept ones.
-
-    The excluded entries' scores were pushed beyond the kept ones on their own side
-    (:mod:`softtorch._core.masking`), so ``top`` counts those below the kept ones. Sorted slot
-    ``i`` (ascending) of the row is its network's wire ``(i - top) mod n``: the kept slots
-    ``top .. top + count - 1`` are wires ``0 .. count - 1``.
-    """
-
-    def __init__(self, xt: torch.Tensor, kept: torch.Tensor):
-        kept = kept.to(xt.device)
-        self.order = torch.argsort((~kept).to(torch.int8), dim=-1, stable=True)
-        self.count = kept.sum(-1, keepdim=True)
-        highest = xt.detach().masked_fill(~kept, float("-inf")).amax(-1, keepdim=True)
-        self.top = (~kept & (xt.detach() < highest)).sum(-1, keepdim=True)
-
-    def gather(self, xt: torch.Tensor) -> torch.Tensor:
-        return xt.gather(-1, self.order)
-
-    def wires(self, slots: torch.Tensor) -> torch.Tensor:
-        """The wires ``(..., r)`` of ascending sorted ``slots`` ``(r,)``."""
-        return torch.remainder(slots - self.top, self.order.shape[-1])
-
-    def columns_back(self, p: torch.Tensor) -> torch.Tensor:
-        """Rows ``(..., r, n)`` over the gathered entries, back over the original ones."""
-        index = self.order.unsqueeze(-2).expand(p.shape)
-        return torch.zeros_like(p).scatter(-1, index, p)
 
 
 def permutation(
@@ -236,56 +213,27 @@ def permutation(
         Petersen et al., "Differentiable Sorting Networks for Scalable Sorting and Ranking
         Supervision", ICML 2021; "Monotonic Differentiable Sorting Networks", ICLR 2022.
     """
-    if kept is None:
-        v, net, weights = _run_values(xt, softness, mode, network, distribution, art_lambda)
-        return _permutation_from(xt, v, net, weights, descending, rows, log)
-    _check_input(xt, mode, network, distribution, art_lambda)
-    rows_of = _Kept(xt, kept)
-    v, net, weights = _run_values(rows_of.gather(xt), softness, mode, network, distribution, art_lambda, rows_of.count)
+    v, net, weights, kept_first = _run(xt, softness, mode, network, distribution, art_lambda, kept)
+    return _permutation_from(xt, v, net, weights, descending, rows, log, kept_first)
+
+
+def _permutation_from(xt, v, net: _net.Network, weights, descending, rows, log, kept_first=None):
+    """:func:`permutation` from a run of the network (on the kept entries first with ``kept_first``)."""
     n = xt.shape[-1]
-    if rows is None:
-        slots = torch.arange(n, device=xt.device)
-    elif isinstance(rows, slice):
-        slots = torch.arange(n, device=xt.device)[rows]
-    else:
-        slots = rows.to(device=xt.device, dtype=torch.long)
-    wires = rows_of.wires((n - 1) - slots if descending else slots)  # (..., r)
-    if not net.staged or wires.shape[-1] * len(net.layers) <= _pull_back_limit(net):
-        perm = _net.some_rows(wires, net, weights, xt)[..., :n]
-    else:
-        perm = _net.full_permutation(xt, net, weights)
-        perm = perm.gather(-2, wires.unsqueeze(-1).expand(wires.shape + (n,)))
-    perm = rows_of.columns_back(perm)
-    if not net.layers:
-        perm = with_zero_grad(perm, xt)
-    return _safe_log(perm) if log else perm
-
-
-def _pull_back_limit(net) -> int:
-    """Pulling ``r`` rows back costs ``r N`` per layer; the block-diagonal full ``P`` about
-    ``2 N^2`` per stage: rows are pulled back while ``r`` times the layers stays below this."""
-    return 2 * max(1, net.size.bit_length() - 2) * net.size
-
-
-def _permutation_from(xt, v, net: _net.Network, weights, descending, rows, log):
-    """:func:`permutation` from a run of the network."""
-    n = xt.shape[-1]
-    real = slice(net.offset, net.offset + n)
-    if rows is None:
+    if rows is None and kept_first is None:
         perm = _net.full_permutation(xt, net, weights)
         if descending:
             perm = perm.flip(-2)
     else:
-        if isinstance(rows, slice):
-            slots = torch.tensor(list(range(n)[rows]), dtype=torch.long, device=xt.device)
+        if rows is None or isinstance(rows, slice):
+            slots = torch.arange(n, device=xt.device)[slice(None) if rows is None else rows]
         else:
             slots = rows.to(device=xt.device, dtype=torch.long)
-        wires = net.offset + ((n - 1) - slots if descending else slots)
-        if not net.staged or slots.shape[0] * len(net.layers) <= _pull_back_limit(net):
-            perm = _net.some_rows(wires, net, weights, xt)[..., real]
-            perm = perm.expand(v.shape[:-1] + perm.shape[-2:])
-        else:
-            perm = _net.full_permutation(xt, net, weights).index_select(-2, wires - net.offset)
+        ascending = (n - 1) - slots if descending else slots
+        wires = net.offset + ascending if kept_first is None else kept_first.wires(ascending)
+        perm = _net.permutation_rows(xt, net, weights, wires)
+        if kept_first is not None:
+            perm = kept_first.columns_back(perm)
     if not net.layers:  # n = 1: nothing to compare, a constant permutation
         perm = with_zero_grad(perm, xt)
     return _safe_log(perm) if log else perm
@@ -341,8 +289,10 @@ def sort_values(
         v = v[..., net.offset : net.offset + xt.shape[-1]]
     else:
         _check_input(xt, mode, network, distribution, art_lambda)
-        rows_of = _Kept(xt, kept)
-        v, net, _ = _run_values(rows_of.gather(xt), softness, mode, network, distribution, art_lambda, rows_of.count)
+        kept_first = _net.KeptFirst(xt, kept)
+        v, net, _ = _run_values(
+            kept_first.gather(xt), softness, mode, network, distribution, art_lambda, kept_first.count
+        )
         n = xt.shape[-1]
-        v = v[..., :n].gather(-1, rows_of.wires(torch.arange(n, device=xt.device)))
+        v = v[..., :n].gather(-1, kept_first.wires(torch.arange(n, device=xt.device)))
     return v.flip(-1) if descending else v
