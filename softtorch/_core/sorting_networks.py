@@ -462,6 +462,15 @@ def _chunk_matrices(weights: torch.Tensor, size: int):
     return first, groups
 
 
+def _rows_of(first, groups, size, start, stop):
+    """The matrices of :func:`_chunk_matrices` for the batch rows ``start .. stop - 1`` (views)."""
+    sliced = []
+    for k, (top, low_mats) in enumerate(groups, _TOP_BITS + 1):
+        blocks, g = size >> k, 1 << _TOP_BITS
+        sliced.append((top[:, :, start * blocks : stop * blocks], low_mats[start * blocks * g : stop * blocks * g]))
+    return first[start:stop], sliced
+
+
 def _chunk_forward(first, groups, size, out, space, keep=None):
     """The permutation of one chunk of ``R`` rows into ``out`` ``(R, N, N)``.
 
@@ -498,49 +507,39 @@ def _chunk_forward(first, groups, size, out, space, keep=None):
     return out
 
 
-def _chunk_backward(weights, size, grad, space):
-    """``dL/dweights`` ``(R, T, N / 2)`` of one chunk from the cotangent ``grad`` ``(R, N, N)``
-    (contiguous) of its permutation.
+def _chunk_backward(first, groups, cots, size, grad, space):
+    """The cotangents of one chunk's matrices (:func:`_rows_of` views of :func:`_chunk_matrices`,
+    detached) from the cotangent ``grad`` ``(R, N, N)`` (contiguous) of its permutation, written
+    into ``cots`` (the same views of the cotangent tensors).
 
     Recomputes the chunk's forward (keeping the stage inputs and the top groups' outputs), then
-    walks the stages backwards: for a product ``Y = M X`` the cotangents are
-    ``dM = dY X^T`` and ``dX = M^T dY``; the group matrices' cotangents reach the layer weights
-    through autograd on the small matrices (:func:`_chunk_matrices`).
+    walks the stages backwards: for a product ``Y = M X`` the cotangents are ``dM = dY X^T`` and
+    ``dX = M^T dY``.
     """
-    rows = weights.shape[0]
-    leaf = weights.detach().requires_grad_()
-    with torch.enable_grad():
-        first, groups = _chunk_matrices(leaf, size)
+    rows = first.shape[0]
     kept = []
-    _chunk_forward(first.detach(), [(a.detach(), b.detach()) for a, b in groups], size, None, space, keep=kept)
-    mats, cots = [first], []
+    _chunk_forward(first, groups, size, None, space, keep=kept)
     dq = grad.view(rows, 1, size, size)
     for k in range(size.bit_length() - 1, _TOP_BITS, -1):
         q, mid = kept[k - _TOP_BITS - 1]
         top, low_mats = groups[k - _TOP_BITS - 1]
+        dtop, dlow = cots[1][k - _TOP_BITS - 1]
         block, low = 1 << k, k - _TOP_BITS
         lanes, g, half = 1 << low, 1 << (k - low), block // 2
-        x = mid.view(lanes, -1, block).transpose(0, 1)  # (R K G, L, 2^k)
         dy = dq.view(-1, lanes, block)
-        mats.append(low_mats)
-        cots.append(torch.bmm(dy, x.transpose(1, 2)))
+        torch.bmm(dy, mid.view(lanes, -1, block).permute(1, 2, 0), out=dlow)  # dY X^T, X = (R K G, L, 2^k)
         dmid = space.empty("dmid", rows * (size >> k) * g, lanes, block)  # rows (j, l)
-        torch.bmm(low_mats.detach().transpose(1, 2), dy, out=dmid)
+        torch.bmm(low_mats.transpose(1, 2), dy, out=dmid)
         dmid = dmid.view(rows * (size >> k), g, lanes, 2, half)
-        dtop = weights.new_empty(top.shape)
         dq_prev = space.empty(("dq", k % 2), rows, size >> (k - 1), half, half)
-        top_t = top.detach().transpose(-1, -2)
+        top_t = top.transpose(-1, -2)
         for lane in range(lanes):
             for t in range(2):
                 dy = dmid[:, :, lane, t]  # (R K, G, h)
                 torch.bmm(dy, _half_slab(q, low, t, lane).transpose(1, 2), out=dtop[lane, t])
                 torch.bmm(top_t[lane, t], dy, out=_half_slab(dq_prev, low, t, lane))
-        mats.append(top)
-        cots.append(dtop)
         dq = dq_prev
-    cots.insert(0, dq.view(first.shape))
-    (dweights,) = torch.autograd.grad(mats, leaf, cots)
-    return dweights
+    cots[0].copy_(dq.view(cots[0].shape))
 
 
 class KeptFirst:
@@ -583,8 +582,9 @@ class _BitonicPermutation(torch.autograd.Function):
         out = weights.new_empty(batch, size, size)
         step = max(1, CHUNK_ELEMENTS // (size * size))
         space = _Workspace(weights)
+        matrices = _chunk_matrices(weights, size)  # small: about 2 N G entries per row and stage
         for start in range(0, batch, step):
-            first, groups = _chunk_matrices(weights[start : start + step], size)
+            first, groups = _rows_of(*matrices, size, start, start + step)
             _chunk_forward(first, groups, size, out[start : start + step], space)
         return out[:, offset : offset + n, offset : offset + n]
 
@@ -601,7 +601,13 @@ class _BitonicPermutation(torch.autograd.Function):
         if torch.is_grad_enabled():  # double backward: the same products in plain autograd
             perm = _staged_permutation(weights, size)[:, real, real]
             return torch.autograd.grad(perm, weights, grad, create_graph=True)[0], None, None, None
-        dweights = torch.empty_like(weights)
+        leaf = weights.detach().requires_grad_()
+        with torch.enable_grad():
+            first, groups = _chunk_matrices(leaf, size)
+        mats = [first] + [m for pair in groups for m in pair]
+        cots = [torch.empty_like(m) for m in mats]
+        detached = (first.detach(), [(a.detach(), b.detach()) for a, b in groups])
+        cot_groups = (cots[0], [(cots[i], cots[i + 1]) for i in range(1, len(cots), 2)])
         step = max(1, CHUNK_ELEMENTS // (size * size))
         space = _Workspace(weights)
         for start in range(0, weights.shape[0], step):
@@ -611,8 +617,10 @@ class _BitonicPermutation(torch.autograd.Function):
             else:
                 padded = space.empty("grad", chunk.shape[0], size, size).zero_()
                 padded[:, real, real] = chunk
-            dweights[start : start + step] = _chunk_backward(weights[start : start + step], size, padded, space)
-        return dweights, None, None, None
+            views = _rows_of(*detached, size, start, start + step)
+            cot_views = _rows_of(*cot_groups, size, start, start + step)
+            _chunk_backward(*views, cot_views, size, padded, space)
+        return torch.autograd.grad(mats, leaf, cots)[0], None, None, None
 
 
 def _stacked(weights, batch: int) -> torch.Tensor:
