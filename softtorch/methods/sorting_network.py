@@ -40,9 +40,8 @@ Cauchy, reciprocal and optimal make the network monotonic (Petersen et al., 2022
 ``"c2"`` keep their own kernels (:func:`softtorch._core.kernels.sigmoidal_kernel`) and refuse a
 ``distribution``.
 
-The networks themselves (layers, padding, the permutation kernels) are in
-:mod:`softtorch._core.sorting_networks`. Entries a row excludes (``kept=False``) take no part:
-the row runs the network of its kept entries alone.
+The networks (layers, padding, kernels) are :mod:`softtorch._core.sorting_networks`. Entries a
+row excludes (``kept=False``) take no part: the row runs the network of its kept entries alone.
 
 .. seealso::
     F. Petersen, C. Borgelt, H. Kuehne, O. Deussen, "Differentiable Sorting Networks for Scalable
@@ -220,20 +219,22 @@ def permutation(
 def _permutation_from(xt, v, net: _net.Network, weights, descending, rows, log, kept_first=None):
     """:func:`permutation` from a run of the network (on the kept entries first with ``kept_first``)."""
     n = xt.shape[-1]
-    if rows is None and kept_first is None:
+    if rows is None or isinstance(rows, slice):
+        slots = torch.arange(n, device=xt.device)[slice(None) if rows is None else rows]
+    else:
+        slots = rows.to(device=xt.device, dtype=torch.long)
+    ascending = (n - 1) - slots if descending else slots
+    if rows is None:  # all of P, the kept rows brought to their slots
         perm = _net.full_permutation(xt, net, weights)
-        if descending:
+        if kept_first is not None:
+            perm = perm.gather(-2, kept_first.wires(ascending).unsqueeze(-1).expand(perm.shape))
+        elif descending:
             perm = perm.flip(-2)
     else:
-        if rows is None or isinstance(rows, slice):
-            slots = torch.arange(n, device=xt.device)[slice(None) if rows is None else rows]
-        else:
-            slots = rows.to(device=xt.device, dtype=torch.long)
-        ascending = (n - 1) - slots if descending else slots
         wires = net.offset + ascending if kept_first is None else kept_first.wires(ascending)
         perm = _net.permutation_rows(xt, net, weights, wires)
-        if kept_first is not None:
-            perm = kept_first.columns_back(perm)
+    if kept_first is not None:
+        perm = kept_first.columns_back(perm)
     if not net.layers:  # n = 1: nothing to compare, a constant permutation
         perm = with_zero_grad(perm, xt)
     return _safe_log(perm) if log else perm
