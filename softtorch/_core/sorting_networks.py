@@ -358,7 +358,8 @@ def some_rows(wires: torch.Tensor, net: Network, weights, like: torch.Tensor) ->
         size, batch_shape = net.size, weights[0].shape[:-2]
         batch = math.prod(batch_shape)
         stacked = _stacked(weights, batch)
-        cols = rows.expand(batch_shape + (r, size)).reshape(batch, r, size).mT  # (B, N, r): P^T = M_1 ... M_L
+        # (B, N, r): P^T = M_1 ... M_L, M_L first; shared rows are broadcast, not copied
+        cols = rows.mT.expand(batch, size, r) if rows.dim() == 2 else rows.reshape(batch, r, size).mT
         for k in range(size.bit_length() - 1, 0, -1):
             stage_weights = _stage_weights(stacked, k)
             for lo, hi in reversed(_groups(k)):
