@@ -20,8 +20,7 @@ from softtorch.methods import METHOD_NAMES, get_method
 F64 = torch.float64
 INF = float("inf")
 #: Methods whose kept slots equal the row without the excluded entries (to 1e-6) in every mode.
-#: The one-line switch: add "sorting_network" once its masking is exact on this branch.
-EXACT = set(METHOD_NAMES) - {"sorting_network"}
+EXACT = set(METHOD_NAMES)
 CASES = method_modes()
 TOL = dict(rtol=0, atol=1e-6)
 ROWS, N = 5, 7

@@ -449,3 +449,175 @@ def test_distributions_gradcheck(distribution, network):
     assert torch.autograd.gradcheck(lambda x, t: sort_values(x, t, "smooth", **opts), (x, tau))
     assert torch.autograd.gradcheck(lambda x, t: permutation(x, t, "smooth", **opts), (x, tau))
     assert torch.autograd.gradgradcheck(lambda x: permutation(x, 0.3, "smooth", **opts), (x,))
+
+
+# --- the chunked permutation kernel (softtorch._core.sorting_networks) ---------------------
+
+
+def _unit_weights(batch, n, seed, dtype=torch.float64):
+    """Unit weights in (0, 1) for every layer of the bitonic network on ``n`` wires, stacked."""
+    from softtorch._core import sorting_networks as networks
+
+    net = networks.get_network(n, "bitonic", torch.device("cpu"), dtype)
+    g = torch.Generator().manual_seed(seed)
+    return net, torch.rand(batch, len(net.layers), net.size // 2, generator=g, dtype=dtype)
+
+
+def loop_permutation(net, weights):
+    """The permutation of a layered network by hand: every unit mixes its two rows of P in turn."""
+    size = net.size
+    P = torch.eye(size, dtype=weights.dtype).expand(weights.shape[0], size, size).clone()
+    for t, layer in enumerate(net.layers):
+        for u in range(layer.blocks):
+            for r in range(layer.d):
+                a = layer.start + 2 * layer.d * u + r
+                b = a + layer.d
+                s = weights[:, t, u * layer.d + r, None]
+                pa, pb = P[:, a].clone(), P[:, b].clone()
+                P[:, a], P[:, b] = pa + s * (pb - pa), pb - s * (pb - pa)
+    return P
+
+
+@pytest.mark.parametrize("n", [2, 5, 32, 40, pytest.param(100, marks=pytest.mark.full)])
+def test_chunked_kernel_matches_plain_loop(n, monkeypatch):
+    from softtorch._core import sorting_networks as networks
+
+    net, w = _unit_weights(3, n, seed=n)
+    ref = loop_permutation(net, w)[:, :n, :n]
+    monkeypatch.setattr(networks, "CHUNK_ELEMENTS", net.size * net.size)  # one row per chunk
+    w = w.requires_grad_()
+    got = networks._BitonicPermutation.apply(w, net.size, 0, n)
+    torch.testing.assert_close(got, ref, rtol=0, atol=1e-12)
+    cot = torch.randn_like(got)
+    (grad,) = torch.autograd.grad(got, w, cot)
+    w_ref = w.detach().requires_grad_()
+    (grad_ref,) = torch.autograd.grad(loop_permutation(net, w_ref)[:, :n, :n], w_ref, cot)
+    torch.testing.assert_close(grad, grad_ref, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("n", [6, 40])
+def test_chunked_kernel_gradcheck_and_gradgradcheck(n, monkeypatch):
+    from softtorch._core import sorting_networks as networks
+
+    net, w = _unit_weights(2, n, seed=3)
+    monkeypatch.setattr(networks, "CHUNK_ELEMENTS", net.size * net.size)
+    fn = lambda w: networks._BitonicPermutation.apply(w, net.size, 0, n)  # noqa: E731
+    w = w.requires_grad_()
+    assert torch.autograd.gradcheck(fn, (w,), fast_mode=True)
+    assert torch.autograd.gradgradcheck(fn, (w,), fast_mode=True)
+
+
+def test_chunked_kernel_through_permutation_gradcheck():
+    # n = 40: padded to 64 wires, the sixth stage runs as two groups of batched products.
+    x = distinct((2, 40), gap=1.0 / 120, seed=40).requires_grad_()
+    tau = torch.tensor([[0.05], [0.1]], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, t: permutation(x, t, "smooth"), (x, tau), fast_mode=True)
+    assert torch.autograd.gradcheck(lambda x: permutation(x, 0.1, "c1", descending=True), (x,), fast_mode=True)
+
+
+# --- exact masking: a row with excluded entries sorts its kept entries alone ----------------
+
+
+def masked_case(batch, n, seed, dtype=torch.float64):
+    """Scores with excluded entries pushed out below (``-10``) or above (``+10``), as the operators
+    do, a ``kept`` mask with a different count per row (one row all kept, one with nothing kept)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(batch, n, generator=g, dtype=dtype)
+    kept = torch.rand(batch, n, generator=g) < 0.6
+    kept[0] = True
+    if batch > 1:
+        kept[1] = False
+    low = torch.rand(batch, n, generator=g) < 0.5
+    return x, torch.where(kept, x, torch.where(low, x - 10, x + 10)), kept, low
+
+
+def check_masked_rows(x, xt, kept, low, descending, fn_full, fn_kept, values=False):
+    """Every row's kept slots (and kept columns) against the method run on the kept entries alone."""
+    got = fn_full(xt, kept)
+    for b in range(x.shape[0]):
+        k = int(kept[b].sum())
+        if k == 0:
+            continue
+        ref = fn_kept(x[b][kept[b]])
+        top = int((~kept[b] & (~low[b] if descending else low[b])).sum())
+        if values:
+            torch.testing.assert_close(got[b][top : top + k], ref, rtol=0, atol=1e-12)
+        else:
+            torch.testing.assert_close(got[b][top : top + k][:, kept[b]], ref, rtol=0, atol=1e-12)
+            assert (got[b][top : top + k][:, ~kept[b]] == 0).all()
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("network", ["bitonic", "odd_even"])
+@pytest.mark.parametrize("n", [1, 3, 8, 13, 40])
+@pytest.mark.parametrize("descending", [False, True])
+def test_kept_equals_the_kept_entries_alone(mode, network, n, descending):
+    x, xt, kept, low = masked_case(5, n, seed=n)
+    kw = {"network": network, "descending": descending}
+    check_masked_rows(
+        x, xt, kept, low, descending,
+        lambda t, k: permutation(t, 0.1, mode, kept=k, **kw),
+        lambda r: permutation(r, 0.1, mode, **kw),
+    )  # fmt: skip
+    check_masked_rows(
+        x, xt, kept, low, descending,
+        lambda t, k: sort_values(t, 0.1, mode, kept=k, **kw),
+        lambda r: sort_values(r, 0.1, mode, **kw),
+        values=True,
+    )  # fmt: skip
+    rows = torch.tensor([n - 1, 0])
+    torch.testing.assert_close(
+        permutation(xt, 0.1, mode, kept=kept, rows=rows, **kw),
+        permutation(xt, 0.1, mode, kept=kept, **kw)[..., rows, :],
+    )
+
+
+@pytest.mark.parametrize("distribution", DISTRIBUTIONS)
+@pytest.mark.parametrize("network", ["bitonic", "odd_even"])
+def test_kept_every_distribution(distribution, network):
+    x, xt, kept, low = masked_case(4, 11, seed=11)
+    kw = {"network": network, "distribution": distribution}
+    check_masked_rows(
+        x, xt, kept, low, False,
+        lambda t, k: permutation(t, 0.2, "smooth", kept=k, **kw),
+        lambda r: permutation(r, 0.2, "smooth", **kw),
+    )  # fmt: skip
+
+
+def test_kept_gradcheck_and_many_rows():
+    x, xt, kept, _ = masked_case(3, 6, seed=2)
+    xt = xt.requires_grad_()
+    assert torch.autograd.gradcheck(lambda t: permutation(t, 0.3, "smooth", kept=kept), (xt,))
+    assert torch.autograd.gradcheck(lambda t: sort_values(t, 0.3, "c2", kept=kept, descending=True), (xt,))
+    # The kept slots of a long row ride on the chunked kernel and the rows pulled back alike.
+    x, xt, kept, low = masked_case(2, 70, seed=5)
+    check_masked_rows(
+        x, xt, kept, low, False,
+        lambda t, k: permutation(t, 0.1, "smooth", kept=k, rows=torch.arange(70)),
+        lambda r: permutation(r, 0.1, "smooth"),
+    )  # fmt: skip
+
+
+def test_operators_with_a_mask_are_exact():
+    import softtorch as st
+
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(4, 9, generator=g, dtype=torch.float64)
+    mask = torch.rand(4, 9, generator=g) < 0.7
+    mask[:, 0] = True
+    x_inf = x.masked_fill(~mask & (x < 0), float("-inf")).masked_fill(~mask & (x >= 0), float("inf"))
+    for mode in MODES:
+        for descending in (False, True):
+            kw = {"method": "sorting_network", "mode": mode, "descending": descending}
+            out = st.sort(x, dim=-1, mask=mask, **kw)
+            ranks = st.rank(x, dim=-1, mask=mask, **kw)
+            with_inf = st.sort(x_inf, dim=-1, **kw)
+            for b in range(4):
+                row = x[b][mask[b]]
+                ref = st.sort(row, dim=-1, **kw)
+                k = row.shape[0]
+                torch.testing.assert_close(out.values[b, :k], ref.values, rtol=0, atol=1e-10)
+                torch.testing.assert_close(out.indices[b, :k][:, mask[b]], ref.indices, rtol=0, atol=1e-10)
+                torch.testing.assert_close(ranks[b][mask[b]], st.rank(row, dim=-1, **kw), rtol=0, atol=1e-10)
+                top = int(torch.isinf(x_inf[b]).logical_and((x_inf[b] > 0) if descending else (x_inf[b] < 0)).sum())
+                torch.testing.assert_close(with_inf.values[b, top : top + k], ref.values, rtol=0, atol=1e-10)

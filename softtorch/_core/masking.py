@@ -11,7 +11,8 @@ infinity that sorts it last) takes no part in the soft computation of the rest o
    of the kept entries equal those of the row without the excluded ones, up to a per-row
    constant and a shift of the slot number), and the sparse projections give the excluded
    columns exactly 0;
-3. a method that declares ``EXACT_MASKING`` (``ot``, ``fast_soft_sort``, ``smooth_sort``) also
+3. a method that declares ``EXACT_MASKING`` (``ot``, ``fast_soft_sort``, ``smooth_sort``,
+   ``sorting_network``) also
    receives ``kept`` and leaves the excluded entries out itself: its kept slots hold what it
    gives the ``k`` kept entries alone (``k`` per row), with the helpers below (kept entries
    first, the excluded ones sorted before them counted from the moved scores);
@@ -19,8 +20,7 @@ infinity that sorts it last) takes no part in the soft computation of the rest o
    and the kept slots lose the weight (at most :math:`e^{-50}` of the smooth mode) that fell on
    excluded columns, renormalized away. Values at excluded slots are the exact :math:`\pm\infty`.
 
-So every method but ``sorting_network`` gives at the kept slots exactly (to rounding, ``ot`` to
-its solver's tolerance) the result of the row without the excluded entries, in every mode; every
+So every method gives at the kept slots exactly (to rounding, ``ot`` to its solver's tolerance) the result of the row without the excluded entries, in every mode; every
 method gives the excluded entries zero weight, their hard slots, finite values and gradients
 elsewhere, and zero gradients at them.
 
@@ -164,8 +164,8 @@ class Excluded:
     def clamp_to_kept(self, values: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         """Sorted ``values`` in score space, clamped to the range of the kept entries' ``scores``.
 
-        For the methods that compute values in score space (``sorting_network``,
-        ``fast_soft_sort``), whose kept slots may mix in the moved scores of excluded entries.
+        For a method that computes values in score space without ``EXACT_MASKING``, whose kept
+        slots may mix in the moved scores of excluded entries.
         """
         bottom, top = _kept_range(scores, ~self.kept)
         return torch.maximum(torch.minimum(values, top), bottom)

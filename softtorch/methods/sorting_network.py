@@ -6,33 +6,34 @@ difference, :math:`s = f((a - b) / \text{softness})`; the permutation rows of th
 with the same :math:`s`, so :math:`P` is doubly stochastic and the soft values are
 :math:`P\,\tilde x`. The networks, the relaxations ``distribution`` accepts and how the
 permutation is carried (block-diagonal stages, rows pulled back) are described in the user guide,
-:doc:`/user_guide/how_methods_work`.
+:doc:`/user_guide/how_methods_work`; the machinery is :mod:`softtorch._core.sorting_networks`.
+Entries a row excludes (``kept=False``) take no part: the row runs the network of its kept
+entries alone.
 """
 
 from __future__ import annotations
 
-import math
-from typing import NamedTuple
-
 import torch
 
+from .._core import sorting_networks as _net
 from .._core.checks import SOFT_MODES, check_choice, check_nonnegative
 from .._core.expectation import expect
-from .._core.kernels import sigmoidal_kernel
+from .._core.sorting_networks import DIFFSORT_BITONIC
 from .._core.zero_grad import with_zero_grad
 from ._common import row_softness
 
 __all__ = ["permutation", "sort_values", "NETWORKS", "DISTRIBUTIONS", "OPTIONS", "OPTION_ALIASES"]
 
+#: Excluded entries (``kept=False``) take no part in the network: a row runs the network of its
+#: kept entries alone (see :class:`softtorch._core.sorting_networks.KeptFirst`).
+EXACT_MASKING = True
+
 #: The sorting networks of ``method_options["network"]``.
 NETWORKS = ("bitonic", "odd_even")
 #: The compare-and-swap relaxations of ``method_options["distribution"]`` (mode ``"smooth"``).
 DISTRIBUTIONS = ("logistic", "logistic_phi", "cauchy", "gaussian", "reciprocal", "optimal")
-#: Default exponent of the activation replacement trick of ``"logistic_phi"``.
-DEFAULT_ART_LAMBDA = 0.25
-#: diffsort's bitonic layout (padding wires first, comparators that touch them skipped), used by
-#: :mod:`softtorch.compat.diffsort` only.
-_DIFFSORT_BITONIC = "_diffsort_bitonic"
+#: diffsort's bitonic layout, used by :mod:`softtorch.compat.diffsort` only.
+_DIFFSORT_BITONIC = DIFFSORT_BITONIC
 
 
 def _check_network(label, value):
@@ -56,127 +57,6 @@ DOUBLY_STOCHASTIC = True
 MONOTONE = False
 
 
-class _Layer(NamedTuple):
-    """One layer: units pair wire ``start + 2d u + r`` with ``start + 2d u + d + r`` (``r < d``) for
-    ``u < blocks``. ``sign`` (``None`` or ``(blocks, d)`` of +-1) is -1 on the units that put the
-    minimum on the upper wire; ``fixed`` (``None`` or a bool ``(blocks, d)``) marks the units whose
-    weight is ``fixed_value`` whatever the data (padding)."""
-
-    start: int
-    blocks: int
-    d: int
-    sign: torch.Tensor | None = None
-    fixed: torch.Tensor | None = None
-    fixed_value: torch.Tensor | None = None
-
-    @property
-    def stop(self) -> int:
-        return self.start + 2 * self.d * self.blocks
-
-
-class _Network(NamedTuple):
-    """``size`` wires, the real ones ``offset .. offset + n - 1``, and the layers (in order)."""
-
-    size: int
-    offset: int
-    layers: list
-    #: Bitonic layouts: stage ``k = 1, ..., log2(size)`` is the ``k`` layers of distances
-    #: ``2^(k-1), ..., 1``; after it the permutation is block-diagonal in blocks of ``2^k``.
-    staged: bool
-
-
-_CACHE: dict = {}
-
-
-def _network(n: int, network: str, device, dtype) -> _Network:
-    """:func:`_build_network`, kept per ``(n, network, device, dtype)`` outside of compilation."""
-    if torch.compiler.is_compiling():
-        return _build_network(n, network, device, dtype)
-    key = (n, network, device, dtype)
-    if key not in _CACHE:
-        if len(_CACHE) >= 64:
-            _CACHE.clear()
-        _CACHE[key] = _build_network(n, network, device, dtype)
-    return _CACHE[key]
-
-
-def _build_network(n: int, network: str, device, dtype) -> _Network:
-    r"""The layers of ``network`` on ``n`` wires (their constant tensors on ``device`` in ``dtype``).
-
-    Bitonic: stage ``k`` merges blocks of ``2^k`` wires; unit ``(i, i + d)`` is descending when bit
-    ``k`` of ``i`` is set (the lower half of the next merge sorts up, the upper half down). The
-    default pads with sentinel wires at the end that behave like :math:`+\infty` (a unit with one
-    swaps exactly when the sentinel sits where the minimum goes); diffsort's layout puts the padding
-    wires first and skips every unit that touches one.
-    """
-    if network == "odd_even":
-        layers = [_Layer(i % 2, (n - i % 2) // 2, 1) for i in range(n) if (n - i % 2) // 2 > 0]
-        return _Network(n, 0, layers, False)
-    size = 1 << max(0, (n - 1).bit_length())
-    wire = torch.arange(size, device=device)
-    diffsort = network == _DIFFSORT_BITONIC
-    pad = wire >= n  # where the sentinels are before each layer
-    layers = []
-    block = 2
-    while block <= size:
-        d = block // 2
-        while d >= 1:
-            lo_wire = wire.view(-1, 2, d)[:, 0]
-            descending = (lo_wire & block) != 0
-            sign = 1.0 - 2.0 * descending.to(dtype)
-            fixed = value = None
-            if diffsort and size > n:
-                fixed = lo_wire < size - n
-                value = torch.zeros((), dtype=dtype, device=device)
-            elif size > n:
-                pad_lo, pad_hi = pad.view(-1, 2, d).unbind(-2)
-                both, either = pad_lo & pad_hi, pad_lo | pad_hi
-                fixed, value = either, ((pad_lo != descending) & ~both).to(dtype)
-                pad = torch.stack(
-                    (torch.where(descending, either, both), torch.where(descending, both, either)), -2
-                ).flatten()
-            layers.append(_Layer(0, size // (2 * d), d, sign, fixed, value))
-            d //= 2
-        block *= 2
-    return _Network(size, size - n if diffsort else 0, layers, True)
-
-
-def _split(t: torch.Tensor, layer: _Layer, tail: int):
-    """The (lower, upper) wires of every unit of ``layer``, each ``(..., blocks, d, *tail)``; the
-    wire axis of ``t`` is ``-(tail + 1)``."""
-    axis = -(tail + 1)
-    region = t.narrow(axis, layer.start, layer.stop - layer.start) if layer.stop - layer.start < t.shape[axis] else t
-    return region.unflatten(axis, (layer.blocks, 2, layer.d)).unbind(-(tail + 2))
-
-
-def _merge(t: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, layer: _Layer, tail: int) -> torch.Tensor:
-    """Inverse of :func:`_split`: ``t`` with the wires of ``layer`` replaced by ``lo`` and ``hi``."""
-    axis = -(tail + 1)
-    region = torch.stack((lo, hi), dim=-(tail + 2)).flatten(-(tail + 3), axis)
-    if layer.stop - layer.start == t.shape[axis]:
-        return region
-    parts = (t.narrow(axis, 0, layer.start), region, t.narrow(axis, layer.stop, t.shape[axis] - layer.stop))
-    return torch.cat([p for p in parts if p.shape[axis]], dim=axis)
-
-
-def _step(z: torch.Tensor, diff: torch.Tensor, mode: str, distribution, art_lambda) -> torch.Tensor:
-    """The relaxed step :math:`f(z)` of a unit, ``z = (a - b) / softness`` and ``diff = a - b``."""
-    if mode != "smooth" or distribution in (None, "logistic"):
-        return sigmoidal_kernel(z, mode)
-    if distribution == "logistic_phi":
-        lam = DEFAULT_ART_LAMBDA if art_lambda is None else art_lambda
-        return torch.sigmoid(z / (diff.abs() + 1e-10).pow(lam))
-    if distribution == "cauchy":
-        return 0.5 + torch.atan(z) / math.pi
-    if distribution == "gaussian":
-        return torch.special.ndtr(z)
-    if distribution == "reciprocal":
-        return 0.5 + 0.5 * z / (2.0 + z.abs())
-    # optimal: linear in the middle, reciprocal tails (the where never sees a division by zero).
-    tail = 1.0 / (16.0 * z.abs().clamp_min(0.25))
-    return torch.where(z > 0.25, 1.0 - tail, torch.where(z < -0.25, tail, z + 0.5))
-
-
 def _check_relaxation(mode, network, distribution, art_lambda) -> None:
     check_choice("mode", mode, SOFT_MODES)
     if network != _DIFFSORT_BITONIC:
@@ -197,158 +77,30 @@ def _check_relaxation(mode, network, distribution, art_lambda) -> None:
             )
 
 
-def _run_values(xt, softness, mode, network="bitonic", distribution=None, art_lambda=None):
-    """The network on ``xt`` ``(..., n)``: all its wires' values ``(..., N)`` (ascending on the real
-    wires), the network and the weights ``s`` of every layer (each ``(..., blocks, d)``)."""
+def _check_input(xt, mode, network, distribution, art_lambda) -> None:
     _check_relaxation(mode, network, distribution, art_lambda)
     if xt.dim() == 0:
         raise ValueError("xt must have at least one dimension (the sorted one), got a 0-d tensor")
-    n = xt.shape[-1]
-    net = _network(n, network, xt.device, xt.dtype)
-    tau = row_softness(softness)  # (..., 1, 1) against the (..., blocks, d) view of a layer
-    # The padding wires hold zeros: their units' weights are fixed, so the value never matters.
-    v = xt if net.size == n else torch.nn.functional.pad(xt, (net.offset, net.size - n - net.offset))
-    weights = []
-    for layer in net.layers:
-        lo, hi = _split(v, layer, 0)
-        diff = lo - hi if layer.sign is None else (lo - hi) * layer.sign
-        s = _step(diff / tau, diff, mode, distribution, art_lambda)
-        if layer.fixed is not None:
-            s = torch.where(layer.fixed, layer.fixed_value, s)
-        # lerp is exact at s = 0 and s = 1, so saturated units move values bit for bit.
-        v = _merge(v, torch.lerp(lo, hi, s), torch.lerp(hi, lo, s), layer, 0)
-        weights.append(s)
+
+
+def _run_values(xt, softness, mode, network="bitonic", distribution=None, art_lambda=None, count=None):
+    """The network on ``xt`` ``(..., n)``: all its wires' values ``(..., N)`` (ascending on the real
+    wires), the network and the weights ``s`` of every layer (each ``(..., blocks, d)``); with
+    ``count`` (``(..., 1)``) only a row's first ``count`` entries are real wires."""
+    _check_input(xt, mode, network, distribution, art_lambda)
+    net = _net.get_network(xt.shape[-1], network, xt.device, xt.dtype)
+    v, weights = _net.run(xt, row_softness(softness), net, mode, distribution, art_lambda, count)
     return v, net, weights
 
 
-def _mix(lo: torch.Tensor, hi: torch.Tensor, s: torch.Tensor):
-    """``((1 - s) lo + s hi, s lo + (1 - s) hi)`` with one shared difference.
-
-    Autograd keeps only that difference (half a state), where ``lerp`` would keep both inputs; the
-    result is still exact for the 0/1 entries of a hard permutation.
-    """
-    step = s * (hi - lo)
-    return lo + step, hi - step
-
-
-#: Most layers of a bitonic stage multiplied into one small matrix before it is applied to ``P``.
-_GROUP_BITS = 4
-
-
-def _groups(k: int):
-    """The bits ``k - 1, ..., 0`` of stage ``k`` in runs of at most :data:`_GROUP_BITS`, highest first."""
-    count = -(-k // _GROUP_BITS)
-    sizes = [k // count + (1 if i < k % count else 0) for i in range(count)]
-    runs, top = [], k
-    for size in sizes:
-        runs.append((top - size, top))
-        top -= size
-    return runs
-
-
-def _group_matrix(stage_weights, k: int, lo: int, hi: int, batch: int, size: int) -> torch.Tensor:
-    """The product of the layers of bits ``hi - 1, ..., lo`` of stage ``k``: ``(B, K, H, L, G, G)``.
-
-    Wire ``i`` of block ``K`` of ``2^k`` wires is ``(h, j, l)`` with ``j`` the ``G = 2^(hi - lo)``
-    values of the group's bits; every ``(K, h, l)`` has its own ``G x G`` matrix, built by mixing
-    the rows of the identity (each layer mixes rows ``j`` and ``j + 2^(t - lo)``).
-    """
-    blocks, heads, tails, g = size >> k, 1 << (k - hi), 1 << lo, 1 << (hi - lo)
-    mat = None
-    for t in range(hi - 1, lo - 1, -1):
-        s = stage_weights[k - 1 - t]  # (B, N / 2^(t+1), 2^t): the layer of distance 2^t
-        a, b = 1 << (hi - t - 1), 1 << (t - lo)
-        s = s.reshape(batch, blocks, heads, a, b, tails).permute(0, 1, 2, 5, 3, 4).unsqueeze(-1)
-        if mat is None:
-            eye = torch.eye(g, dtype=s.dtype, device=s.device).view(a, 2, b, g)
-            mlo, mhi = eye[:, 0], eye[:, 1]
-        else:
-            mlo, mhi = mat.unflatten(-2, (a, 2, b)).unbind(-3)
-        step = s * (mhi - mlo)
-        mat = torch.stack((mlo + step, mhi - step), dim=-3).flatten(-4, -2)
-    return mat
-
-
-def _staged_permutation(xt, net: _Network, weights):
-    """All of ``P`` ``(..., N, N)`` of a bitonic network, stage by stage in block-diagonal form.
-
-    Before stage ``k`` the permutation is ``N / 2^(k-1)`` diagonal blocks; the stage's layers are
-    multiplied, a few bits at a time (:func:`_groups`), into small matrices that are applied to the
-    rows of each block with one batched matrix product. The first group of a stage reads the two
-    half blocks directly (never the zeros between them).
-    """
-    size = net.size
-    batch_shape = xt.shape[:-1]
-    batch = math.prod(batch_shape)
-    weights = [w.reshape(batch, *w.shape[-2:]) for w in weights]
-    perm = None  # (B, N / C, C, C) after each stage
-    first = 0
-    for k in range(1, size.bit_length()):
-        stage_weights = weights[first : first + k]
-        first += k
-        block = 1 << k
-        blocks = size // block
-        for lo, hi in _groups(k):
-            mat = _group_matrix(stage_weights, k, lo, hi, batch, size)  # (B, K, H, L, G, G)
-            g, tails = 1 << (hi - lo), 1 << lo
-            if hi == k:  # the top bits: the input is the two half blocks of the previous stage
-                if perm is None:
-                    halves = xt.new_ones(batch, blocks, 1, 2, 1, 1, 1)
-                else:
-                    halves = perm.view(batch, blocks, 2, g // 2, tails, block // 2).transpose(-3, -2).unsqueeze(2)
-                mat = mat.unflatten(-1, (2, g // 2)).movedim(-2, 3)  # (B, K, 1, 2, L, G, G/2)
-                out = torch.matmul(mat, halves)  # (B, K, 1, 2, L, G, C/2)
-                perm = out.squeeze(2).permute(0, 1, 4, 3, 2, 5).reshape(batch, blocks, block, block)
-            else:
-                rows = perm.view(batch, blocks, 1 << (k - hi), g, tails, block).transpose(-3, -2)
-                perm = torch.matmul(mat, rows).transpose(-3, -2).reshape(batch, blocks, block, block)
-    if perm is None:  # one wire
-        return xt.new_ones(batch_shape + (1, 1))
-    return perm.reshape(batch_shape + (size, size))
-
-
-def _full_permutation(xt, net: _Network, weights):
-    """All of ``P`` ``(..., N, N)`` (ascending)."""
-    if net.staged:
-        return _staged_permutation(xt, net, weights)
-    size = net.size
-    perm = torch.eye(size, dtype=xt.dtype, device=xt.device).expand(xt.shape[:-1] + (size, size))
-    for layer, s in zip(net.layers, weights):
-        plo, phi = _split(perm, layer, 1)  # (..., blocks, d, N)
-        perm = _merge(perm, *_mix(plo, phi, s.unsqueeze(-1)), layer, 1)
-    return perm
-
-
-def _some_rows(wires, net: _Network, weights, like):
-    """Rows ``wires`` (a 1-D index tensor of output wires) of ``P`` ``(..., r, N)``.
-
-    The one-hot rows are pulled back through the layers in reverse order: every layer matrix is
-    symmetric, so a row vector is mixed exactly like the wires. Work ``O(r N L)``; a bitonic
-    network applies the transposed group matrices of :func:`_group_matrix` instead of single layers.
-    """
-    rows = torch.nn.functional.one_hot(wires, net.size).to(like.dtype)  # (r, N)
-    if not weights:
-        return rows
-    if net.staged:
-        size, batch_shape = net.size, weights[0].shape[:-2]
-        batch = math.prod(batch_shape)
-        flat = [w.reshape(batch, *w.shape[-2:]) for w in weights]
-        r = rows.shape[0]
-        cols = rows.mT.expand(batch, size, r)  # (B, N, r): P^T = M_1 ... M_L, M_L first
-        last = len(flat)
-        for k in range(size.bit_length() - 1, 0, -1):
-            stage_weights = flat[last - k : last]
-            last -= k
-            for lo, hi in reversed(_groups(k)):
-                mat = _group_matrix(stage_weights, k, lo, hi, batch, size).mT
-                view = cols.reshape(batch, size >> k, 1 << (k - hi), 1 << (hi - lo), 1 << lo, r).transpose(-3, -2)
-                cols = torch.matmul(mat, view).transpose(-3, -2).reshape(batch, size, r)
-        return cols.mT.reshape(batch_shape + rows.shape)
-    rows = rows.expand(weights[0].shape[:-2] + rows.shape)
-    for layer, s in zip(reversed(net.layers), reversed(weights)):
-        lo, hi = _split(rows, layer, 0)  # (..., r, blocks, d)
-        rows = _merge(rows, *_mix(lo, hi, s.unsqueeze(-3)), layer, 0)
-    return rows
+def _run(xt, softness, mode, network, distribution, art_lambda, kept):
+    """:func:`_run_values` and, with ``kept``, on a row's kept entries first (with their
+    :class:`~softtorch._core.sorting_networks.KeptFirst`, else ``None``)."""
+    _check_input(xt, mode, network, distribution, art_lambda)
+    if kept is None:
+        return (*_run_values(xt, softness, mode, network, distribution, art_lambda), None)
+    first = _net.KeptFirst(xt, kept)
+    return (*_run_values(first.gather(xt), softness, mode, network, distribution, art_lambda, first.count), first)
 
 
 def _safe_log(p: torch.Tensor) -> torch.Tensor:
@@ -357,7 +109,17 @@ def _safe_log(p: torch.Tensor) -> torch.Tensor:
 
 
 def permutation(
-    xt, softness, mode, descending=False, rows=None, log=False, *, network="bitonic", distribution=None, art_lambda=None
+    xt,
+    softness,
+    mode,
+    descending=False,
+    rows=None,
+    log=False,
+    *,
+    network="bitonic",
+    distribution=None,
+    art_lambda=None,
+    kept=None,
 ):
     r"""Soft permutation matrix of a differentiable sorting network.
 
@@ -389,6 +151,10 @@ def permutation(
             ``"logistic_phi"``, ``"cauchy"``, ``"gaussian"``, ``"reciprocal"`` or ``"optimal"``.
             Default: ``None`` (the mode's kernel; logistic for ``"smooth"``).
         art_lambda (float, optional): exponent of ``"logistic_phi"``. Default: ``None`` (0.25).
+        kept (Tensor, optional): bool ``(..., n)``, False at the entries excluded from the
+            relaxation (their scores pushed out, as :mod:`softtorch._core.masking` does): the kept
+            sorted slots and columns then hold the permutation of the kept entries alone.
+            Default: ``None`` (every entry takes part).
 
     Returns:
         Tensor: ``P`` of shape ``(..., n, n)`` (``(..., r, n)`` with ``rows``); ``P[..., i, j]`` is
@@ -416,39 +182,45 @@ def permutation(
         Petersen et al., "Differentiable Sorting Networks for Scalable Sorting and Ranking
         Supervision", ICML 2021; "Monotonic Differentiable Sorting Networks", ICLR 2022.
     """
-    v, net, weights = _run_values(xt, softness, mode, network, distribution, art_lambda)
-    return _permutation_from(xt, v, net, weights, descending, rows, log)
+    v, net, weights, kept_first = _run(xt, softness, mode, network, distribution, art_lambda, kept)
+    return _permutation_from(xt, v, net, weights, descending, rows, log, kept_first)
 
 
-def _permutation_from(xt, v, net: _Network, weights, descending, rows, log):
-    """:func:`permutation` from a run of the network."""
+def _permutation_from(xt, v, net: _net.Network, weights, descending, rows, log, kept_first=None):
+    """:func:`permutation` from a run of the network (on the kept entries first with ``kept_first``)."""
     n = xt.shape[-1]
-    real = slice(net.offset, net.offset + n)
-    if rows is None:
-        perm = _full_permutation(xt, net, weights)[..., real, real]
-        if descending:
+    if rows is None or isinstance(rows, slice):
+        slots = torch.arange(n, device=xt.device)[slice(None) if rows is None else rows]
+    else:
+        slots = rows.to(device=xt.device, dtype=torch.long)
+    ascending = (n - 1) - slots if descending else slots
+    if rows is None:  # all of P, the kept rows brought to their slots
+        perm = _net.full_permutation(xt, net, weights)
+        if kept_first is not None:
+            perm = perm.gather(-2, kept_first.wires(ascending).unsqueeze(-1).expand(perm.shape))
+        elif descending:
             perm = perm.flip(-2)
     else:
-        if isinstance(rows, slice):
-            slots = torch.tensor(list(range(n)[rows]), dtype=torch.long, device=xt.device)
-        else:
-            slots = rows.to(device=xt.device, dtype=torch.long)
-        wires = net.offset + ((n - 1) - slots if descending else slots)
-        # Pulling r rows back costs r N per layer; the block-diagonal full P about 2 N^2 per stage
-        # (a dense one N^2 per layer).
-        stages = max(1, net.size.bit_length() - 2)
-        if not net.staged or slots.shape[0] * len(net.layers) <= 2 * stages * net.size:
-            perm = _some_rows(wires, net, weights, xt)[..., real]
-            perm = perm.expand(v.shape[:-1] + perm.shape[-2:])
-        else:
-            perm = _full_permutation(xt, net, weights)[..., :, real].index_select(-2, wires)
+        wires = net.offset + ascending if kept_first is None else kept_first.wires(ascending)
+        perm = _net.permutation_rows(xt, net, weights, wires)
+    if kept_first is not None:
+        perm = kept_first.columns_back(perm)
     if not net.layers:  # n = 1: nothing to compare, a constant permutation
         perm = with_zero_grad(perm, xt)
     return _safe_log(perm) if log else perm
 
 
 def sort_values(
-    xt, softness, mode, descending=False, *, values=None, network="bitonic", distribution=None, art_lambda=None
+    xt,
+    softness,
+    mode,
+    descending=False,
+    *,
+    values=None,
+    network="bitonic",
+    distribution=None,
+    art_lambda=None,
+    kept=None,
 ):
     r"""Soft sorted values of ``xt`` from a differentiable sorting network.
 
@@ -474,6 +246,9 @@ def sort_values(
         distribution (str, optional): the relaxation in mode ``"smooth"`` (see :func:`permutation`).
             Default: ``None`` (the mode's kernel).
         art_lambda (float, optional): exponent of ``"logistic_phi"``. Default: ``None`` (0.25).
+        kept (Tensor, optional): bool ``(..., n)``, False at excluded entries (see
+            :func:`permutation`): the kept sorted slots hold the soft sort of the kept entries
+            alone. Default: ``None``.
 
     Returns:
         Tensor: soft sorted values ``(..., n)``, within ``[min(xt), max(xt)]``.
@@ -491,8 +266,18 @@ def sort_values(
         Petersen et al., "Differentiable Sorting Networks for Scalable Sorting and Ranking
         Supervision", ICML 2021; "Monotonic Differentiable Sorting Networks", ICLR 2022.
     """
-    v, net, weights = _run_values(xt, softness, mode, network, distribution, art_lambda)
     if values is not None:
-        return expect(_permutation_from(xt, v, net, weights, descending, None, False), values)
-    v = v[..., net.offset : net.offset + xt.shape[-1]]
+        options = dict(network=network, distribution=distribution, art_lambda=art_lambda, kept=kept)
+        return expect(permutation(xt, softness, mode, descending, **options), values)
+    if kept is None:
+        v, net, _ = _run_values(xt, softness, mode, network, distribution, art_lambda)
+        v = v[..., net.offset : net.offset + xt.shape[-1]]
+    else:
+        _check_input(xt, mode, network, distribution, art_lambda)
+        kept_first = _net.KeptFirst(xt, kept)
+        v, net, _ = _run_values(
+            kept_first.gather(xt), softness, mode, network, distribution, art_lambda, kept_first.count
+        )
+        n = xt.shape[-1]
+        v = v[..., :n].gather(-1, kept_first.wires(torch.arange(n, device=xt.device)))
     return v.flip(-1) if descending else v
