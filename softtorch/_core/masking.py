@@ -12,17 +12,17 @@ infinity that sorts it last) takes no part in the soft computation of the rest o
    constant and a shift of the slot number), and the sparse projections give the excluded
    columns exactly 0;
 3. a method that declares ``EXACT_MASKING`` (``ot``, ``fast_soft_sort``, ``smooth_sort``,
-   ``sorting_network``) also
-   receives ``kept`` and leaves the excluded entries out itself: its kept slots hold what it
-   gives the ``k`` kept entries alone (``k`` per row), with the helpers below (kept entries
-   first, the excluded ones sorted before them counted from the moved scores);
+   ``sorting_network``) also receives ``kept`` and leaves the excluded entries out itself: its kept
+   slots hold what it gives the ``k`` kept entries alone (``k`` per row), with the helpers below
+   (kept entries first, the excluded ones sorted before them counted from the moved scores);
 4. after the method ran, the sorted slots that hold an excluded entry get the hard one-hot row,
    and the kept slots lose the weight (at most :math:`e^{-50}` of the smooth mode) that fell on
    excluded columns, renormalized away. Values at excluded slots are the exact :math:`\pm\infty`.
 
-So every method gives at the kept slots exactly (to rounding, ``ot`` to its solver's tolerance) the result of the row without the excluded entries, in every mode; every
-method gives the excluded entries zero weight, their hard slots, finite values and gradients
-elsewhere, and zero gradients at them.
+So every method gives at the kept slots exactly (to rounding, ``ot`` to its solver's tolerance) the
+result of the row without the excluded entries, in every mode; every method gives the excluded
+entries zero weight, their hard slots, finite values and gradients elsewhere, and zero gradients at
+them.
 
 Slots are counted in the order the operator reads them: ``top`` entries (``+inf`` descending,
 ``-inf`` ascending) come first, the kept entries next, the others last.
