@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import torch
 
 __all__ = [
+    "INTERPOLATIONS",
     "MODES",
     "SOFT_MODES",
     "SPARSE_EXPONENT",
@@ -40,6 +41,8 @@ __all__ = [
 SOFT_MODES = ("smooth", "c0", "c1", "c2")
 #: Every mode an operator accepts: ``"hard"`` (torch's own result) and the soft ones.
 MODES = ("hard",) + SOFT_MODES
+#: How a quantile between two order statistics is read (as :func:`torch.quantile`).
+INTERPOLATIONS = ("linear", "lower", "higher", "nearest", "midpoint")
 #: The power :math:`m` of the sparse modes' thresholded outputs :math:`[u - \tau]_+^m`: sparsemax
 #: (c0), 1.5-entmax (c1) and 4/3-entmax (c2) on the simplex, the p-norm plans of the transport.
 SPARSE_EXPONENT = {"c0": 1, "c1": 2, "c2": 3}

@@ -14,11 +14,18 @@ from typing import NamedTuple
 
 import torch
 
-from .._core.checks import check_bool, check_choice, check_flags, check_positive_int, check_quantile_level
+from .._core.checks import (
+    INTERPOLATIONS,
+    check_bool,
+    check_choice,
+    check_flags,
+    check_positive_int,
+    check_quantile_level,
+)
 from .._core.precision import compute_dtype
 from .._core.straight_through import st
 from .._core.zero_grad import with_zero_grad
-from ..methods import get_method, method_arg_doc
+from ..methods import check_median_method, method_arg_doc
 from ._sorting_prep import (
     Family,
     check_log_prob_eps,
@@ -54,8 +61,6 @@ __all__ = [
     "argmedian_st",
     "QuantileResult",
 ]
-
-INTERPOLATIONS = ("linear", "lower", "higher", "nearest", "midpoint")
 
 
 class QuantileResult(NamedTuple):
@@ -793,20 +798,6 @@ def _median(x, dim, keepdim, softness, mode, method, standardize, options, gated
         flat_index = [1] * fam.x.dim() + [fam.n] if keepdim else [-1]
         return value.reshape(()), _floored(None if p is None else p.reshape(flat_index), eps)
     return fam.values_back(value, keepdim), _floored(None if p is None else fam.index_back(p, keepdim), eps)
-
-
-def check_median_method(method, dim) -> None:
-    """``median(x, dim)`` returns soft indices: refuse a method without them (for ``dim=None``, the
-    value alone, every method serves)."""
-    if dim is not None:
-        get_method(method, needs_indices=True, refusal=_MEDIAN_REFUSAL)
-
-
-_MEDIAN_REFUSAL = (
-    "method={method} is not supported for median with an integer dim: it computes sorted values only, "
-    "with no soft indices for the (values, indices) result; use one of {with_indices}, or dim=None for "
-    "the value alone"
-)
 
 
 def median(

@@ -14,7 +14,15 @@ from .._core.checks import SOFT_MODES, check_choice
 from . import fast_soft_sort, neuralsort, ot, smooth_sort, softsort, sorting_network
 from .base import SortingMethod
 
-__all__ = ["METHOD_NAMES", "REDUCTION_METHOD", "SortingMethod", "get_method", "check_method_options", "method_arg_doc"]
+__all__ = [
+    "METHOD_NAMES",
+    "REDUCTION_METHOD",
+    "SortingMethod",
+    "get_method",
+    "check_method_options",
+    "check_median_method",
+    "method_arg_doc",
+]
 
 _METHODS = {
     method.name: method
@@ -83,6 +91,20 @@ def get_method(method, needs_indices: bool = False, *, refusal: str | None = Non
             )
         raise ValueError(refusal.format(method=repr(method), with_indices=with_indices))
     return found
+
+
+def check_median_method(method, dim) -> None:
+    """``median(x, dim)`` returns soft indices: refuse a method without them (for ``dim=None``, the
+    value alone, every method serves). Shared by :func:`softtorch.median` and its layer."""
+    if dim is not None:
+        get_method(method, needs_indices=True, refusal=_MEDIAN_REFUSAL)
+
+
+_MEDIAN_REFUSAL = (
+    "method={method} is not supported for median with an integer dim: it computes sorted values only, "
+    "with no soft indices for the (values, indices) result; use one of {with_indices}, or dim=None for "
+    "the value alone"
+)
 
 
 #: Older per-method option arguments, kept for drop-in use: ``ot_kwargs`` holds options of

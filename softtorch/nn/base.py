@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from .._core.checks import (
+    INTERPOLATIONS,
     check_bool,
     check_bound,
     check_choice,
@@ -21,8 +22,7 @@ from .._core.checks import (
     check_softness,
 )
 from .._core.straight_through import straight_through as _straight_through
-from ..functional.sorting import INTERPOLATIONS, check_median_method
-from ..methods import check_method_options, get_method
+from ..methods import check_median_method, check_method_options, get_method
 
 __all__ = ["SoftModule", "REQUIRED"]
 
