@@ -15,7 +15,7 @@ import functools
 
 import torch
 
-__all__ = ["apply"]
+__all__ = ["apply", "in_transform"]
 
 
 @functools.cache
@@ -33,3 +33,9 @@ def apply(function: type, *args):
     if torch.compiler.is_compiling():
         return function.apply(*args)
     return _with_jvp(function).apply(*args)
+
+
+def in_transform() -> bool:
+    """Whether the code runs under ``torch.compile`` or inside a ``torch.func`` transform (vmap, jvp,
+    grad, ...): there a Function needs a vmap rule, forward mode and no data-dependent branch."""
+    return torch.compiler.is_compiling() or torch._C._functorch.peek_interpreter_stack() is not None

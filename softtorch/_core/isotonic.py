@@ -145,6 +145,8 @@ from typing import NamedTuple
 
 import torch
 
+from .forward_mode import in_transform
+
 __all__ = ["MODES", "project_sorted", "sort_descending"]
 
 #: The regularizers: ``"smooth"`` (entropic, in log space), ``"c0"`` (Euclidean), ``"c1"``, ``"c2"``
@@ -1061,12 +1063,6 @@ def _differentiable_vjp(ctx, g):
     return (grads[0] if needs[0] else None), (grads[1] if needs[1] else None), None, None
 
 
-def _traced(*tensors) -> bool:
-    """Under ``torch.compile`` or a ``torch.func`` transform (vmap, jvp, grad, ...)."""
-    functorch = torch._C._functorch
-    return torch.compiler.is_compiling() or any(functorch.is_functorch_wrapped_tensor(t) for t in tensors)
-
-
 @torch.library.custom_op("softtorch::isotonic_blocks", mutates_args=())
 def _blocks_op(s: torch.Tensor, w: torch.Tensor, mode: str, ties: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """The solver's output and its blocks (:func:`_block_firsts`), no gradient: one operator for
@@ -1106,7 +1102,7 @@ def project_sorted(s: torch.Tensor, w: torch.Tensor, mode: str, ties: bool = Fal
     if s.numel() == 0:
         return s + w  # nothing to pool; keeps shapes and autograd
     s, w = s.reshape(-1, n).contiguous(), w.reshape(-1, n).contiguous()
-    if _traced(s, w):
+    if in_transform():
         # compile and torch.func: the blocks from the solver, the values and every derivative
         # (forward mode, vmap, higher orders) from the block formula in plain torch operations
         out, first = _blocks_op(s.detach(), w.detach(), mode, ties)
