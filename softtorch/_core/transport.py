@@ -688,7 +688,9 @@ class _Transport(torch.autograd.Function):
 
         xt, s, x = fold(xt, in_dims[0]), fold(s, in_dims[1]), fold(x, in_dims[8])
         out = apply(_Transport, xt, s, b, beta, mode, log, tol, max_iter, x)
-        out = tuple(t.new_empty(size, 0) if t.dim() == 1 else t.view(size, -1, *t.shape[1:]) for t in out)
+        out = tuple(
+            t.new_empty(size, 0) if t.dim() == 1 and t.numel() == 0 else t.view(size, -1, *t.shape[1:]) for t in out
+        )
         return out, (0,) * len(out)
 
     @staticmethod
