@@ -9,7 +9,8 @@ to its first floating input (the others fixed), in float64 on distinct values:
 * ``torch.func.vmap`` over a batch of samples equals the calls on each sample;
 * ``torch.autograd.gradgradcheck`` (double backward);
 * ``torch.compile(fullgraph=True)`` equals eager, one compile per method and mode;
-* hard mode: forward mode works, and the step functions (soft indices, ranks) give zero tangents.
+* hard mode: forward mode works, and the step functions (soft indices, ranks) give zero tangents;
+* forward mode in a tensor softness, and through ``torch.autograd.forward_ad``'s dual tensors.
 
 The default run takes a slice: every function in every soft mode, with the method rotating over
 (function, mode) as in the matrix; ``pytest -m full -k transforms_sweep`` runs every combination.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import pytest
 import test_matrix as tm
 import torch
+import torch.autograd.forward_ad as fwad
 
 F64 = torch.float64
 S = 0.3  # softness: every gradient is non-trivial at this scale
@@ -197,3 +199,37 @@ def test_compile_fullgraph_equals_eager(method, mode):
         torch.testing.assert_close(g_c, g_e, rtol=1e-5, atol=1e-5)
     finally:
         torch._dynamo.reset()
+
+
+@pytest.mark.parametrize("method", tm.METHODS)
+def test_forward_mode_in_a_tensor_softness(method):
+    """jacfwd equals jacrev with respect to the softness too (the solvers' tangent in ``s``)."""
+    x = tm._distinct((2, N), F64, seed=5)
+    mode = "c1" if "c1" in tm.get_method(method).modes else "smooth"
+
+    def f(s):
+        values = tm.OPS["sort"].fn(x, -1, softness=s, mode=mode, method=method).values
+        return torch.cat(
+            [values.reshape(-1), tm.OPS["rank"].fn(x, -1, softness=s, mode=mode, method=method).reshape(-1)]
+        )
+
+    s = torch.tensor(3.0, dtype=F64)  # large enough for every method to pool (a nonzero derivative)
+    forward, reverse = torch.func.jacfwd(f)(s), torch.func.jacrev(f)(s)
+    torch.testing.assert_close(forward, reverse, rtol=1e-6, atol=1e-6)
+    assert forward.abs().sum() > 0
+
+
+@pytest.mark.parametrize("method", tm.METHODS)
+def test_dual_tensors_of_forward_ad(method):
+    """``torch.autograd.forward_ad`` (dual tensors, no torch.func) gives ``torch.func.jvp``'s tangent."""
+    x = tm._distinct((2, N), F64, seed=6)
+    tangent = torch.linspace(-1.0, 1.0, x.numel(), dtype=F64).view(x.shape)
+
+    def f(x):
+        return tm.OPS["sort"].fn(x, -1, softness=S, mode="smooth", method=method).values
+
+    with fwad.dual_level():
+        got = fwad.unpack_dual(f(fwad.make_dual(x, tangent))).tangent
+    expected = torch.func.jvp(f, (x,), (tangent,))[1]
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
+    assert got.abs().sum() > 0

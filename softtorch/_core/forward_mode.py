@@ -36,6 +36,11 @@ def apply(function: type, *args):
 
 
 def in_transform() -> bool:
-    """Whether the code runs under ``torch.compile`` or inside a ``torch.func`` transform (vmap, jvp,
-    grad, ...): there a Function needs a vmap rule, forward mode and no data-dependent branch."""
-    return torch.compiler.is_compiling() or torch._C._functorch.peek_interpreter_stack() is not None
+    """Whether the code runs under ``torch.compile``, inside a ``torch.func`` transform (vmap, jvp,
+    grad, ...) or inside a ``torch.autograd.forward_ad.dual_level``: there a Function needs a vmap
+    rule, forward mode and no data-dependent branch."""
+    return (
+        torch.compiler.is_compiling()
+        or torch._C._functorch.peek_interpreter_stack() is not None
+        or torch.autograd.forward_ad._current_level >= 0
+    )
