@@ -667,11 +667,9 @@ class _Transport(torch.autograd.Function):
         out, phi, gam, f0, g0, u, plan, bad, easy = output
         ctx.mark_non_differentiable(f0, g0, u, plan, bad, easy)
         ctx.mode, ctx.log = mode, log
-        plan_is_out, slack_is_out = _output_is(x, log, mode)
-        plan = out if plan_is_out else plan
-        u = out if slack_is_out else u
+        plan = out if _plan_is_out(x, log) else plan
         ctx.save_for_backward(xt, s, b, x, phi, gam, f0, g0, u, plan, bad, easy)
-        ctx.save_for_forward(xt, s, b, x, phi, gam, u, plan, bad)
+        ctx.save_for_forward(xt, s, b, x, phi, gam, f0, g0, u, plan, bad)
 
     @staticmethod
     def vmap(info, in_dims, xt, s, b, beta, mode, log, tol, max_iter, x):
@@ -698,11 +696,11 @@ class _Transport(torch.autograd.Function):
         xt, s, b, x, phi, gam, f0, g0, u, plan, bad, easy = ctx.saved_tensors
         mode = ctx.mode
         s = _rows_where(bad, 1.0, s)
-        u, plan = _finite_rows(bad, x, ctx.log, mode, u, plan)
+        plan = _finite_plan(bad, x, ctx.log, plan)
         grad_out, grad_phi, grad_gam = (_rows_where(bad, 0.0, t) for t in (grad_out, grad_phi, grad_gam))
         create_graph = torch.is_grad_enabled()
         if create_graph:  # rebuild the slack from the inputs and the potentials, with its graph
-            K = _rows_where(bad, 0.0, ((xt.unsqueeze(-1) - b).square() - f0 - g0) / s)
+            K = _cost(xt, s, b, f0, g0, bad)
             u = phi + gam - K
             plan = _plan(u, mode)
         grad_xt = grad_s = grad_x = None
@@ -734,7 +732,7 @@ class _Transport(torch.autograd.Function):
                 if x is not None:
                     ubar = v * (x.unsqueeze(-1) * ybar)
                 if not create_graph:
-                    K = phi + gam - u
+                    K = _cost(xt, s, b, f0, g0, bad) if mode == "smooth" else phi + gam - u
                 grad_s = -((v * (lam.mT + mu) - ubar) * K).sum((-2, -1), keepdim=True) / s
         grad_xt, grad_s, grad_x = (
             None if t is None else _rows_where(bad, float("nan"), t) for t in (grad_xt, grad_s, grad_x)
@@ -743,19 +741,20 @@ class _Transport(torch.autograd.Function):
 
     @staticmethod
     def tangent(ctx, xt_tangent, s_tangent, _b, _beta, _mode, _log, _tol, _max_iter, x_tangent):
-        xt, s, b, x, phi, gam, u, plan, bad = ctx.saved_tensors
+        xt, s, b, x, phi, gam, f0, g0, u, plan, bad = ctx.saved_tensors
         mode = ctx.mode
         s = _rows_where(bad, 1.0, s)
-        u, plan = _finite_rows(bad, x, ctx.log, mode, u, plan)
+        plan = _finite_plan(bad, x, ctx.log, plan)
         v = _curvature(u, plan, mode)
         d_cost = None  # the scaled cost's tangent, (2 (xt - b) xt' - K s') / s
         if xt_tangent is not None:
             d_cost = (xt.unsqueeze(-1) - b) * (2.0 * xt_tangent.unsqueeze(-1) / s)
         if s_tangent is not None:
-            move = (u - phi - gam) * (s_tangent / s)  # -K s' / s
+            cost = _cost(xt, s, b, f0, g0, bad) if mode == "smooth" else phi + gam - u
+            move = cost * (-s_tangent / s)
             d_cost = move if d_cost is None else d_cost + move
         if d_cost is None:
-            d_phi, d_gam, d_slack = torch.zeros_like(phi), torch.zeros_like(gam), torch.zeros_like(u)
+            d_phi, d_gam, d_slack = torch.zeros_like(phi), torch.zeros_like(gam), torch.zeros_like(plan)
         else:
             pushed = v * d_cost
             row_rhs = pushed.sum(-1, keepdim=True)  # (B, n, 1)
@@ -793,35 +792,35 @@ def _solve_rows(xt, s, b, beta, mode, log, tol, max_iter, x):
         K = _rows_where(bad, 0.0, K)
         s = _rows_where(bad, 1.0, s)
     phi, gam, u, plan, easy = _solve(K, s, beta, mode, tol, max_iter)
-    if u is None:
-        u = phi + gam - K
     if x is not None:  # expect: an infinite value with zero weight adds 0, not NaN
         out = expect(plan.mT, x)
+    elif log:
+        out = _log_plan(phi + gam - K if u is None else u, mode)
     else:
-        out = _log_plan(u, mode) if log else plan
+        out = plan
     if any_bad:
         out = _rows_where(bad, float("nan"), out)
-    # The plan or the slack when it is the output itself: an empty placeholder (an output marked
-    # non-differentiable may not be the differentiable one), taken back from the output.
-    plan_is_out, slack_is_out = _output_is(x, log, mode)
-    plan = plan.new_empty(0) if plan_is_out else plan
-    u = u.new_empty(0) if slack_is_out else u
+    # Empty placeholders: the plan when it is the output itself (an output marked non-differentiable
+    # may not be the differentiable one; it is taken back from the output), and the smooth mode's
+    # slack, which the backward never needs (it rebuilds the cost where it needs one, see _cost).
+    plan = plan.new_empty(0) if _plan_is_out(x, log) else plan
+    u = plan.new_empty(0) if mode == "smooth" else u
     return out, phi, gam, f0, g0, u, plan, bad, easy
 
 
-def _output_is(x, log, mode):
-    """Whether the output of :class:`_Transport` is its plan, and whether it is its slack."""
-    return x is None and not log, x is None and log and mode == "smooth"
+def _plan_is_out(x, log):
+    """Whether the output of :class:`_Transport` is its plan."""
+    return x is None and not log
 
 
-def _finite_rows(bad, x, log, mode, u, plan):
-    """The slack and the plan with the bad rows zeroed where they were taken from the (NaN) output."""
-    plan_is_out, slack_is_out = _output_is(x, log, mode)
-    if plan_is_out:
-        plan = _rows_where(bad, 0.0, plan)
-    if slack_is_out:
-        u = _rows_where(bad, 0.0, u)
-    return u, plan
+def _finite_plan(bad, x, log, plan):
+    """The plan with the bad rows zeroed where it was taken from the (NaN) output."""
+    return _rows_where(bad, 0.0, plan) if _plan_is_out(x, log) else plan
+
+
+def _cost(xt, s, b, f0, g0, bad):
+    """The scaled cost ``K`` of :func:`_scaled_cost` rebuilt from its shifts (with autograd; bad rows 0)."""
+    return _rows_where(bad, 0.0, ((xt.unsqueeze(-1) - b).square() - f0 - g0) / s)
 
 
 @torch.library.custom_op("softtorch::transport_solve", mutates_args=())
@@ -850,10 +849,9 @@ def _solve_op(
 def _(xt, s, b, beta, mode, log, tol, max_iter, x):
     B, n = xt.shape
     m = b.shape[0]
-    plan_is_out, slack_is_out = _output_is(x, log, mode)
     out = xt.new_empty(B, m) if x is not None else xt.new_empty(B, n, m)
-    u = xt.new_empty(0) if slack_is_out else xt.new_empty(B, n, m)
-    plan = xt.new_empty(0) if plan_is_out else xt.new_empty(B, n, m)
+    u = xt.new_empty(0) if mode == "smooth" else xt.new_empty(B, n, m)
+    plan = xt.new_empty(0) if _plan_is_out(x, log) else xt.new_empty(B, n, m)
     flags = xt.new_empty(B, 1, 1, dtype=torch.bool)
     return (
         out, xt.new_empty(B, n, 1), xt.new_empty(B, 1, m), xt.new_empty(B, n, 1), xt.new_empty(B, 1, m),
