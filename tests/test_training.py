@@ -85,6 +85,25 @@ def test_cpu_bfloat16_autocast(name, method, mode):
         assert grad is None or torch.isfinite(grad).all()
 
 
+@pytest.mark.parametrize("name, method, mode", list(_slice_or_full()))
+def test_autocast_leaves_float32_operators_unchanged(name, method, mode):
+    """The autocast policy (docs/user_guide/larger_training.rst): an operator runs with autocast off,
+    so on float32 inputs ``torch.autocast("cpu", dtype=torch.bfloat16)`` changes nothing: float32
+    results and gradients (the backward run outside the region), bit for bit those computed
+    without autocast."""
+    op = OPS[name]
+    plain_inputs, autocast_inputs = _inputs(op), _inputs(op)
+    plain = _run(op, plain_inputs, mode, method, 0.5)
+    plain_grads = _grads(plain, plain_inputs)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        outs = _run(op, autocast_inputs, mode, method, 0.5)
+    grads = _grads(outs, autocast_inputs)  # backward outside the region, as autocast recommends
+    for a, b in zip(outs, plain):
+        assert a.dtype == b.dtype and torch.equal(a, b), name
+    for a, b in zip(grads, plain_grads):
+        assert (a is None and b is None) or (a.dtype == b.dtype and torch.equal(a, b)), name
+
+
 # -- DistributedDataParallel -------------------------------------------------------------------------------
 
 STEPS = 5

@@ -35,6 +35,7 @@ import math
 
 import torch
 
+from .forward_mode import apply
 from .kernels import WINDOW
 from .projections import project_simplex, simplex_vjp
 
@@ -171,6 +172,7 @@ class _PairwiseSums(torch.autograd.Function):
     def setup_context(ctx, inputs, output):
         ctx.mode = inputs[1]
         ctx.save_for_backward(inputs[0])
+        ctx.save_for_forward(inputs[0])
 
     @staticmethod
     def backward(ctx, grad):
@@ -195,6 +197,19 @@ class _PairwiseSums(torch.autograd.Function):
             pieces.put(a, b, _part(grad, a, b) * slope.sum(-1) + torch.matmul(slope, grad.unsqueeze(-1)).squeeze(-1))
         return pieces.result(), None
 
+    @staticmethod
+    @_no_autocast
+    def tangent(ctx, y_tangent, _):
+        r""":math:`\dot B_j = \sum_k \varphi'(y_j - y_k)(\dot y_j - \dot y_k)`, in row blocks."""
+        (y,) = ctx.saved_tensors
+        y_tangent = y_tangent.to(y.dtype)
+        parts = []
+        for a, b in _blocks(y.shape[-1], y):
+            slope = _phi_prime(_diff(_part(y, a, b), y), ctx.mode)  # (..., r, n)
+            spread = torch.matmul(slope, y_tangent.unsqueeze(-1)).squeeze(-1)
+            parts.append(_part(y_tangent, a, b) * slope.sum(-1) - spread)
+        return torch.cat(parts, -1)
+
 
 def _add_triangle(out, terms, a, b, sign):
     """Add the row sums of ``terms`` (rows ``a:b``, columns ``a:``) to ``out[a:b]`` and ``sign``
@@ -208,7 +223,7 @@ def _add_triangle(out, terms, a, b, sign):
 def pairwise_sums(y: torch.Tensor, mode: str) -> torch.Tensor:
     r""":math:`B_j = \sum_k \varphi(y_j - y_k)` for ``y`` ``(..., n)``, with
     :math:`\varphi(d) = d (2\sigma_{mode}(d) - 1)` the soft absolute value of the mode."""
-    return _PairwiseSums.apply(y, mode)
+    return apply(_PairwiseSums, y, mode)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -300,6 +315,7 @@ class _SoftRows(torch.autograd.Function):
         rows = output[0] if keep else None
         expected = output[int(keep)] if values is not None else None
         ctx.save_for_backward(y, row_par, col_par, values, weights, rows, expected)
+        ctx.save_for_forward(y, row_par, col_par, values, weights, rows, expected)
 
     @staticmethod
     def backward(ctx, *grads):
@@ -358,6 +374,70 @@ class _SoftRows(torch.autograd.Function):
             grad_values = torch.where(torch.isinf(values), 0.0, grad_values.squeeze(-2).to(values.dtype))
         return grad_y, grad_row_par, grad_col_par, grad_values, None, None, None, None, None
 
+    @staticmethod
+    @_no_autocast
+    def tangent(ctx, y_tangent, row_tangent, col_tangent, values_tangent, *_):
+        r"""Forward mode: the score tangents :math:`\dot S` of each block of rows
+        (:math:`-\operatorname{sign}(a_i - y_j)(\dot a_i - \dot y_j)` for softsort,
+        :math:`c_i \dot y_j - \dot B_j` for neuralsort) through the projection's symmetric
+        Jacobian give :math:`\dot P`, then :math:`\dot P v + P \dot v` and :math:`W^\top \dot P`."""
+        y, row_par, col_par, values, weights, rows, expected = ctx.saved_tensors
+        kind, mode = ctx.kind, ctx.mode
+
+        def cast(t):
+            return None if t is None else t.to(y.dtype)
+
+        y_tangent, row_tangent, col_tangent = cast(y_tangent), cast(row_tangent), cast(col_tangent)
+        neg_col = None if col_par is None else col_par.neg().unsqueeze(-2)
+        if values is not None:
+            finite_values = torch.where(torch.isinf(values), 0.0, values).to(y.dtype).unsqueeze(-1)
+            if values_tangent is not None:
+                values_tangent = torch.where(torch.isinf(values), 0.0, cast(values_tangent)).unsqueeze(-1)
+        d_rows, d_expected, d_stats = [], [], None
+        for a, b in _blocks(ctx.n_rows, y):
+            if rows is not None:
+                p = _part(rows, a, b, -2)
+            else:
+                p = _project(_scores(kind, y, row_par, neg_col, a, b), mode)
+            d_scores = None
+            if kind == SOFTSORT:
+                moves = [
+                    t
+                    for t in (
+                        None if row_tangent is None else _part(row_tangent, a, b).unsqueeze(-1),
+                        None if y_tangent is None else -y_tangent.unsqueeze(-2),
+                    )
+                    if t is not None
+                ]
+                if moves:
+                    sign = torch.sign(_diff(_part(row_par, a, b), y))
+                    d_scores = -sign * (moves[0] if len(moves) == 1 else moves[0] + moves[1])
+            else:
+                if y_tangent is not None:
+                    d_scores = _part(row_par, a, b).unsqueeze(-1).to(y.dtype) * y_tangent.unsqueeze(-2)
+                if col_tangent is not None:
+                    shift = col_tangent.unsqueeze(-2)
+                    d_scores = -shift if d_scores is None else d_scores - shift
+            d_p = torch.zeros_like(p) if d_scores is None else simplex_vjp(p, d_scores, mode)
+            if rows is not None:
+                d_rows.append(d_p)
+            if values is not None:
+                d_e = torch.matmul(d_p, finite_values)
+                if values_tangent is not None:
+                    d_e = d_e + torch.matmul(p, values_tangent)
+                d_expected.append(d_e.squeeze(-1))
+            if weights is not None:
+                part = torch.matmul(_part(weights, a, b, 0).transpose(0, 1).to(d_p.dtype), d_p)
+                d_stats = part if d_stats is None else d_stats + part
+        tangents = []
+        if rows is not None:
+            tangents.append(torch.cat(d_rows, -2))
+        if values is not None:
+            tangents.append(torch.where(torch.isinf(expected), 0.0, torch.cat(d_expected, -1)))
+        if weights is not None:
+            tangents.append(d_stats)
+        return tuple(tangents)
+
 
 def soft_rows(kind, y, row_par, col_par, mode, *, keep=True, values=None, weights=None):
     r"""Rows of a fused soft permutation and what is read from them, never holding ``n x n`` temporaries.
@@ -377,4 +457,4 @@ def soft_rows(kind, y, row_par, col_par, mode, *, keep=True, values=None, weight
         A tuple of the requested outputs, in the order rows, expectations, column statistics.
     """
     n_rows = row_par.shape[-1]
-    return _SoftRows.apply(y, row_par, col_par, values, weights, kind, mode, n_rows, keep)
+    return apply(_SoftRows, y, row_par, col_par, values, weights, kind, mode, n_rows, keep)

@@ -15,7 +15,8 @@ import math
 from typing import NamedTuple
 
 import torch
-from torch.autograd.function import once_differentiable
+
+from .forward_mode import in_transform
 
 __all__ = ["project_sorted", "sort_descending"]
 
@@ -812,13 +813,15 @@ class _Projection(torch.autograd.Function):
         saved = list(sparse or ())
         for rows, dense in parts:
             saved += [t for t in (rows, *dense) if t is not None]
-        ctx.save_for_backward(*saved)
+        ctx.mode = mode
+        ctx.save_for_backward(s, w, out, *saved)  # s, w and out for a double backward only
         return out
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, g):
-        saved = list(ctx.saved_tensors)
+        if torch.is_grad_enabled():  # double backward: differentiate the block formula itself
+            return _differentiable_vjp(ctx, g)
+        saved = list(ctx.saved_tensors)[3:]
         needs = ctx.needs_input_grad[:2]
         g = g.contiguous()
         if ctx.has_sparse:
@@ -844,6 +847,114 @@ class _Projection(torch.autograd.Function):
         return grad_s, grad_w, None, None
 
 
+def _block_firsts(sparse, parts, rows: int, n: int, device) -> torch.Tensor:
+    """``(R, n)`` long: the position of the first element of every element's block, from the
+    solver's layout (the sparse clusters, then the dense parts, which replace them on their rows)."""
+    position = torch.arange(n, device=device)
+    first = position.expand(rows, n).clone()  # every element a block of its own
+    if sparse is not None:
+        column = sparse.at % n
+        local = torch.full_like(column, n).scatter_reduce(1, sparse.bid, column, "amin").gather(1, sparse.bid)
+        first = _patched(first, sparse.to, local)
+    for sub_rows, dense in parts:
+        if dense.bid.shape[-1] == 1 < n:  # every row one block
+            part = torch.zeros_like(position).expand(dense.bid.shape[0], n)
+        else:
+            part = torch.full_like(dense.bid, n).scatter_reduce(1, dense.bid, position.expand_as(dense.bid), "amin")
+            part = part.gather(1, dense.bid)
+        if sub_rows is None:
+            first = part.expand(rows, n).clone()
+        else:
+            first[sub_rows] = part
+    return first
+
+
+def _block_sums(v: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+    """The sum over its block at every element (differentiable, with vmap batching rules)."""
+    return torch.zeros_like(v).scatter_add(-1, first.expand_as(v), v).gather(-1, first.expand_as(v))
+
+
+def _block_formula(s, w, first, out, mode):
+    r""":math:`\phi(s - \gamma_B)` for the blocks ``first`` in differentiable torch operations.
+
+    ``out`` (the solver's output, no gradient) only gives the starting point of the p-norm modes:
+    their block equation :math:`\sum_B \phi(s_i - \gamma) = W_B` is polished by two Newton steps,
+    the first from that (detached) start, the second from the first, so that the result carries
+    exact first and second derivatives (a Newton step at the root passes on the derivatives of
+    its start to one order higher). ``"c0"`` and ``"smooth"`` are closed forms.
+    """
+    if mode == "c0":
+        count = _block_sums(torch.ones_like(s), first)
+        return s - _block_sums(s - w, first) / count
+    if mode == "smooth":
+
+        def lse(t):
+            top = torch.full_like(t, -math.inf).scatter_reduce(-1, first.expand_as(t), t.detach(), "amax")
+            top = top.gather(-1, first.expand_as(t))
+            return top + torch.log(_block_sums(torch.exp(t - top), first))
+
+        return s - (lse(s) - lse(w))
+    q = 3 if mode == "c1" else 4
+    out = out.detach()
+    root = torch.sign(out) * out.abs().sqrt() if q == 3 else torch.sign(out) * out.abs().pow(1.0 / 3.0)
+    count = _block_sums(torch.ones_like(s), first)
+    gamma = _block_sums(s.detach() - root, first) / count
+    total = _block_sums(w, first)
+    for _ in range(2):
+        u = s - gamma
+        value = u * u.abs() if q == 3 else u * u * u
+        slope = 2.0 * u.abs() if q == 3 else 3.0 * u * u
+        slope = _block_sums(slope, first)
+        ok = slope > 0
+        gamma = gamma + torch.where(ok, (_block_sums(value, first) - total) / torch.where(ok, slope, 1.0), 0.0)
+    u = s - gamma
+    return u * u.abs() if q == 3 else u * u * u
+
+
+def _differentiable_vjp(ctx, g):
+    """The backward as a differentiable function of ``(s, w)``: the block formula rebuilt on the
+    solver's blocks and differentiated by autograd (with ``create_graph``)."""
+    s, w, out, *saved = ctx.saved_tensors
+    sparse = _Sparse(*saved[:5]) if ctx.has_sparse else None
+    saved = saved[5:] if ctx.has_sparse else saved
+    parts = []
+    for has_rows, has_direct, has_weight in ctx.layout:
+        rows = saved.pop(0) if has_rows else None
+        bid = saved.pop(0)
+        direct = saved.pop(0) if has_direct else None
+        weight = saved.pop(0) if has_weight else None
+        parts.append((rows, _Dense(bid, direct, weight, saved.pop(0), saved.pop(0))))
+    first = _block_firsts(sparse, parts, s.shape[0], s.shape[1], s.device)
+    with torch.enable_grad():
+        leaves = [t if t.requires_grad else t.detach().requires_grad_() for t in (s, w)]
+        rebuilt = _block_formula(leaves[0], leaves[1], first, out, ctx.mode)
+        grads = torch.autograd.grad(rebuilt, leaves, g, create_graph=True, allow_unused=True)
+    needs = ctx.needs_input_grad[:2]
+    return (grads[0] if needs[0] else None), (grads[1] if needs[1] else None), None, None
+
+
+@torch.library.custom_op("softtorch::isotonic_blocks", mutates_args=())
+def _blocks_op(s: torch.Tensor, w: torch.Tensor, mode: str, ties: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The solver's output and its blocks (:func:`_block_firsts`), no gradient: one operator for
+    ``torch.compile``, where its data-dependent layout could not be traced."""
+    out, sparse, parts = _isotonic(s, w, mode, ties)
+    return out.clone() if out is s or out is w else out, _block_firsts(sparse, parts, s.shape[0], s.shape[1], s.device)
+
+
+@_blocks_op.register_fake
+def _(s, w, mode, ties):
+    return torch.empty_like(s), torch.empty_like(s, dtype=torch.long)
+
+
+@_blocks_op.register_vmap
+def _(info, in_dims, s, w, mode, ties):
+    size = info.batch_size
+    s, w = (t.movedim(d, 0) if d is not None else t.expand(size, *t.shape) for t, d in zip((s, w), in_dims[:2]))
+    rows, n = s.shape[1], s.shape[-1]
+    out, first = _blocks_op(s.reshape(-1, n), w.reshape(-1, n), mode, ties)
+    return (out.view(size, rows, n), first.view(size, rows, n)), (0, 0)
+
+
 def project_sorted(s: torch.Tensor, w: torch.Tensor, mode: str, ties: bool = False) -> torch.Tensor:
     r""":math:`\phi(s - v)` (``"smooth"``: :math:`s - v`) for the decreasing isotonic solution
     :math:`v` of decreasing ``s`` and ``w`` of one shape ``(..., n)``, differentiable in both.
@@ -860,7 +971,13 @@ def project_sorted(s: torch.Tensor, w: torch.Tensor, mode: str, ties: bool = Fal
     n = shape[-1]
     if s.numel() == 0:
         return s + w  # nothing to pool; keeps shapes and autograd
-    return _Projection.apply(s.reshape(-1, n).contiguous(), w.reshape(-1, n).contiguous(), mode, ties).view(shape)
+    s, w = s.reshape(-1, n).contiguous(), w.reshape(-1, n).contiguous()
+    if in_transform():
+        # compile and torch.func: the blocks from the solver, the values and every derivative
+        # (forward mode, vmap, higher orders) from the block formula in plain torch operations
+        out, first = _blocks_op(s.detach(), w.detach(), mode, ties)
+        return _block_formula(s, w, first, out, mode).view(shape)
+    return _Projection.apply(s, w, mode, ties).view(shape)
 
 
 def sort_descending(x: torch.Tensor, with_order: bool = False):

@@ -36,6 +36,7 @@ import torch
 
 from .checks import SOFT_MODES, check_choice
 from .checks import SPARSE_EXPONENT as _EXPONENT
+from .forward_mode import apply
 from .precision import compute_dtype
 
 __all__ = ["project_simplex", "log_project_simplex", "simplex_vjp"]
@@ -223,11 +224,18 @@ class _SimplexProjection(torch.autograd.Function):
     def setup_context(ctx, inputs, output):
         ctx.m = inputs[1]
         ctx.save_for_backward(output)
+        ctx.save_for_forward(output)
 
     @staticmethod
     def backward(ctx, grad):
         (p,) = ctx.saved_tensors
         return _weighted_vjp(_support_weights(p, ctx.m), grad), None
+
+    @staticmethod
+    def tangent(ctx, z_tangent, _):
+        # The Jacobian is symmetric: the tangent map is the VJP's.
+        (p,) = ctx.saved_tensors
+        return _weighted_vjp(_support_weights(p, ctx.m), z_tangent)
 
 
 class _Threshold(torch.autograd.Function):
@@ -246,9 +254,11 @@ class _Threshold(torch.autograd.Function):
     def setup_context(ctx, inputs, output):
         ctx.m = inputs[1]
         ctx.save_for_backward(inputs[0], output)
+        ctx.save_for_forward(inputs[0], output)
 
     @staticmethod
-    def backward(ctx, grad):
+    def _slope(ctx):
+        """The threshold's gradient ``w / sum(w)``, ``(..., n)``."""
         y, tau = ctx.saved_tensors
         on = y > tau
         if ctx.m == 1:
@@ -256,7 +266,15 @@ class _Threshold(torch.autograd.Function):
         else:
             d = torch.where(on, y - tau, 0.0)
             w = d if ctx.m == 2 else d * d
-        return grad * w / w.sum(dim=-1, keepdim=True), None
+        return w / w.sum(dim=-1, keepdim=True)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * _Threshold._slope(ctx), None
+
+    @staticmethod
+    def tangent(ctx, y_tangent, _):
+        return (y_tangent * _Threshold._slope(ctx)).sum(dim=-1, keepdim=True)
 
 
 def project_simplex(scores: torch.Tensor, mode: str) -> torch.Tensor:
@@ -316,7 +334,7 @@ def project_simplex(scores: torch.Tensor, mode: str) -> torch.Tensor:
         return torch.softmax(scores, dim=-1, dtype=ct).to(dtype)
     if scores.shape[-1] == 0:
         return scores.clone()
-    out = _SimplexProjection.apply(scores.to(ct), _EXPONENT[mode])
+    out = apply(_SimplexProjection, scores.to(ct), _EXPONENT[mode])
     return out.to(dtype)
 
 
@@ -366,7 +384,7 @@ def log_project_simplex(scores: torch.Tensor, mode: str) -> torch.Tensor:
     z = scores.to(ct)
     # The problem is shift-invariant, so the shift needs no gradient.
     y = z - z.detach().amax(dim=-1, keepdim=True)
-    tau = _Threshold.apply(y, m)
+    tau = apply(_Threshold, y, m)
     # Written with ``y <= tau`` (not ``y > tau``) so that a NaN row stays NaN.
     off = y <= tau
     safe = torch.where(off, 1.0, y - tau)

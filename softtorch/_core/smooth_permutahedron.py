@@ -14,7 +14,8 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.autograd.function import once_differentiable
+
+from .forward_mode import in_transform
 
 __all__ = ["smooth_bounds", "project"]
 
@@ -70,9 +71,10 @@ class _LogESP(torch.autograd.Function):
         ctx.save_for_backward(inputs[0], output[1])
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad, _grad_checkpoints):
         v, checkpoints = ctx.saved_tensors
+        if torch.is_grad_enabled():  # double backward: differentiate the plain recursion
+            return _rebuilt_vjp(_plain_log_esp, (v,), grad)[0]
         n = v.shape[1]
         grad_v = torch.zeros_like(v)
         adj = grad.clone()
@@ -94,9 +96,31 @@ class _LogESP(torch.autograd.Function):
         return grad_v
 
 
+def _plain_log_esp(v: torch.Tensor) -> torch.Tensor:
+    """:class:`_LogESP`'s recursion in out-of-place torch operations (``(..., n)`` -> ``(..., n + 1)``):
+    every transform and every derivative order applies, at the price of ``n`` steps of autograd."""
+    n = v.shape[-1]
+    state = torch.cat([torch.zeros_like(v[..., :1]), torch.full_like(v, -torch.inf)], -1)
+    for j in range(n):
+        vj = v[..., j : j + 1]
+        active = torch.logaddexp(state[..., 1 : j + 1], vj + state[..., :j])
+        state = torch.cat([state[..., :1], active, vj + state[..., j : j + 1], state[..., j + 2 :]], -1)
+    return state
+
+
+def _rebuilt_vjp(function, inputs, grad):
+    """The VJP of ``function`` at ``inputs`` for ``grad``, with a graph (a double backward)."""
+    with torch.enable_grad():
+        leaves = [t if t.requires_grad else t.detach().requires_grad_() for t in inputs]
+        out = function(*leaves)
+        return torch.autograd.grad(out, leaves, grad, create_graph=True, allow_unused=True)
+
+
 def _log_esp(v: torch.Tensor) -> torch.Tensor:
     """``log e_k(exp(v))`` for ``k = 0..n`` along the last axis: ``(..., n)`` -> ``(..., n + 1)``."""
     n = v.shape[-1]
+    if in_transform():
+        return _plain_log_esp(v)
     return _LogESP.apply(v.reshape(-1, n))[0].view(*v.shape[:-1], n + 1)
 
 
@@ -246,12 +270,16 @@ class _Projection(torch.autograd.Function):
     def setup_context(ctx, inputs, output):
         _, slack, gap = output
         ctx.mark_non_differentiable(slack, gap)
-        ctx.save_for_backward(slack, gap)
+        ctx.save_for_backward(*inputs[:3], slack, gap)
+        ctx.cut = inputs[5] if len(inputs) > 5 else None
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_y, _grad_slack, _grad_gap):
-        slack, gap = ctx.saved_tensors
+        s, b, bn, slack, gap = ctx.saved_tensors
+        if torch.is_grad_enabled():  # double backward: differentiate the polished solution
+            cut = ctx.cut
+            vjp = _rebuilt_vjp(lambda s, b, bn: _polished(s, b, bn, gap, cut), (s, b, bn), grad_y)
+            return *vjp, None, None, None
         r = grad_y[:, :-1] - grad_y[:, 1:]  # D grad_y
         q = _solve_hessian(slack, gap, _second_diff(slack * r))
         p = r - _second_diff(q)
@@ -259,6 +287,55 @@ class _Projection(torch.autograd.Function):
         zero = torch.zeros_like(weighted[:, :1])
         grad_s = torch.cat([weighted, zero], -1) - torch.cat([zero, weighted], -1)  # D^T (slack p)
         return grad_s, p, grad_y[:, -1:] + q[:, -1:], None, None, None
+
+
+def _polished(s, b, bn, gap, cut=None):
+    r"""The maximizer ``y`` from the optimal gaps (no gradient) by two Newton steps on the dual in
+    differentiable torch operations: the first from the (detached) optimum, the second from the
+    first, so that ``y`` carries the exact first and second derivatives of the implicit solution
+    (a Newton step at the root passes on the derivatives of its start to one order higher). The
+    ``cut`` coordinates (:func:`project`) stay at 0, as in :func:`_newton`."""
+    ds, s_last = s[:, :-1] - s[:, 1:], s[:, -1:]
+    beta = -torch.log(gap.detach().clamp_min(torch.finfo(gap.dtype).tiny))
+    if cut is not None:
+        beta = beta.masked_fill(cut, 0.0)
+    last = torch.nn.functional.pad(bn, (beta.shape[-1] - 1, 0))  # b_n at the last gap
+    for _ in range(2):
+        slack, gap, _, _ = _dual(beta, ds, s_last, b, bn, cut=cut)
+        grad = _second_diff(b - slack) - gap - last
+        if cut is not None:
+            grad, gap = grad.masked_fill(cut, 0.0), gap.masked_fill(cut, _PIN)
+        step = _solve_hessian(slack, gap, grad)
+        beta = beta - (step if cut is None else step.masked_fill(cut, 0.0))
+    slack = _dual(beta, ds, s_last, b, bn, cut=cut)[0]
+    prefix = torch.cat([b - slack, bn], -1)
+    return torch.diff(prefix, dim=-1, prepend=torch.zeros_like(bn))
+
+
+@torch.library.custom_op("softtorch::smooth_permutahedron_gaps", mutates_args=())
+def _gaps_op(
+    s: torch.Tensor, b: torch.Tensor, bn: torch.Tensor, tol: float, max_iter: int, cut: torch.Tensor | None
+) -> torch.Tensor:
+    """The optimal gaps (no gradient): Newton's iterations stop on a convergence test, so under
+    ``torch.compile`` they run as one operator."""
+    return _newton(s, b, bn, tol, max_iter, cut)[1]
+
+
+@_gaps_op.register_fake
+def _(s, b, bn, tol, max_iter, cut):
+    return torch.empty_like(b)
+
+
+@_gaps_op.register_vmap
+def _(info, in_dims, s, b, bn, tol, max_iter, cut):
+    size = info.batch_size
+    tensors = (s, b, bn) if cut is None else (s, b, bn, cut)
+    dims = in_dims[:3] + in_dims[5:]  # the tensors' dims (tol and max_iter are numbers)
+    moved = [t.movedim(d, 0) if d is not None else t.expand(size, *t.shape) for t, d in zip(tensors, dims)]
+    rows = moved[0].shape[1]
+    flat = [t.flatten(0, 1) for t in moved]
+    gap = _gaps_op(*flat[:3], tol, max_iter, flat[3] if cut is not None else None)
+    return gap.view(size, rows, -1), 0
 
 
 def project(s, w, t, tol, max_iter, count=None):
@@ -290,5 +367,10 @@ def project(s, w, t, tol, max_iter, count=None):
         cut = (torch.arange(1, n, device=w.device) == count).expand(*shape[:-1], n - 1).reshape(-1, n - 1)
     b, bn = smooth_bounds(w, t)
     s, b, bn = s.expand(shape), b.expand(*shape[:-1], n - 1), bn.expand(*shape[:-1], 1)
-    y = _Projection.apply(s.reshape(-1, n), b.reshape(-1, n - 1), bn.reshape(-1, 1), tol, max_iter, cut)[0]
-    return y.view(shape)
+    s, b, bn = s.reshape(-1, n), b.reshape(-1, n - 1), bn.reshape(-1, 1)
+    if in_transform():
+        # compile and torch.func: the optimal gaps from the solver, the solution and every
+        # derivative from two Newton steps in plain torch operations
+        gap = _gaps_op(s.detach(), b.detach(), bn.detach(), float(tol), int(max_iter), cut)
+        return _polished(s, b, bn, gap, cut).view(shape)
+    return _Projection.apply(s, b, bn, tol, max_iter, cut)[0].view(shape)

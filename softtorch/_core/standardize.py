@@ -14,6 +14,8 @@ from typing import NamedTuple
 
 import torch
 
+from .forward_mode import apply
+
 __all__ = ["Standardized", "standardize", "VAR_EPS"]
 
 VAR_EPS = 1e-6
@@ -105,16 +107,8 @@ class _Standardize(torch.autograd.Function):
         c_t = std * k_t - (g * t_finite).sum(-1, keepdim=True) / count
         return torch.addcmul(torch.addcmul(g, finite, c_one), t_finite, c_t) / std
 
-
-class _StandardizeForwardMode(_Standardize):
-    """:class:`_Standardize` with forward-mode AD (``torch.func.jvp``, ``jacfwd``, ``hessian``).
-
-    Dynamo cannot trace an ``autograd.Function`` that defines ``jvp``, so compiled code calls the
-    plain :class:`_Standardize` (no forward mode there) and eager code this one.
-    """
-
     @staticmethod
-    def jvp(ctx, x_tangent):
+    def tangent(ctx, x_tangent):
         r"""Forward mode: :math:`\dot\mu = \overline{\dot x}`, :math:`\dot\sigma = \overline{\bar t \dot x}`,
         :math:`\dot t = (\dot x - \dot\mu - \bar t \dot\sigma) / \sigma` on the finite entries (0 elsewhere)."""
         t_finite, std, finite, count = ctx.saved_tensors
@@ -141,6 +135,5 @@ def standardize(x: torch.Tensor, enabled: bool = True) -> Standardized:
     """
     if not enabled:
         return Standardized(x, None, None)
-    function = _Standardize if torch.compiler.is_compiling() else _StandardizeForwardMode
-    t, _, mean, std, _, _ = function.apply(x)
+    t, _, mean, std, _, _ = apply(_Standardize, x)
     return Standardized(torch.sigmoid(t), mean, std)

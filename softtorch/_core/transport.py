@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import torch
 
-from .checks import SOFT_MODES, check_choice, check_positive, check_positive_int
+from .checks import SOFT_MODES, _is_vmapped, check_choice, check_positive, check_positive_int
 from .checks import SPARSE_EXPONENT as _EXPONENT
 from .expectation import expect
+from .forward_mode import apply
 from .precision import compute_dtype
 from .zero_grad import with_zero_grad
 
@@ -351,12 +352,17 @@ def _schur_solve(w, rhs, damping=None):
     ridge = torch.full_like(col[:, :1], _ridge(w.dtype))  # (B, 1)
     if damping is not None:
         ridge = torch.maximum(ridge, damping.view(-1, 1))
-    for _ in range(6):
-        chol, info = torch.linalg.cholesky_ex(base + torch.diag_embed(ridge.expand_as(degree)))
+    traced = _traced(w, rhs)
+    chol, info = torch.linalg.cholesky_ex(base + torch.diag_embed(ridge.expand_as(degree)))
+    for _ in range(5):
         bad = info != 0
-        if not bool(bad.any()):
+        if not traced and not bool(bad.any()):
             break
         ridge = torch.where(bad.view(-1, 1), ridge * 100.0, ridge)
+        tried, tried_info = torch.linalg.cholesky_ex(base + torch.diag_embed(ridge.expand_as(degree)))
+        # traced: a fixed number of attempts, each row keeping its first factorization that worked
+        chol = torch.where(bad.view(-1, 1, 1), tried, chol)
+        info = torch.where(bad, tried_info, info)
     y = torch.cholesky_solve(rhs * inv.unsqueeze(-1), chol)
     ys = y.squeeze(-1)
     quad = (degree * ys * ys).sum(-1) - (ys * (adjacency @ y).squeeze(-1)).sum(-1)
@@ -583,10 +589,17 @@ def _schur_cg(w, rhs, active):
     return x * inv, ~((rr <= goal).view(-1) & active)
 
 
+def _traced(*tensors) -> bool:
+    """Whether the solver runs under ``torch.compile`` or on tensors batched by ``torch.func.vmap``:
+    then it takes no data-dependent branch (no host synchronization, nothing Dynamo cannot trace)."""
+    return torch.compiler.is_compiling() or any(_is_vmapped(t) for t in tensors)
+
+
 def _schur_solve_rows(w, rhs, easy):
     """The solution ``(B, 1, m)`` of :func:`_schur_solve` for a row right-hand side: by
-    :func:`_schur_cg` on the ``easy`` rows, by Cholesky on the others and where CG fell short."""
-    if not bool(easy.any()):
+    :func:`_schur_cg` on the ``easy`` rows, by Cholesky on the others and where CG fell short
+    (by Cholesky on every row when traced, see :func:`_traced`)."""
+    if _traced(w, rhs) or not bool(easy.any()):
         return _schur_solve(w, rhs.mT)[0].mT
     x, redo = _schur_cg(w, rhs, easy)
     if bool(redo.any()):
@@ -659,44 +672,72 @@ class _Transport(torch.autograd.Function):
     enter through :math:`\phi \oplus \gamma`. The potentials are outputs so that the backward,
     rebuilt from them and the inputs, can itself be differentiated (through the Cholesky solve).
     Rows with a NaN or infinite score or softness give NaN.
+
+    Forward mode (:meth:`tangent`) solves the same system for the tangents:
+    :math:`H (\dot\phi, \dot\gamma) = ((V \odot \dot K)\mathbf 1, (V \odot \dot K)^\top
+    \mathbf 1)`, then :math:`\dot u = \dot\phi \oplus \dot\gamma - \dot K` and
+    :math:`\dot\Gamma = V \odot \dot u`. The numerical solve is one custom operator
+    (:func:`_solve_op`) under ``torch.compile``, so that its convergence tests (host
+    synchronizations) stay inside an opaque kernel, and ``vmap`` folds its batch dims into the
+    solver's batch (:meth:`vmap`). The other outputs (shifts, slack, plan, the mask of bad rows
+    and of the rows Sinkhorn solved) are for the backward only.
     """
 
     @staticmethod
-    def forward(ctx, xt, s, b, beta, mode, log, tol, max_iter, x):
-        K, f0, g0 = _scaled_cost(xt, s, b, beta)
-        s_in = s
-        # A non-finite score makes its whole row of K non-finite, so one column tells the bad rows.
-        bad = ~(torch.isfinite(K[..., :1]).all(-2, keepdim=True) & torch.isfinite(s))
-        if bool(bad.any()):  # NaN / inf rows: solve a dummy problem, return NaN
-            K = _rows_where(bad, 0.0, K)
-            s = _rows_where(bad, 1.0, s)
-        else:
-            bad = None
-        phi, gam, u, plan, easy = _solve(K, s, beta, mode, tol, max_iter)
-        if u is None and (log or ctx.needs_input_grad[1]):
-            u = phi + gam - K
-        if x is not None:  # expect: an infinite value with zero weight adds 0, not NaN
-            out = expect(plan.mT, x)
-        else:
-            out = _log_plan(u, mode) if log else plan
-        if bad is not None:
-            out = _rows_where(bad, float("nan"), out)
-        ctx.mode, ctx.log, ctx.bad, ctx.easy = mode, log, bad, easy
-        ctx.save_for_backward(xt, s_in, b, x, phi, gam, f0, g0, u, plan)
-        return out, phi, gam
+    def forward(xt, s, b, beta, mode, log, tol, max_iter, x):
+        solve = _solve_op if torch.compiler.is_compiling() else _solve_rows
+        return solve(xt, s, b, beta, mode, log, tol, max_iter, x)
 
     @staticmethod
-    def backward(ctx, grad_out, grad_phi, grad_gam):
-        xt, s, b, x, phi, gam, f0, g0, u, plan = ctx.saved_tensors
-        mode, bad = ctx.mode, ctx.bad
-        if bad is not None:
-            s = _rows_where(bad, 1.0, s)
-            grad_out, grad_phi, grad_gam = (_rows_where(bad, 0.0, t) for t in (grad_out, grad_phi, grad_gam))
+    def setup_context(ctx, inputs, output):
+        xt, s, b, _, mode, log, _, _, x = inputs
+        out, phi, gam, f0, g0, u, plan, bad, easy = output
+        ctx.mark_non_differentiable(f0, g0, u, plan, bad, easy)
+        ctx.mode, ctx.log = mode, log
+        plan = out if _plan_is_out(x, log) else plan
+        ctx.save_for_backward(xt, s, b, x, phi, gam, f0, g0, u, plan, bad, easy)
+        ctx.save_for_forward(xt, s, b, x, phi, gam, f0, g0, u, plan, bad)
+
+    @staticmethod
+    def vmap(info, in_dims, xt, s, b, beta, mode, log, tol, max_iter, x):
+        """The vmapped dims folded into the solver's batch; anchors shared by every row stay shared."""
+        size = info.batch_size
+        rows = xt.shape[1] if in_dims[0] is not None else xt.shape[0]
+
+        def fold(t, d):
+            if t is None:
+                return None
+            t = t.unsqueeze(0).expand(size, *t.shape) if d is None else t.movedim(d, 0)
+            return t.reshape(size * t.shape[1], *t.shape[2:])
+
+        def fold_anchors(t, d, per_row):
+            """``b`` ``(m,)``/``(R, 1, m)`` or ``beta`` ``(m,)``/``(R, m)``, folded like the rows."""
+            if d is None:
+                return t if t.dim() == 1 else fold(t, None)  # shared by every row / per row
+            t = t.movedim(d, 0)
+            if t.dim() == 2:  # one anchor set per vmapped sample, the same for its rows
+                t = t.view(size, 1, *per_row).expand(size, rows, *per_row)
+            return t.reshape(size * rows, *per_row)
+
+        m = b.shape[-1] if in_dims[2] is None else b.movedim(in_dims[2], 0).shape[-1]
+        b, beta = fold_anchors(b, in_dims[2], (1, m)), fold_anchors(beta, in_dims[3], (m,))
+        xt, s, x = fold(xt, in_dims[0]), fold(s, in_dims[1]), fold(x, in_dims[8])
+        out = apply(_Transport, xt, s, b, beta, mode, log, tol, max_iter, x)
+        out = tuple(
+            t.new_empty(size, 0) if t.dim() == 1 and t.numel() == 0 else t.view(size, -1, *t.shape[1:]) for t in out
+        )
+        return out, (0,) * len(out)
+
+    @staticmethod
+    def backward(ctx, grad_out, grad_phi, grad_gam, *_):
+        xt, s, b, x, phi, gam, f0, g0, u, plan, bad, easy = ctx.saved_tensors
+        mode = ctx.mode
+        s = _rows_where(bad, 1.0, s)
+        plan = _finite_plan(bad, x, ctx.log, plan)
+        grad_out, grad_phi, grad_gam = (_rows_where(bad, 0.0, t) for t in (grad_out, grad_phi, grad_gam))
         create_graph = torch.is_grad_enabled()
         if create_graph:  # rebuild the slack from the inputs and the potentials, with its graph
-            K = ((xt.unsqueeze(-1) - b).square() - f0 - g0) / s
-            if bad is not None:
-                K = _rows_where(bad, 0.0, K)
+            K = _cost(xt, s, b, f0, g0, bad)
             u = phi + gam - K
             plan = _plan(u, mode)
         grad_xt = grad_s = grad_x = None
@@ -719,7 +760,7 @@ class _Transport(torch.autograd.Function):
             r = torch.where(r > 0, r, torch.ones_like(r))
             a = sums[:, :1] + grad_phi.mT
             rhs = cols + grad_gam - torch.bmm(a / r, v)
-            mu = _schur_solve(v, rhs.mT)[0].mT if create_graph else _schur_solve_rows(v, rhs, ctx.easy)
+            mu = _schur_solve(v, rhs.mT)[0].mT if create_graph else _schur_solve_rows(v, rhs, easy)
             prods = torch.bmm(torch.cat([ends[:, 1:], mu, mu * b], -2), v.mT)  # V b, V mu, V (mu b)
             lam = (a - prods[:, 1:2]) / r
             zb = lam * prods[:, :1] + prods[:, 2:] - sums[:, 1:]  # Z b, (B, 1, n)
@@ -728,13 +769,131 @@ class _Transport(torch.autograd.Function):
                 if x is not None:
                     ubar = v * (x.unsqueeze(-1) * ybar)
                 if not create_graph:
-                    K = phi + gam - u
+                    K = _cost(xt, s, b, f0, g0, bad) if mode == "smooth" else phi + gam - u
                 grad_s = -((v * (lam.mT + mu) - ubar) * K).sum((-2, -1), keepdim=True) / s
-        if bad is not None:
-            grad_xt, grad_s, grad_x = (
-                None if t is None else _rows_where(bad, float("nan"), t) for t in (grad_xt, grad_s, grad_x)
-            )
+        grad_xt, grad_s, grad_x = (
+            None if t is None else _rows_where(bad, float("nan"), t) for t in (grad_xt, grad_s, grad_x)
+        )
         return grad_xt, grad_s, None, None, None, None, None, None, grad_x
+
+    @staticmethod
+    def tangent(ctx, xt_tangent, s_tangent, _b, _beta, _mode, _log, _tol, _max_iter, x_tangent):
+        xt, s, b, x, phi, gam, f0, g0, u, plan, bad = ctx.saved_tensors
+        mode = ctx.mode
+        s = _rows_where(bad, 1.0, s)
+        plan = _finite_plan(bad, x, ctx.log, plan)
+        v = _curvature(u, plan, mode)
+        d_cost = None  # the scaled cost's tangent, (2 (xt - b) xt' - K s') / s
+        if xt_tangent is not None:
+            d_cost = (xt.unsqueeze(-1) - b) * (2.0 * xt_tangent.unsqueeze(-1) / s)
+        if s_tangent is not None:
+            cost = _cost(xt, s, b, f0, g0, bad) if mode == "smooth" else phi + gam - u
+            move = cost * (-s_tangent / s)
+            d_cost = move if d_cost is None else d_cost + move
+        if d_cost is None:
+            d_phi, d_gam, d_slack = torch.zeros_like(phi), torch.zeros_like(gam), torch.zeros_like(plan)
+        else:
+            pushed = v * d_cost
+            row_rhs = pushed.sum(-1, keepdim=True)  # (B, n, 1)
+            r = v.sum(-1, keepdim=True)
+            r = torch.where(r > 0, r, torch.ones_like(r))
+            rhs = pushed.sum(-2, keepdim=True) - torch.matmul((row_rhs / r).mT, v)  # (B, 1, m)
+            d_gam = _schur_solve(v, rhs.mT)[0].mT
+            d_phi = (row_rhs - torch.matmul(v, d_gam.mT)) / r
+            d_slack = d_phi + d_gam - d_cost
+        d_plan = v * d_slack
+        if x is not None:
+            infinite = torch.isinf(x)
+            d_out = torch.matmul(d_plan.mT, torch.where(infinite, 0.0, x).unsqueeze(-1)).squeeze(-1)
+            if x_tangent is not None:
+                moved = torch.where(infinite, 0.0, x_tangent).unsqueeze(-1)
+                d_out = d_out + torch.matmul(plan.mT, moved).squeeze(-1)
+        elif not ctx.log:
+            d_out = d_plan
+        elif mode == "smooth":
+            d_out = d_slack
+        else:
+            on = u > 0
+            d_out = torch.where(on, d_slack * _EXPONENT[mode] / torch.where(on, u, torch.ones_like(u)), 0.0)
+        d_out, d_phi, d_gam = (_rows_where(bad, float("nan"), t) for t in (d_out, d_phi, d_gam))
+        return d_out, d_phi, d_gam, None, None, None, None, None, None
+
+
+def _solve_rows(xt, s, b, beta, mode, log, tol, max_iter, x):
+    """The forward pass of :class:`_Transport`: ``(out, phi, gam, f0, g0, u, plan, bad, easy)``."""
+    K, f0, g0 = _scaled_cost(xt, s, b, beta)
+    # A non-finite score makes its whole row of K non-finite, so one column tells the bad rows.
+    bad = ~(torch.isfinite(K[..., :1]).all(-2, keepdim=True) & torch.isfinite(s))
+    any_bad = _traced(xt, s) or bool(bad.any())
+    if any_bad:  # NaN / inf rows: solve a dummy problem, return NaN
+        K = _rows_where(bad, 0.0, K)
+        s = _rows_where(bad, 1.0, s)
+    phi, gam, u, plan, easy = _solve(K, s, beta, mode, tol, max_iter)
+    if x is not None:  # expect: an infinite value with zero weight adds 0, not NaN
+        out = expect(plan.mT, x)
+    elif log:
+        out = _log_plan(phi + gam - K if u is None else u, mode)
+    else:
+        out = plan
+    if any_bad:
+        out = _rows_where(bad, float("nan"), out)
+    # Empty placeholders: the plan when it is the output itself (an output marked non-differentiable
+    # may not be the differentiable one; it is taken back from the output), and the smooth mode's
+    # slack, which the backward never needs (it rebuilds the cost where it needs one, see _cost).
+    plan = plan.new_empty(0) if _plan_is_out(x, log) else plan
+    u = plan.new_empty(0) if mode == "smooth" else u
+    return out, phi, gam, f0, g0, u, plan, bad, easy
+
+
+def _plan_is_out(x, log):
+    """Whether the output of :class:`_Transport` is its plan."""
+    return x is None and not log
+
+
+def _finite_plan(bad, x, log, plan):
+    """The plan with the bad rows zeroed where it was taken from the (NaN) output."""
+    return _rows_where(bad, 0.0, plan) if _plan_is_out(x, log) else plan
+
+
+def _cost(xt, s, b, f0, g0, bad):
+    """The scaled cost ``K`` of :func:`_scaled_cost` rebuilt from its shifts (with autograd; bad rows 0)."""
+    return _rows_where(bad, 0.0, ((xt.unsqueeze(-1) - b).square() - f0 - g0) / s)
+
+
+@torch.library.custom_op("softtorch::transport_solve", mutates_args=())
+def _solve_op(
+    xt: torch.Tensor,
+    s: torch.Tensor,
+    b: torch.Tensor,
+    beta: torch.Tensor,
+    mode: str,
+    log: bool,
+    tol: float,
+    max_iter: int,
+    x: torch.Tensor | None,
+) -> tuple[
+    torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+    torch.Tensor,
+]:  # fmt: skip
+    """:func:`_solve_rows` as one operator for ``torch.compile`` (its iterations stop on convergence
+    tests, which Dynamo cannot trace without breaking the graph)."""
+    out = _solve_rows(xt, s, b, beta, mode, log, tol, max_iter, x)
+    # a custom operator's outputs may not alias its inputs
+    return tuple(t.clone() if t is xt or t is s else t for t in out)
+
+
+@_solve_op.register_fake
+def _(xt, s, b, beta, mode, log, tol, max_iter, x):
+    B, n = xt.shape
+    m = b.shape[-1]  # anchors (m,) shared, or (B, 1, m) per row
+    out = xt.new_empty(B, m) if x is not None else xt.new_empty(B, n, m)
+    u = xt.new_empty(0) if mode == "smooth" else xt.new_empty(B, n, m)
+    plan = xt.new_empty(0) if _plan_is_out(x, log) else xt.new_empty(B, n, m)
+    flags = xt.new_empty(B, 1, 1, dtype=torch.bool)
+    return (
+        out, xt.new_empty(B, n, 1), xt.new_empty(B, 1, m), xt.new_empty(B, n, 1), xt.new_empty(B, 1, m),
+        u, plan, flags, xt.new_empty(B, dtype=torch.bool),
+    )  # fmt: skip
 
 
 # -- entry points ------------------------------------------------------------------------------------
@@ -777,5 +936,5 @@ def transport(xt, softness, b, beta, mode, log, tol, max_iter, x=None):
     if B == 0:
         return with_zero_grad(flat.new_zeros(shape), xt, softness)
     x = None if x is None else x.reshape(B, n)
-    out = _Transport.apply(flat, s, b, beta, mode, log, float(tol), int(max_iter), x)[0]
+    out = apply(_Transport, flat, s, b, beta, mode, log, float(tol), int(max_iter), x)[0]
     return out.reshape(shape)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from .forward_mode import apply
+
 __all__ = ["with_zero_grad"]
 
 
@@ -18,12 +20,18 @@ class _ZeroGrad(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
+        ctx.save_for_forward(output)
         ctx.shapes = [(t.shape, t.dtype, t.device) if isinstance(t, torch.Tensor) else None for t in inputs[1:]]
 
     @staticmethod
     def backward(ctx, grad):
         zeros = [None if s is None else torch.zeros(s[0], dtype=s[1], device=s[2]) for s in ctx.shapes]
         return (None, *zeros)
+
+    @staticmethod
+    def tangent(ctx, *tangents):
+        (value,) = ctx.saved_tensors
+        return torch.zeros_like(value)
 
 
 def with_zero_grad(value: torch.Tensor, *inputs: torch.Tensor) -> torch.Tensor:
@@ -36,4 +44,4 @@ def with_zero_grad(value: torch.Tensor, *inputs: torch.Tensor) -> torch.Tensor:
     """
     if not any(isinstance(t, torch.Tensor) and t.requires_grad for t in inputs):
         return value
-    return _ZeroGrad.apply(value, *inputs)
+    return apply(_ZeroGrad, value, *inputs)

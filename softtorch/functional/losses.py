@@ -15,6 +15,7 @@ import numbers
 import torch
 
 from .._core.checks import (
+    _values_checkable,
     check_bool,
     check_choice,
     check_dim,
@@ -322,7 +323,7 @@ def _check_labels(target, input: torch.Tensor, class_dim: int) -> None:
 
 def _check_label_values(target: torch.Tensor, n: int) -> None:
     # Reading the labels needs a host sync on an accelerator and is impossible while tracing.
-    if target.device.type != "cpu" or target.numel() == 0 or torch.compiler.is_compiling():
+    if not _values_checkable(target):  # not under vmap either: no data-dependent branch there
         return
     bad = (target < 0) | (target >= n)
     if bool(bad.any()):

@@ -165,8 +165,8 @@ def argmax(xt, softness, mode, log=False, *, tol=DEFAULT_TOL, max_iter=DEFAULT_M
         >>> argmax(torch.tensor([0.4, 0.1, 0.6, 0.9]), 1.0, "c1")
         tensor([0.0538, 0.0000, 0.2661, 0.6801])
     """
-    rows = torch.zeros(1, dtype=torch.long, device=xt.device)
-    return permutation(xt, softness, mode, True, rows, log, tol=tol, max_iter=max_iter, kept=kept).squeeze(-2)
+    # the top slot as a slice, not a tensor: its layout is then known while compiling
+    return permutation(xt, softness, mode, True, slice(0, 1), log, tol=tol, max_iter=max_iter, kept=kept).squeeze(-2)
 
 
 def sort_values(
