@@ -147,10 +147,8 @@ def test_hard_mode_under_forward_mode(name):
 
 # -- torch.compile(fullgraph=True): one compile per (method, mode), several functions in it ---------
 
-#: The functions each compile evaluates; OT's top-k and quantiles pass their slots as tensors, whose
-#: merged-anchor layout is data-dependent (a graph break), so they are left out for it.
+#: The functions each compile evaluates.
 COMPILED = ("sort", "rank", "topk", "quantile", "max", "argsort", "argmax")
-_NO_COMPILE = {"ot": {"topk", "quantile"}}
 
 
 def _compile_params():
@@ -169,7 +167,7 @@ def _compile_params():
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.mark.parametrize("method, mode", _compile_params())
 def test_compile_fullgraph_equals_eager(method, mode):
-    names = [n for n in COMPILED if n not in _NO_COMPILE.get(method, ()) and method in tm.OPS[n].methods]
+    names = [n for n in COMPILED if method in tm.OPS[n].methods]
     x = tm._distinct((3, 6), torch.float32, seed=4)
 
     def run(x):
