@@ -30,12 +30,13 @@ import torch
 
 from .._core.checks import check_bool, check_choice, check_nonnegative, check_positive, check_positive_int
 from .._core.precision import compute_dtype
+from .._core.sorting_networks import DIFFSORT_BITONIC
 from ..methods import sorting_network as _network
 
 __all__ = ["DiffSortNet", "DiffTopkNet"]
 
 #: The ``sorting_network_type`` values, mapped to softtorch's layouts.
-NETWORK_TYPES = {"bitonic": _network._DIFFSORT_BITONIC, "odd_even": "odd_even"}
+NETWORK_TYPES = {"bitonic": DIFFSORT_BITONIC, "odd_even": "odd_even"}
 
 
 def _distribution(distribution, interpolation_type):

@@ -208,8 +208,8 @@ class SortingMethod:
         own = getattr(self.module, "argmax", None)
         if own is not None:
             return own(xt if descending else -xt, softness, mode, log=log, **options)
-        first = torch.zeros(1, dtype=torch.long, device=xt.device)
-        return self.permutation(xt, softness, mode, descending, first, log, **options).squeeze(-2)
+        # the top slot as a slice, not a tensor: its layout is then known while compiling
+        return self.permutation(xt, softness, mode, descending, slice(0, 1), log, **options).squeeze(-2)
 
     def sort_values(self, xt, softness, mode, descending=False, *, values=None, **options):
         """Soft sorted values ``(..., n)``: of ``xt`` itself, or ``P @ values`` for data ``values``."""

@@ -32,8 +32,6 @@ EXACT_MASKING = True
 NETWORKS = ("bitonic", "odd_even")
 #: The compare-and-swap relaxations of ``method_options["distribution"]`` (mode ``"smooth"``).
 DISTRIBUTIONS = ("logistic", "logistic_phi", "cauchy", "gaussian", "reciprocal", "optimal")
-#: diffsort's bitonic layout, used by :mod:`softtorch.compat.diffsort` only.
-_DIFFSORT_BITONIC = DIFFSORT_BITONIC
 
 
 def _check_network(label, value):
@@ -59,7 +57,7 @@ MONOTONE = False
 
 def _check_relaxation(mode, network, distribution, art_lambda) -> None:
     check_choice("mode", mode, SOFT_MODES)
-    if network != _DIFFSORT_BITONIC:
+    if network != DIFFSORT_BITONIC:
         check_choice("network", network, NETWORKS)
     if distribution is not None:
         check_choice("distribution", distribution, DISTRIBUTIONS)
