@@ -712,6 +712,26 @@ def test_minmax_matches_sequential_pav(mode, descending, monkeypatch):
     _check_against_pav(mode, descending, seed=13, longest=40)
 
 
+@pytest.mark.parametrize("descending", [False, True])
+def test_minmax_wide_exponent_range(descending, monkeypatch):
+    """Rows spanning more than float64's exponent range (softness 1e-3 on scores in (0, 1): slots
+    or scores 1000 apart) take the in-row exponentials, and still equal the sequential PAV."""
+    _rounds_only(monkeypatch)
+    calls = []
+    minmax = iso._minmax
+    monkeypatch.setattr(iso, "_minmax", lambda *a: calls.append(1) or minmax(*a))
+    x = torch.tensor([0.52, 0.5, 0.9, 0.1, 0.5004, 0.0, 1.0], dtype=torch.float64)
+    for softness in (1e-3, 2e-3):
+        got = sort_values(x, softness, "smooth", descending)
+        want = reference_sort(x.tolist(), softness, "smooth", descending, "pnorm")
+        torch.testing.assert_close(got, torch.tensor(want, dtype=x.dtype), rtol=0, atol=1e-10)
+        got = rank(x, softness, "smooth", descending)
+        want = reference_rank(x.tolist(), softness, "smooth", descending, "pnorm")
+        torch.testing.assert_close(got, torch.tensor(want, dtype=x.dtype), rtol=0, atol=1e-9)
+    assert calls
+    assert not torch.equal(got, rank(x, 1e-6, "smooth", descending))  # some pooling: not the hard ranks
+
+
 @pytest.mark.parametrize("mode", ["c0", "smooth"])
 def test_minmax_is_used_and_agrees_with_rounds(mode, monkeypatch):
     """A batch small enough for the min-max formula, that the windows and one block miss: the

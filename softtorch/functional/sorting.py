@@ -410,9 +410,11 @@ def rank(
         mask=mask,
         descending=descending,
     )
-    order = torch.argsort(fam.flat, dim=-1, descending=descending, stable=True)
-    slots = torch.arange(1, fam.n + 1, device=fam.flat.device, dtype=fam.flat.dtype)
-    hard = torch.empty_like(fam.flat).scatter(-1, order, slots.expand_as(order))
+    hard = None
+    if fam.mode == "hard" or fam.excluding:  # the soft ranks need no sort of their own
+        order = torch.argsort(fam.flat, dim=-1, descending=descending, stable=True)
+        slots = torch.arange(1, fam.n + 1, device=fam.flat.device, dtype=fam.flat.dtype)
+        hard = torch.empty_like(fam.flat).scatter(-1, order, slots.expand_as(order))
     if fam.mode == "hard":
         ranks = with_zero_grad(hard, fam.flat)
     else:
