@@ -486,7 +486,11 @@ def test_radix_sort_of_a_float32_batch():
     x[1, 2, 5], x[1, 2, 6] = float("inf"), -float("inf")
     x[2, 3] = x[2, 3, 0]
     many_rows = torch.randn(300, 110, generator=g)  # row numbers take two bytes
-    for xx in (x, x.transpose(0, 1), many_rows):
+    one_row = torch.randn(1, 10000, generator=g)  # fewer than 2 ** 15 elements: padded keys
+    one_row[0, 5:9] = torch.tensor([0.0, -0.0, float("inf"), 0.0])
+    one_row[0, 20:30] = -0.25
+    assert iso._RADIX_MIN <= one_row.numel() < iso._RADIX_SIZE
+    for xx in (x, x.transpose(0, 1), many_rows, one_row, one_row[0]):
         xx = xx.clone().requires_grad_(True)
         values, order = iso.sort_descending(xx, with_order=True)
         expected = torch.sort(xx, dim=-1, descending=True, stable=True)
