@@ -706,14 +706,12 @@ def _minmax(s: torch.Tensor, w: torch.Tensor, mode: str) -> tuple[torch.Tensor, 
         gamma = (prefix[:, 1:].flip(-1).unsqueeze(-2) - prefix[:, :-1].unsqueeze(-1)) * inverse
         offset = None
     elif bool(torch.maximum(s64[:, 0] - s64[:, -1], w64[:, 0] - w64[:, -1]).amax() <= _EXP_RANGE):
-        # One host synchronization (the exponent range of the whole batch).
-        def suffix(t):
-            tail = torch.exp(t - t[:, -1:]).flip(-1).cumsum(-1)  # tail[q] = sum_{i >= n - 1 - q}
-            return tail.flip(-1), torch.nn.functional.pad(tail[:, :-1], (1, 0))  # T_j; T_{k + 1} at q
-
-        head_s, next_s = suffix(s64)
-        head_w, next_w = suffix(w64)
-        gamma = (head_s.unsqueeze(-1) - next_s.unsqueeze(-2)) / (head_w.unsqueeze(-1) - next_w.unsqueeze(-2))
+        # One host synchronization (the exponent range of the whole batch). s and w stacked:
+        both = torch.stack((s64, w64))
+        tail = torch.exp(both - both[..., -1:]).flip(-1).cumsum(-1)  # tail[q] = T_(n - 1 - q)
+        head, after = tail.flip(-1), torch.nn.functional.pad(tail[..., :-1], (1, 0))  # T_j; T_(k + 1) at q
+        sums = head.unsqueeze(-1) - after.unsqueeze(-2)  # sum over j..k, in units of the last term
+        gamma = sums[0] / sums[1]
         offset = s64[:, -1:] - w64[:, -1:]
     else:
         upper = valid.flip(-1)  # [j, k]: k >= j
@@ -731,13 +729,12 @@ def _minmax(s: torch.Tensor, w: torch.Tensor, mode: str) -> tuple[torch.Tensor, 
         size = torch.zeros_like(s64).scatter_add_(1, bid, torch.ones_like(s64)).gather(1, bid)
         alpha = beta = size.reciprocal_().to(s.dtype)
     else:
-        first = (torch.arange(n, device=s.device) * start).cummax(-1).values
-
-        def softmax(t):  # in-block softmax; the block's first term is its largest
-            e = torch.exp(t - t.gather(1, first))
-            return e / torch.zeros_like(e).scatter_add_(1, bid, e).gather(1, bid)
-
-        alpha, beta = softmax(s64).to(s.dtype), softmax(w64).to(s.dtype)
+        # In-block softmaxes of s and w (stacked); a block's first term is its largest.
+        first = (torch.arange(n, device=s.device) * start).cummax(-1).values.expand(2, rows, n)
+        both = torch.stack((s64, w64))
+        e = torch.exp(both - both.gather(-1, first))
+        ids = bid.expand(2, rows, n)
+        alpha, beta = (e / torch.zeros_like(e).scatter_add_(-1, ids, e).gather(-1, ids)).to(s.dtype).unbind(0)
     return (s64 - v).to(s.dtype), _Dense(bid, None, None, alpha, beta)
 
 
