@@ -200,11 +200,28 @@ def run(xt: torch.Tensor, tau, net: Network, mode: str, distribution=None, art_l
     ``count`` (``(..., 1)`` integers, optional): only the first ``count`` wires of a row are real,
     the others are sentinels (:func:`_row_sentinels`), and the row runs the network of ``count``
     wires, whose result lands on the first ``count`` wires.
+
+    A bitonic network with the logistic step and a softness without gradient runs as one Function
+    over all layers (:class:`_NetworkRun`); everything else layer by layer in plain autograd.
     """
     n = xt.shape[-1]
     # The padding wires hold zeros: their units' weights are fixed, so the value never matters.
     v = xt if net.size == n else torch.nn.functional.pad(xt, (net.offset, net.size - n - net.offset))
     sentinels = None if count is None else _row_sentinels(net, count)
+    batch_shape = xt.shape[:-1]
+    row_tau = _row_softness(tau, batch_shape, xt)
+    if row_tau is not None and net.staged and net.layers and mode == "smooth" and distribution in (None, "logistic"):
+        batch = math.prod(batch_shape)
+        if sentinels is not None:
+            sentinels = [tuple(_rows(t, batch_shape, batch) for t in pair) for pair in sentinels]
+        flat, stacked = _NetworkRun.apply(v.reshape(batch, net.size), row_tau, net, sentinels)
+        weights = [stacked[:, i].view(batch_shape + (layer.blocks, layer.d)) for i, layer in enumerate(net.layers)]
+        return flat.view(batch_shape + (net.size,)), weights
+    return _plain_run(v, tau, net, mode, distribution, art_lambda, sentinels)
+
+
+def _plain_run(v, tau, net: Network, mode: str, distribution, art_lambda, sentinels):
+    """:func:`run` layer by layer in plain autograd on the padded wires ``v`` ``(..., N)``."""
     weights = []
     for index, layer in enumerate(net.layers):
         lo, hi = _split(v, layer, 0)
@@ -219,6 +236,142 @@ def run(xt: torch.Tensor, tau, net: Network, mode: str, distribution=None, art_l
         v = _merge(v, torch.lerp(lo, hi, s), torch.lerp(hi, lo, s), layer, 0)
         weights.append(s)
     return v, weights
+
+
+def _rows(t: torch.Tensor, batch_shape, batch: int) -> torch.Tensor:
+    """``t`` ``(..., blocks, d)`` broadcast to ``batch_shape`` and flattened to ``(B, blocks, d)``."""
+    return t.expand(batch_shape + t.shape[-2:]).reshape((batch,) + t.shape[-2:])
+
+
+def _row_softness(tau, batch_shape, like: torch.Tensor):
+    """``tau`` as a float or a ``(B, 1, 1)`` tensor for :class:`_NetworkRun`; ``None`` where the
+    Function does not serve (a softness with gradient or not one per row, a transform, a dtype
+    other than float32/float64)."""
+    if like.dtype not in (torch.float32, torch.float64) or not _eager(like):
+        return None
+    if not isinstance(tau, torch.Tensor):
+        return float(tau)
+    if tau.requires_grad or not _eager(tau) or tau.dim() > len(batch_shape) + 2:
+        return None
+    rows = batch_shape + (1, 1)
+    try:
+        if torch.broadcast_shapes(tau.shape, rows) != rows:
+            return None
+    except RuntimeError:
+        return None
+    return tau.to(like.dtype).expand(rows).reshape(-1, 1, 1)
+
+
+_BIASES: dict = {}
+
+
+def _biases(net: Network) -> list:
+    """Per layer of a bitonic ``net``: ``None``, or ``+-inf`` on the padding units (whose weight
+    is then exactly 1 or 0) and 0 elsewhere, added to the scaled differences. Kept per network."""
+    key = id(net)
+    if key not in _BIASES or _BIASES[key][0] is not net:
+        if len(_BIASES) >= 64:
+            _BIASES.clear()
+        biases = []
+        for layer in net.layers:
+            bias = None
+            if layer.fixed is not None:
+                inf = torch.full_like(layer.sign, math.inf)
+                bias = torch.where(layer.fixed, torch.where(layer.fixed_value > 0.5, inf, -inf), 0.0)
+            biases.append(bias)
+        _BIASES[key] = (net, biases)
+    return _BIASES[key][1]
+
+
+class _NetworkRun(torch.autograd.Function):
+    r"""All layers of a bitonic network with the logistic step: the padded wires ``(B, N)`` and
+    the softness (a float or ``(B, 1, 1)``, no gradient) give the output wires ``(B, N)`` and
+    every unit's weight ``(B, T, N / 2)``.
+
+    A unit with wires ``a, b``, difference :math:`\delta = a - b` and :math:`s = \sigma(c\,\delta)`
+    (:math:`c` = sign / softness) returns ``lerp(a, b, s)``, ``lerp(b, a, s)``. The forward keeps
+    :math:`s` and :math:`\delta` of every layer (``O(T N)`` per row); the backward walks the layers
+    in reverse: with the output cotangents :math:`\bar a, \bar b` and the weight's own
+    :math:`\bar s`, :math:`e = ((\bar b - \bar a)\,\delta + \bar s)\, s (1 - s)\, c`, then
+    :math:`\bar a \leftarrow (1 - s)\,\bar a + s\,\bar b + e` and
+    :math:`\bar b \leftarrow s\,\bar a + (1 - s)\,\bar b - e`.
+
+    The wires are held wire-major, ``(N, B)``: a layer's lower and upper wires are then two views
+    whose inner runs are ``d B`` contiguous entries, so no op walks a stride-2 axis; two wire
+    buffers alternate and every op writes into its buffer in place. Double backward
+    differentiates :func:`_plain_run`.
+    """
+
+    @staticmethod
+    def forward(ctx, wires, tau, net, sentinels):
+        batch, size = wires.shape
+        layers = net.layers
+        weights = wires.new_empty(len(layers), size // 2, batch)
+        diffs = torch.empty_like(weights)
+        cur = wires.t().clone(memory_format=torch.contiguous_format)  # never a view of the input
+        nxt = torch.empty_like(cur)
+        inv_tau = 1.0 / tau if not isinstance(tau, torch.Tensor) else (1.0 / tau).view(1, 1, batch)
+        coefs = [layer.sign.unsqueeze(-1) * inv_tau for layer in layers]
+        biases = [None if bias is None else bias.unsqueeze(-1) for bias in _biases(net)]
+        masks = None if sentinels is None else [tuple(t.permute(1, 2, 0) for t in pair) for pair in sentinels]
+        for i, (layer, coef, bias) in enumerate(zip(layers, coefs, biases)):
+            shape = (layer.blocks, layer.d, batch)
+            lo, hi = cur.view(layer.blocks, 2, layer.d, batch).unbind(1)
+            diff, s = diffs[i].view(shape), weights[i].view(shape)
+            torch.sub(lo, hi, out=diff)
+            if bias is None:
+                torch.mul(diff, coef, out=s)
+            else:
+                torch.addcmul(bias, diff, coef, out=s)
+            s.sigmoid_()
+            if masks is not None:
+                fixed, value = masks[i]
+                torch.where(fixed, value.to(s.dtype), s, out=s)
+            new_lo, new_hi = nxt.view(layer.blocks, 2, layer.d, batch).unbind(1)
+            # lerp is exact at s = 0 and s = 1, so saturated units move values bit for bit.
+            torch.lerp(lo, hi, s, out=new_lo)
+            torch.lerp(hi, lo, s, out=new_hi)
+            cur, nxt = nxt, cur
+        ctx.net, ctx.tau, ctx.sentinels, ctx.coefs, ctx.masks = net, tau, sentinels, coefs, masks
+        ctx.save_for_backward(wires, weights, diffs)
+        ctx.set_materialize_grads(False)
+        return cur.t(), weights.permute(2, 0, 1)
+
+    @staticmethod
+    def backward(ctx, grad_wires, grad_weights):
+        wires, weights, diffs = ctx.saved_tensors
+        net = ctx.net
+        if torch.is_grad_enabled():  # double backward: the same layers in plain autograd
+            with torch.enable_grad():
+                v, w = _plain_run(wires, ctx.tau, net, "smooth", None, None, ctx.sentinels)
+                stacked = _stacked(w, wires.shape[0])
+            outs = [(o, g) for o, g in ((v, grad_wires), (stacked, grad_weights)) if g is not None]
+            grad = torch.autograd.grad([o for o, _ in outs], wires, [g for _, g in outs], create_graph=True)[0]
+            return grad, None, None, None
+        batch, size = wires.shape
+        buffers = [wires.new_empty(size, batch) for _ in range(2)]
+        cur = buffers[1].zero_() if grad_wires is None else buffers[1].copy_(grad_wires.t())
+        grad_weights = None if grad_weights is None else grad_weights.permute(1, 2, 0)
+        for i in reversed(range(len(net.layers))):
+            layer, coef = net.layers[i], ctx.coefs[i]
+            shape = (layer.blocks, layer.d, batch)
+            ga, gb = cur.view(layer.blocks, 2, layer.d, batch).unbind(1)
+            s, diff = weights[i].view(shape), diffs[i].view(shape)
+            e = gb - ga
+            e.mul_(diff)
+            if grad_weights is not None:
+                e.add_(grad_weights[i].view(shape))
+            e.mul_(torch.addcmul(s, s, s, value=-1.0)).mul_(coef)
+            if ctx.masks is not None:
+                e.masked_fill_(ctx.masks[i][0], 0.0)
+            nxt = buffers[i % 2] if buffers[i % 2] is not cur else buffers[(i + 1) % 2]
+            new_a, new_b = nxt.view(layer.blocks, 2, layer.d, batch).unbind(1)
+            torch.lerp(ga, gb, s, out=new_a)
+            torch.lerp(gb, ga, s, out=new_b)
+            new_a.add_(e)
+            new_b.sub_(e)
+            cur = nxt
+        return cur.t(), None, None, None
 
 
 def _row_sentinels(net: Network, count: torch.Tensor) -> list:
