@@ -457,12 +457,13 @@ def _group_matrix(stage_weights, k: int, lo: int, hi: int, batch: int, size: int
     return mat.reshape(batch, blocks, heads, tails, 1 << (hi - lo), 1 << (hi - lo))
 
 
-def _stage_weights(stacked: torch.Tensor, k: int):
-    """The layers of stage ``k`` from ``(B, T, N / 2)`` stacked weights: ``k`` tensors, the one of
-    distance ``2^t`` shaped ``(B, N / 2^(t+1), 2^t)``."""
-    rows, size = stacked.shape[0], 2 * stacked.shape[-1]
+def _stage_weights(stacked, k: int):
+    """The layers of stage ``k`` from ``(B, T, N / 2)`` stacked weights (or the list of the ``T``
+    layers' ``(B, N / 2)``): ``k`` tensors, the one of distance ``2^t`` shaped ``(B, N / 2^(t+1), 2^t)``."""
+    layers = stacked if isinstance(stacked, list) else stacked.unbind(1)
+    rows, size = layers[0].shape[0], 2 * layers[0].shape[-1]
     first = k * (k - 1) // 2
-    return [stacked[:, first + i].view(rows, size >> (k - i), 1 << (k - 1 - i)) for i in range(k)]
+    return [layers[first + i].view(rows, size >> (k - i), 1 << (k - 1 - i)) for i in range(k)]
 
 
 def _staged_permutation(stacked: torch.Tensor, size: int) -> torch.Tensor:
@@ -537,20 +538,28 @@ def some_rows(wires: torch.Tensor, net: Network, weights, like: torch.Tensor) ->
 CHUNK_ELEMENTS = 1 << 22
 
 
-#: Bits of the first stages, formed together by mixing the rows of the identity layer by layer
-#: (:func:`_first_stages`), and of every later stage's top group (``G = 32``): each later stage
-#: then costs ``2^(m - 4)`` matrix products per row, whatever its size.
+#: Bits of every stage's top group (at most ``G = 32``): each stage past the fifth then costs
+#: ``2^(m - 4)`` matrix products per row, whatever its size.
 _TOP_BITS = 5
+#: Stages formed together by mixing the rows of the identity layer by layer (:func:`_first_stages`,
+#: blocks of ``2^3``); the next ones up to the fifth are a top group alone (no low group).
+_FIRST_BITS = 3
 
 
-def _first_stages(weights: torch.Tensor, k0: int) -> torch.Tensor:
+def _low_bits(k: int) -> int:
+    """The bits of stage ``k``'s low group (0: the stage is its top group alone)."""
+    return max(0, k - _TOP_BITS)
+
+
+def _first_stages(weights, k0: int) -> torch.Tensor:
     """The permutation after stages ``1 .. k0``: ``(R, N / 2^k0, 2^k0, 2^k0)``, block diagonal.
 
     Every layer mixes the rows of the blocks (initially identities) with its unit weights; in plain
     autograd, as the blocks are small (``N 2^k0`` entries per row).
     """
-    rows, size, block = weights.shape[0], 2 * weights.shape[-1], 1 << k0
-    perm = torch.eye(block, dtype=weights.dtype, device=weights.device).expand(rows, size >> k0, block, block)
+    like = weights[0] if isinstance(weights, list) else weights
+    rows, size, block = like.shape[0], 2 * like.shape[-1], 1 << k0
+    perm = torch.eye(block, dtype=like.dtype, device=like.device).expand(rows, size >> k0, block, block)
     for k in range(1, k0 + 1):
         for i, s in enumerate(_stage_weights(weights, k)):
             d = 1 << (k - 1 - i)
@@ -602,28 +611,46 @@ class _Workspace:
         return buffer[:numel].view(shape)
 
 
-def _chunk_matrices(weights: torch.Tensor, size: int):
+def _chunk_matrices(weights, size: int):
     """The first stages' blocks (:func:`_first_stages`) and, for every later stage, its top and
-    low group matrices (:func:`_top_matrices`, :func:`_low_matrices`), from ``(R, T, N / 2)``."""
-    rows, m = weights.shape[0], size.bit_length() - 1
-    first = _first_stages(weights, min(m, _TOP_BITS))
+    low group matrices (:func:`_top_matrices`, :func:`_low_matrices`), from ``(R, T, N / 2)``
+    (or the list of the layers' ``(R, N / 2)``)."""
+    rows, m = (weights[0] if isinstance(weights, list) else weights).shape[0], size.bit_length() - 1
+    first = _first_stages(weights, min(m, _FIRST_BITS))
     groups = []
-    for k in range(_TOP_BITS + 1, m + 1):
+    for k in range(_FIRST_BITS + 1, m + 1):
         stage_weights = _stage_weights(weights, k)
-        low = k - _TOP_BITS
-        groups.append(
-            (_top_matrices(stage_weights, k, low, rows, size), _low_matrices(stage_weights, k, low, rows, size))
-        )
+        low = _low_bits(k)
+        top = _top_matrices(stage_weights, k, low, rows, size)
+        groups.append((top, _low_matrices(stage_weights, k, low, rows, size) if low else None))
     return first, groups
 
 
 def _rows_of(first, groups, size, start, stop):
     """The matrices of :func:`_chunk_matrices` for the batch rows ``start .. stop - 1`` (views)."""
     sliced = []
-    for k, (top, low_mats) in enumerate(groups, _TOP_BITS + 1):
-        blocks, g = size >> k, 1 << _TOP_BITS
-        sliced.append((top[:, :, start * blocks : stop * blocks], low_mats[start * blocks * g : stop * blocks * g]))
+    for k, (top, low_mats) in enumerate(groups, _FIRST_BITS + 1):
+        blocks, g = size >> k, 1 << (k - _low_bits(k))
+        if low_mats is not None:
+            low_mats = low_mats[start * blocks * g : stop * blocks * g]
+        sliced.append((top[:, :, start * blocks : stop * blocks], low_mats))
     return first[start:stop], sliced
+
+
+#: Largest strided output matrix that a batched product writes directly: ``bmm`` runs MKL's batched
+#: kernel only into a contiguous output, and else calls one small product per matrix, so the small
+#: ones go through a contiguous buffer and one copy.
+_STRIDED_OUT = 1 << 13
+
+
+def _bmm_into(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, space) -> None:
+    """``torch.bmm(a, b, out=out)`` for a strided view ``out``, through a buffer when it is small."""
+    if out.is_contiguous() or out.shape[-1] * out.shape[-2] > _STRIDED_OUT:
+        torch.bmm(a, b, out=out)
+    else:
+        buffer = space.empty("bmm", *out.shape)
+        torch.bmm(a, b, out=buffer)
+        out.copy_(buffer)
 
 
 def _chunk_forward(first, groups, size, out, space, keep=None):
@@ -632,32 +659,39 @@ def _chunk_forward(first, groups, size, out, space, keep=None):
     ``first`` and ``groups`` come from :func:`_chunk_matrices`. Stage ``k`` maps the compact
     block-diagonal ``q`` ``(R, N / 2^(k-1), 2^(k-1), 2^(k-1))`` to ``(R, N / 2^k, 2^k, 2^k)``:
     the top group (one batched product per lane ``l`` and half ``t``, reading the half blocks
-    directly) into ``mid`` laid out ``(L, R, K, G, 2^k)``, then the low group (one batched
-    product) into the next ``q``. With ``keep`` (a list), the stage inputs and the ``mid``
-    buffers are appended to it for the backward, and the last product is skipped.
+    directly) into ``mid`` laid out ``(R, K, G, L, 2^k)``, then the low group (one batched
+    product) into the next ``q``; a stage without a low group writes its top group's products
+    into the next ``q`` directly (``L = 1``: the layouts agree). With ``keep`` (a list), the stage
+    inputs and the ``mid`` buffers are appended to it for the backward, and the last product is
+    skipped.
     """
     rows = first.shape[0]
     m = size.bit_length() - 1
     q = first
     if not groups and keep is None:
         out.copy_(q.view(rows, size, size))
-    for k, (top, low_mats) in enumerate(groups, _TOP_BITS + 1):
-        block, low = 1 << k, k - _TOP_BITS
+    for k, (top, low_mats) in enumerate(groups, _FIRST_BITS + 1):
+        block, low = 1 << k, _low_bits(k)
         lanes, g, half = 1 << low, 1 << (k - low), block // 2
         # Without keep, two stage buffers alternate; with it, every stage keeps its own.
         if k < m:
             nxt = space.empty(("q", k if keep is not None else k % 2), rows, size >> k, block, block)
         else:  # the backward (keep) never needs the last product
             nxt = out.view(rows, 1, size, size) if keep is None else None
-        mid = space.empty(("mid", k if keep is not None else 0), lanes, rows, size >> k, g, block)
+        if low:
+            mid = space.empty(("mid", k if keep is not None else 0), rows, size >> k, g, lanes, block)
+        else:
+            mid = nxt
         if keep is not None:
             keep.append((q, mid))
-        mid_halves = mid.view(lanes, rows * (size >> k), g, 2, half)
+        if mid is None:
+            break
+        mid_halves = mid.view(rows * (size >> k), g, lanes, 2, half)
         for lane in range(lanes):
             for t in range(2):
-                torch.bmm(top[lane, t], _half_slab(q, low, t, lane), out=mid_halves[lane, :, :, t])
-        if nxt is not None:
-            torch.bmm(low_mats, mid.view(lanes, -1, block).transpose(0, 1), out=nxt.view(-1, lanes, block))
+                _bmm_into(top[lane, t], _half_slab(q, low, t, lane), mid_halves[:, :, lane, t], space)
+        if nxt is not None and low:
+            torch.bmm(low_mats, mid.view(-1, lanes, block), out=nxt.view(-1, lanes, block))
         q = nxt
     return out
 
@@ -675,24 +709,27 @@ def _chunk_backward(first, groups, cots, size, grad, space):
     kept = []
     _chunk_forward(first, groups, size, None, space, keep=kept)
     dq = grad.view(rows, 1, size, size)
-    for k in range(size.bit_length() - 1, _TOP_BITS, -1):
-        q, mid = kept[k - _TOP_BITS - 1]
-        top, low_mats = groups[k - _TOP_BITS - 1]
-        dtop, dlow = cots[1][k - _TOP_BITS - 1]
-        block, low = 1 << k, k - _TOP_BITS
+    for k in range(size.bit_length() - 1, _FIRST_BITS, -1):
+        q, mid = kept[k - _FIRST_BITS - 1]
+        top, low_mats = groups[k - _FIRST_BITS - 1]
+        dtop, dlow = cots[1][k - _FIRST_BITS - 1]
+        block, low = 1 << k, _low_bits(k)
         lanes, g, half = 1 << low, 1 << (k - low), block // 2
-        dy = dq.view(-1, lanes, block)
-        torch.bmm(dy, mid.view(lanes, -1, block).permute(1, 2, 0), out=dlow)  # dY X^T, X = (R K G, L, 2^k)
-        dmid = space.empty("dmid", rows * (size >> k) * g, lanes, block)  # rows (j, l)
-        torch.bmm(low_mats.transpose(1, 2), dy, out=dmid)
-        dmid = dmid.view(rows * (size >> k), g, lanes, 2, half)
+        if low:
+            dy = dq.view(-1, lanes, block)
+            torch.bmm(dy, mid.view(-1, lanes, block).transpose(1, 2), out=dlow)  # dY X^T, X = (R K G, L, 2^k)
+            dmid = space.empty("dmid", rows * (size >> k) * g, lanes, block)  # rows (j, l)
+            torch.bmm(low_mats.transpose(1, 2), dy, out=dmid)
+        else:  # the top group wrote the stage's output itself
+            dmid = dq
+        dmid = dmid.reshape(rows * (size >> k), g, lanes, 2, half)
         dq_prev = space.empty(("dq", k % 2), rows, size >> (k - 1), half, half)
         top_t = top.transpose(-1, -2)
         for lane in range(lanes):
             for t in range(2):
                 dy = dmid[:, :, lane, t]  # (R K, G, h)
                 torch.bmm(dy, _half_slab(q, low, t, lane).transpose(1, 2), out=dtop[lane, t])
-                torch.bmm(top_t[lane, t], dy, out=_half_slab(dq_prev, low, t, lane))
+                _bmm_into(top_t[lane, t], dy, _half_slab(dq_prev, low, t, lane), space)
         dq = dq_prev
     cots[0].copy_(dq.view(cots[0].shape))
 
@@ -756,26 +793,32 @@ class _BitonicPermutation(torch.autograd.Function):
         if torch.is_grad_enabled():  # double backward: the same products in plain autograd
             perm = _staged_permutation(weights, size)[:, real, real]
             return torch.autograd.grad(perm, weights, grad, create_graph=True)[0], None, None, None
-        leaf = weights.detach().requires_grad_()
+        # One leaf per layer: slices of one leaf would each scatter into a zero copy of all weights.
+        leaves = [layer.detach().requires_grad_() for layer in weights.unbind(1)]
         with torch.enable_grad():
-            first, groups = _chunk_matrices(leaf, size)
-        mats = [first] + [m for pair in groups for m in pair]
-        cots = [torch.empty_like(m) for m in mats]
-        detached = (first.detach(), [(a.detach(), b.detach()) for a, b in groups])
-        cot_groups = (cots[0], [(cots[i], cots[i + 1]) for i in range(1, len(cots), 2)])
+            first, groups = _chunk_matrices(leaves, size)
+        mats = [first] + [m for pair in groups for m in pair if m is not None]
+        cots = [m.new_empty(m.shape) for m in mats]  # contiguous: bmm writes MKL's batched way
+        detached = (first.detach(), [tuple(m if m is None else m.detach() for m in pair) for pair in groups])
+        pending = iter(cots[1:])
+        cot_groups = (cots[0], [tuple(m if m is None else next(pending) for m in pair) for pair in groups])
         step = max(1, CHUNK_ELEMENTS // (size * size))
         space = _Workspace(weights)
         for start in range(0, weights.shape[0], step):
             chunk = grad[start : start + step]
             if n == size:
                 padded = chunk.contiguous()
-            else:
-                padded = space.empty("grad", chunk.shape[0], size, size).zero_()
+            else:  # only the padding rows and columns are zeroed, the real block is copied over
+                padded = space.empty("grad", chunk.shape[0], size, size)
                 padded[:, real, real] = chunk
+                padded[:, :offset].zero_()
+                padded[:, offset + n :].zero_()
+                padded[:, real, :offset].zero_()
+                padded[:, real, offset + n :].zero_()
             views = _rows_of(*detached, size, start, start + step)
             cot_views = _rows_of(*cot_groups, size, start, start + step)
             _chunk_backward(*views, cot_views, size, padded, space)
-        return torch.autograd.grad(mats, leaf, cots)[0], None, None, None
+        return torch.stack(torch.autograd.grad(mats, leaves, cots), dim=1), None, None, None
 
 
 def _stacked(weights, batch: int) -> torch.Tensor:
