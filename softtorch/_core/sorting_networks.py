@@ -419,7 +419,7 @@ def _mix(lo: torch.Tensor, hi: torch.Tensor, s: torch.Tensor):
 
 
 #: Most layers of a bitonic stage multiplied into one small matrix before it is applied to ``P``.
-_GROUP_BITS = 4
+_GROUP_BITS = 5
 
 
 def _groups(k: int):
