@@ -7,6 +7,13 @@ wires' values and every unit's weight ``s``, and :func:`full_permutation` / :fun
 the weights into rows of the soft permutation: every unit mixes the two permutation rows of its
 wires, ``P'_lo = P_lo + s (P_hi - P_lo)`` and ``P'_hi = P_hi - s (P_hi - P_lo)``.
 
+**The values** (:class:`_NetworkRun`). A bitonic network with the logistic step runs as one
+autograd Function over all its layers: the wires are held wire-major (``N x B``), so the two wires
+of every unit are two views with contiguous runs of ``d B`` entries, each layer is a handful of
+in-place ops on two alternating buffers, and the backward walks the layers in reverse in closed
+form from the saved weights and differences (``O(T N)`` per row). Other steps, a softness with a
+gradient and ``torch.func`` transforms run layer by layer in plain autograd (:func:`_plain_run`).
+
 **Bitonic layouts.** ``N = 2^m``; stage ``k`` merges blocks of ``2^k`` wires with the layers of
 distances ``2^(k-1), ..., 1`` (bits ``k - 1, ..., 0`` of the wire index; the units of blocks whose
 bit ``k`` is set put the minimum on the upper wire). After stage ``k`` the permutation is block
@@ -25,10 +32,12 @@ the kept entries alone (:func:`run` with ``count``).
 at most two groups of small matrices (:func:`_group_matrix`): the top bits ``low .. k - 1`` (one
 ``G x G`` matrix per block and *lane* ``l`` of the low bits) and the low bits ``0 .. low - 1`` (one
 ``L x L`` matrix per block and top index ``j``). Each group is then applied to the block-diagonal
-permutation with batched matrix products on strided views, so that nothing is transposed or
-copied: the top group reads the two half blocks of the previous stage directly (never the zeros
-between them, one product per lane and half) and writes lane-major, which is exactly the layout
-the low group reads as one batched product, writing the natural row order. The batch is
+permutation with batched matrix products on strided views, so that nothing is transposed: the
+top group reads the two half blocks of the previous stage directly (never the zeros between them,
+one product per lane and half) and writes ``(R, K, G, L, 2^k)``, which the low group reads as one
+contiguous batched product, writing the natural row order (small strided outputs go through a
+contiguous buffer, :func:`_bmm_into`). The first three stages mix the rows of ``8 x 8`` identity
+blocks layer by layer (:func:`_first_stages`); stages 4 and 5 are a top group alone. The batch is
 processed in chunks of :data:`CHUNK_ELEMENTS` per ``N x N`` buffer, so every workspace is reused
 from the allocator's heap and mostly stays in cache; only the returned permutation is large.
 
