@@ -515,6 +515,73 @@ def test_chunked_kernel_through_permutation_gradcheck():
     assert torch.autograd.gradcheck(lambda x: permutation(x, 0.1, "c1", descending=True), (x,), fast_mode=True)
 
 
+# --- the values kernel over all layers (softtorch._core.sorting_networks._NetworkRun) -------
+
+
+def loop_values(net, x, tau):
+    """The relaxed bitonic network by hand, unit by unit: wires and weights ``(B, T, N / 2)``.
+
+    Padding wires are sentinels that behave like +inf: a unit with one swaps exactly when the
+    sentinel sits where the minimum goes (the lower wire of an ascending unit)."""
+    v = torch.nn.functional.pad(x, (0, net.size - x.shape[-1])).clone()
+    pad = [i >= x.shape[-1] for i in range(net.size)]
+    weights = []
+    for layer in net.layers:
+        w = torch.zeros(x.shape[0], net.size // 2, dtype=x.dtype)
+        for u in range(layer.blocks):
+            for r in range(layer.d):
+                a = 2 * layer.d * u + r
+                b, unit = a + layer.d, u * layer.d + r
+                desc = bool(layer.sign[u, r] < 0)
+                if not (pad[a] or pad[b]):
+                    s = torch.sigmoid((v[:, a] - v[:, b]) * (-1.0 if desc else 1.0) / tau.squeeze(-1))
+                else:
+                    swap = pad[a] != pad[b] and pad[b if desc else a]
+                    s = torch.full_like(v[:, a], float(swap))
+                    if swap:
+                        pad[a], pad[b] = pad[b], pad[a]
+                va, vb = v[:, a].clone(), v[:, b].clone()
+                v[:, a], v[:, b] = va + s * (vb - va), vb - s * (vb - va)
+                w[:, unit] = s
+        weights.append(w)
+    return v, torch.stack(weights, 1)
+
+
+@pytest.mark.parametrize("n", [2, 5, 8, 13])
+def test_network_run_matches_unit_loop(n):
+    from softtorch._core import sorting_networks as networks
+
+    x = torch.rand(3, n, dtype=torch.float64, generator=torch.Generator().manual_seed(n))
+    tau = torch.tensor([[0.1], [0.3], [1.0]], dtype=torch.float64)
+    net = networks.get_network(n, "bitonic", x.device, x.dtype)
+    v, w = networks.run(x, tau.unsqueeze(-1), net, "smooth")
+    v_ref, w_ref = loop_values(net, x, tau)
+    torch.testing.assert_close(v, v_ref, rtol=0, atol=1e-13)
+    torch.testing.assert_close(networks._stacked(w, 3), w_ref, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_network_run_gradcheck_and_input_untouched(batch):
+    from softtorch._core import sorting_networks as networks
+
+    for n in (4, 6):  # no padding, then padding
+        x = distinct((batch, n), gap=0.07, seed=n).requires_grad_()
+        before = x.detach().clone()
+        net = networks.get_network(n, "bitonic", x.device, x.dtype)
+
+        def fn(x, net=net):
+            v, w = networks.run(x, 0.3, net, "smooth")
+            return (v,) + tuple(w)
+
+        fn(x)
+        assert torch.equal(x.detach(), before)  # the kernel never writes into its input
+        assert torch.autograd.gradcheck(fn, (x,))
+        assert torch.autograd.gradgradcheck(fn, (x,))
+        weights_only = lambda x, net=net: networks._stacked(networks.run(x, 0.3, net, "smooth")[1], batch)  # noqa: E731
+        assert torch.autograd.gradcheck(weights_only, (x,))
+        assert torch.autograd.gradgradcheck(weights_only, (x,))
+
+
 # --- exact masking: a row with excluded entries sorts its kept entries alone ----------------
 
 

@@ -7,6 +7,13 @@ wires' values and every unit's weight ``s``, and :func:`full_permutation` / :fun
 the weights into rows of the soft permutation: every unit mixes the two permutation rows of its
 wires, ``P'_lo = P_lo + s (P_hi - P_lo)`` and ``P'_hi = P_hi - s (P_hi - P_lo)``.
 
+**The values** (:class:`_NetworkRun`). A bitonic network with the logistic step runs as one
+autograd Function over all its layers: the wires are held wire-major (``N x B``), so the two wires
+of every unit are two views with contiguous runs of ``d B`` entries, each layer is a handful of
+in-place ops on two alternating buffers, and the backward walks the layers in reverse in closed
+form from the saved weights and differences (``O(T N)`` per row). Other steps, a softness with a
+gradient and ``torch.func`` transforms run layer by layer in plain autograd (:func:`_plain_run`).
+
 **Bitonic layouts.** ``N = 2^m``; stage ``k`` merges blocks of ``2^k`` wires with the layers of
 distances ``2^(k-1), ..., 1`` (bits ``k - 1, ..., 0`` of the wire index; the units of blocks whose
 bit ``k`` is set put the minimum on the upper wire). After stage ``k`` the permutation is block
@@ -25,10 +32,12 @@ the kept entries alone (:func:`run` with ``count``).
 at most two groups of small matrices (:func:`_group_matrix`): the top bits ``low .. k - 1`` (one
 ``G x G`` matrix per block and *lane* ``l`` of the low bits) and the low bits ``0 .. low - 1`` (one
 ``L x L`` matrix per block and top index ``j``). Each group is then applied to the block-diagonal
-permutation with batched matrix products on strided views, so that nothing is transposed or
-copied: the top group reads the two half blocks of the previous stage directly (never the zeros
-between them, one product per lane and half) and writes lane-major, which is exactly the layout
-the low group reads as one batched product, writing the natural row order. The batch is
+permutation with batched matrix products on strided views, so that nothing is transposed: the
+top group reads the two half blocks of the previous stage directly (never the zeros between them,
+one product per lane and half) and writes ``(R, K, G, L, 2^k)``, which the low group reads as one
+contiguous batched product, writing the natural row order (small strided outputs go through a
+contiguous buffer, :func:`_bmm_into`). The first three stages mix the rows of ``8 x 8`` identity
+blocks layer by layer (:func:`_first_stages`); stages 4 and 5 are a top group alone. The batch is
 processed in chunks of :data:`CHUNK_ELEMENTS` per ``N x N`` buffer, so every workspace is reused
 from the allocator's heap and mostly stays in cache; only the returned permutation is large.
 
@@ -200,11 +209,28 @@ def run(xt: torch.Tensor, tau, net: Network, mode: str, distribution=None, art_l
     ``count`` (``(..., 1)`` integers, optional): only the first ``count`` wires of a row are real,
     the others are sentinels (:func:`_row_sentinels`), and the row runs the network of ``count``
     wires, whose result lands on the first ``count`` wires.
+
+    A bitonic network with the logistic step and a softness without gradient runs as one Function
+    over all layers (:class:`_NetworkRun`); everything else layer by layer in plain autograd.
     """
     n = xt.shape[-1]
     # The padding wires hold zeros: their units' weights are fixed, so the value never matters.
     v = xt if net.size == n else torch.nn.functional.pad(xt, (net.offset, net.size - n - net.offset))
     sentinels = None if count is None else _row_sentinels(net, count)
+    batch_shape = xt.shape[:-1]
+    row_tau = _row_softness(tau, batch_shape, xt)
+    if row_tau is not None and net.staged and net.layers and mode == "smooth" and distribution in (None, "logistic"):
+        batch = math.prod(batch_shape)
+        if sentinels is not None:
+            sentinels = [tuple(_rows(t, batch_shape, batch) for t in pair) for pair in sentinels]
+        flat, stacked = _NetworkRun.apply(v.reshape(batch, net.size), row_tau, net, sentinels)
+        weights = [stacked[:, i].view(batch_shape + (layer.blocks, layer.d)) for i, layer in enumerate(net.layers)]
+        return flat.view(batch_shape + (net.size,)), weights
+    return _plain_run(v, tau, net, mode, distribution, art_lambda, sentinels)
+
+
+def _plain_run(v, tau, net: Network, mode: str, distribution, art_lambda, sentinels):
+    """:func:`run` layer by layer in plain autograd on the padded wires ``v`` ``(..., N)``."""
     weights = []
     for index, layer in enumerate(net.layers):
         lo, hi = _split(v, layer, 0)
@@ -219,6 +245,142 @@ def run(xt: torch.Tensor, tau, net: Network, mode: str, distribution=None, art_l
         v = _merge(v, torch.lerp(lo, hi, s), torch.lerp(hi, lo, s), layer, 0)
         weights.append(s)
     return v, weights
+
+
+def _rows(t: torch.Tensor, batch_shape, batch: int) -> torch.Tensor:
+    """``t`` ``(..., blocks, d)`` broadcast to ``batch_shape`` and flattened to ``(B, blocks, d)``."""
+    return t.expand(batch_shape + t.shape[-2:]).reshape((batch,) + t.shape[-2:])
+
+
+def _row_softness(tau, batch_shape, like: torch.Tensor):
+    """``tau`` as a float or a ``(B, 1, 1)`` tensor for :class:`_NetworkRun`; ``None`` where the
+    Function does not serve (a softness with gradient or not one per row, a transform, a dtype
+    other than float32/float64)."""
+    if like.dtype not in (torch.float32, torch.float64) or not _eager(like):
+        return None
+    if not isinstance(tau, torch.Tensor):
+        return float(tau)
+    if tau.requires_grad or not _eager(tau) or tau.dim() > len(batch_shape) + 2:
+        return None
+    rows = batch_shape + (1, 1)
+    try:
+        if torch.broadcast_shapes(tau.shape, rows) != rows:
+            return None
+    except RuntimeError:
+        return None
+    return tau.to(like.dtype).expand(rows).reshape(-1, 1, 1)
+
+
+_BIASES: dict = {}
+
+
+def _biases(net: Network) -> list:
+    """Per layer of a bitonic ``net``: ``None``, or ``+-inf`` on the padding units (whose weight
+    is then exactly 1 or 0) and 0 elsewhere, added to the scaled differences. Kept per network."""
+    key = id(net)
+    if key not in _BIASES or _BIASES[key][0] is not net:
+        if len(_BIASES) >= 64:
+            _BIASES.clear()
+        biases = []
+        for layer in net.layers:
+            bias = None
+            if layer.fixed is not None:
+                inf = torch.full_like(layer.sign, math.inf)
+                bias = torch.where(layer.fixed, torch.where(layer.fixed_value > 0.5, inf, -inf), 0.0)
+            biases.append(bias)
+        _BIASES[key] = (net, biases)
+    return _BIASES[key][1]
+
+
+class _NetworkRun(torch.autograd.Function):
+    r"""All layers of a bitonic network with the logistic step: the padded wires ``(B, N)`` and
+    the softness (a float or ``(B, 1, 1)``, no gradient) give the output wires ``(B, N)`` and
+    every unit's weight ``(B, T, N / 2)``.
+
+    A unit with wires ``a, b``, difference :math:`\delta = a - b` and :math:`s = \sigma(c\,\delta)`
+    (:math:`c` = sign / softness) returns ``lerp(a, b, s)``, ``lerp(b, a, s)``. The forward keeps
+    :math:`s` and :math:`\delta` of every layer (``O(T N)`` per row); the backward walks the layers
+    in reverse: with the output cotangents :math:`\bar a, \bar b` and the weight's own
+    :math:`\bar s`, :math:`e = ((\bar b - \bar a)\,\delta + \bar s)\, s (1 - s)\, c`, then
+    :math:`\bar a \leftarrow (1 - s)\,\bar a + s\,\bar b + e` and
+    :math:`\bar b \leftarrow s\,\bar a + (1 - s)\,\bar b - e`.
+
+    The wires are held wire-major, ``(N, B)``: a layer's lower and upper wires are then two views
+    whose inner runs are ``d B`` contiguous entries, so no op walks a stride-2 axis; two wire
+    buffers alternate and every op writes into its buffer in place. Double backward
+    differentiates :func:`_plain_run`.
+    """
+
+    @staticmethod
+    def forward(ctx, wires, tau, net, sentinels):
+        batch, size = wires.shape
+        layers = net.layers
+        weights = wires.new_empty(len(layers), size // 2, batch)
+        diffs = torch.empty_like(weights)
+        cur = wires.t().clone(memory_format=torch.contiguous_format)  # never a view of the input
+        nxt = torch.empty_like(cur)
+        inv_tau = 1.0 / tau if not isinstance(tau, torch.Tensor) else (1.0 / tau).view(1, 1, batch)
+        coefs = [layer.sign.unsqueeze(-1) * inv_tau for layer in layers]
+        biases = [None if bias is None else bias.unsqueeze(-1) for bias in _biases(net)]
+        masks = None if sentinels is None else [tuple(t.permute(1, 2, 0) for t in pair) for pair in sentinels]
+        for i, (layer, coef, bias) in enumerate(zip(layers, coefs, biases)):
+            shape = (layer.blocks, layer.d, batch)
+            lo, hi = cur.view(layer.blocks, 2, layer.d, batch).unbind(1)
+            diff, s = diffs[i].view(shape), weights[i].view(shape)
+            torch.sub(lo, hi, out=diff)
+            if bias is None:
+                torch.mul(diff, coef, out=s)
+            else:
+                torch.addcmul(bias, diff, coef, out=s)
+            s.sigmoid_()
+            if masks is not None:
+                fixed, value = masks[i]
+                torch.where(fixed, value.to(s.dtype), s, out=s)
+            new_lo, new_hi = nxt.view(layer.blocks, 2, layer.d, batch).unbind(1)
+            # lerp is exact at s = 0 and s = 1, so saturated units move values bit for bit.
+            torch.lerp(lo, hi, s, out=new_lo)
+            torch.lerp(hi, lo, s, out=new_hi)
+            cur, nxt = nxt, cur
+        ctx.net, ctx.tau, ctx.sentinels, ctx.coefs, ctx.masks = net, tau, sentinels, coefs, masks
+        ctx.save_for_backward(wires, weights, diffs)
+        ctx.set_materialize_grads(False)
+        return cur.t(), weights.permute(2, 0, 1)
+
+    @staticmethod
+    def backward(ctx, grad_wires, grad_weights):
+        wires, weights, diffs = ctx.saved_tensors
+        net = ctx.net
+        if torch.is_grad_enabled():  # double backward: the same layers in plain autograd
+            with torch.enable_grad():
+                v, w = _plain_run(wires, ctx.tau, net, "smooth", None, None, ctx.sentinels)
+                stacked = _stacked(w, wires.shape[0])
+            outs = [(o, g) for o, g in ((v, grad_wires), (stacked, grad_weights)) if g is not None]
+            grad = torch.autograd.grad([o for o, _ in outs], wires, [g for _, g in outs], create_graph=True)[0]
+            return grad, None, None, None
+        batch, size = wires.shape
+        buffers = [wires.new_empty(size, batch) for _ in range(2)]
+        cur = buffers[1].zero_() if grad_wires is None else buffers[1].copy_(grad_wires.t())
+        grad_weights = None if grad_weights is None else grad_weights.permute(1, 2, 0)
+        for i in reversed(range(len(net.layers))):
+            layer, coef = net.layers[i], ctx.coefs[i]
+            shape = (layer.blocks, layer.d, batch)
+            ga, gb = cur.view(layer.blocks, 2, layer.d, batch).unbind(1)
+            s, diff = weights[i].view(shape), diffs[i].view(shape)
+            e = gb - ga
+            e.mul_(diff)
+            if grad_weights is not None:
+                e.add_(grad_weights[i].view(shape))
+            e.mul_(torch.addcmul(s, s, s, value=-1.0)).mul_(coef)
+            if ctx.masks is not None:
+                e.masked_fill_(ctx.masks[i][0], 0.0)
+            nxt = buffers[i % 2] if buffers[i % 2] is not cur else buffers[(i + 1) % 2]
+            new_a, new_b = nxt.view(layer.blocks, 2, layer.d, batch).unbind(1)
+            torch.lerp(ga, gb, s, out=new_a)
+            torch.lerp(gb, ga, s, out=new_b)
+            new_a.add_(e)
+            new_b.sub_(e)
+            cur = nxt
+        return cur.t(), None, None, None
 
 
 def _row_sentinels(net: Network, count: torch.Tensor) -> list:
@@ -266,7 +428,7 @@ def _mix(lo: torch.Tensor, hi: torch.Tensor, s: torch.Tensor):
 
 
 #: Most layers of a bitonic stage multiplied into one small matrix before it is applied to ``P``.
-_GROUP_BITS = 4
+_GROUP_BITS = 5
 
 
 def _groups(k: int):
@@ -304,12 +466,13 @@ def _group_matrix(stage_weights, k: int, lo: int, hi: int, batch: int, size: int
     return mat.reshape(batch, blocks, heads, tails, 1 << (hi - lo), 1 << (hi - lo))
 
 
-def _stage_weights(stacked: torch.Tensor, k: int):
-    """The layers of stage ``k`` from ``(B, T, N / 2)`` stacked weights: ``k`` tensors, the one of
-    distance ``2^t`` shaped ``(B, N / 2^(t+1), 2^t)``."""
-    rows, size = stacked.shape[0], 2 * stacked.shape[-1]
+def _stage_weights(stacked, k: int):
+    """The layers of stage ``k`` from ``(B, T, N / 2)`` stacked weights (or the list of the ``T``
+    layers' ``(B, N / 2)``): ``k`` tensors, the one of distance ``2^t`` shaped ``(B, N / 2^(t+1), 2^t)``."""
+    layers = stacked if isinstance(stacked, list) else stacked.unbind(1)
+    rows, size = layers[0].shape[0], 2 * layers[0].shape[-1]
     first = k * (k - 1) // 2
-    return [stacked[:, first + i].view(rows, size >> (k - i), 1 << (k - 1 - i)) for i in range(k)]
+    return [layers[first + i].view(rows, size >> (k - i), 1 << (k - 1 - i)) for i in range(k)]
 
 
 def _staged_permutation(stacked: torch.Tensor, size: int) -> torch.Tensor:
@@ -384,20 +547,28 @@ def some_rows(wires: torch.Tensor, net: Network, weights, like: torch.Tensor) ->
 CHUNK_ELEMENTS = 1 << 22
 
 
-#: Bits of the first stages, formed together by mixing the rows of the identity layer by layer
-#: (:func:`_first_stages`), and of every later stage's top group (``G = 32``): each later stage
-#: then costs ``2^(m - 4)`` matrix products per row, whatever its size.
+#: Bits of every stage's top group (at most ``G = 32``): each stage past the fifth then costs
+#: ``2^(m - 4)`` matrix products per row, whatever its size.
 _TOP_BITS = 5
+#: Stages formed together by mixing the rows of the identity layer by layer (:func:`_first_stages`,
+#: blocks of ``2^3``); the next ones up to the fifth are a top group alone (no low group).
+_FIRST_BITS = 3
 
 
-def _first_stages(weights: torch.Tensor, k0: int) -> torch.Tensor:
+def _low_bits(k: int) -> int:
+    """The bits of stage ``k``'s low group (0: the stage is its top group alone)."""
+    return max(0, k - _TOP_BITS)
+
+
+def _first_stages(weights, k0: int) -> torch.Tensor:
     """The permutation after stages ``1 .. k0``: ``(R, N / 2^k0, 2^k0, 2^k0)``, block diagonal.
 
     Every layer mixes the rows of the blocks (initially identities) with its unit weights; in plain
     autograd, as the blocks are small (``N 2^k0`` entries per row).
     """
-    rows, size, block = weights.shape[0], 2 * weights.shape[-1], 1 << k0
-    perm = torch.eye(block, dtype=weights.dtype, device=weights.device).expand(rows, size >> k0, block, block)
+    like = weights[0] if isinstance(weights, list) else weights
+    rows, size, block = like.shape[0], 2 * like.shape[-1], 1 << k0
+    perm = torch.eye(block, dtype=like.dtype, device=like.device).expand(rows, size >> k0, block, block)
     for k in range(1, k0 + 1):
         for i, s in enumerate(_stage_weights(weights, k)):
             d = 1 << (k - 1 - i)
@@ -449,28 +620,46 @@ class _Workspace:
         return buffer[:numel].view(shape)
 
 
-def _chunk_matrices(weights: torch.Tensor, size: int):
+def _chunk_matrices(weights, size: int):
     """The first stages' blocks (:func:`_first_stages`) and, for every later stage, its top and
-    low group matrices (:func:`_top_matrices`, :func:`_low_matrices`), from ``(R, T, N / 2)``."""
-    rows, m = weights.shape[0], size.bit_length() - 1
-    first = _first_stages(weights, min(m, _TOP_BITS))
+    low group matrices (:func:`_top_matrices`, :func:`_low_matrices`), from ``(R, T, N / 2)``
+    (or the list of the layers' ``(R, N / 2)``)."""
+    rows, m = (weights[0] if isinstance(weights, list) else weights).shape[0], size.bit_length() - 1
+    first = _first_stages(weights, min(m, _FIRST_BITS))
     groups = []
-    for k in range(_TOP_BITS + 1, m + 1):
+    for k in range(_FIRST_BITS + 1, m + 1):
         stage_weights = _stage_weights(weights, k)
-        low = k - _TOP_BITS
-        groups.append(
-            (_top_matrices(stage_weights, k, low, rows, size), _low_matrices(stage_weights, k, low, rows, size))
-        )
+        low = _low_bits(k)
+        top = _top_matrices(stage_weights, k, low, rows, size)
+        groups.append((top, _low_matrices(stage_weights, k, low, rows, size) if low else None))
     return first, groups
 
 
 def _rows_of(first, groups, size, start, stop):
     """The matrices of :func:`_chunk_matrices` for the batch rows ``start .. stop - 1`` (views)."""
     sliced = []
-    for k, (top, low_mats) in enumerate(groups, _TOP_BITS + 1):
-        blocks, g = size >> k, 1 << _TOP_BITS
-        sliced.append((top[:, :, start * blocks : stop * blocks], low_mats[start * blocks * g : stop * blocks * g]))
+    for k, (top, low_mats) in enumerate(groups, _FIRST_BITS + 1):
+        blocks, g = size >> k, 1 << (k - _low_bits(k))
+        if low_mats is not None:
+            low_mats = low_mats[start * blocks * g : stop * blocks * g]
+        sliced.append((top[:, :, start * blocks : stop * blocks], low_mats))
     return first[start:stop], sliced
+
+
+#: Largest strided output matrix that a batched product writes directly: ``bmm`` runs MKL's batched
+#: kernel only into a contiguous output, and else calls one small product per matrix, so the small
+#: ones go through a contiguous buffer and one copy.
+_STRIDED_OUT = 1 << 13
+
+
+def _bmm_into(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, space) -> None:
+    """``torch.bmm(a, b, out=out)`` for a strided view ``out``, through a buffer when it is small."""
+    if out.is_contiguous() or out.shape[-1] * out.shape[-2] > _STRIDED_OUT:
+        torch.bmm(a, b, out=out)
+    else:
+        buffer = space.empty("bmm", *out.shape)
+        torch.bmm(a, b, out=buffer)
+        out.copy_(buffer)
 
 
 def _chunk_forward(first, groups, size, out, space, keep=None):
@@ -479,32 +668,39 @@ def _chunk_forward(first, groups, size, out, space, keep=None):
     ``first`` and ``groups`` come from :func:`_chunk_matrices`. Stage ``k`` maps the compact
     block-diagonal ``q`` ``(R, N / 2^(k-1), 2^(k-1), 2^(k-1))`` to ``(R, N / 2^k, 2^k, 2^k)``:
     the top group (one batched product per lane ``l`` and half ``t``, reading the half blocks
-    directly) into ``mid`` laid out ``(L, R, K, G, 2^k)``, then the low group (one batched
-    product) into the next ``q``. With ``keep`` (a list), the stage inputs and the ``mid``
-    buffers are appended to it for the backward, and the last product is skipped.
+    directly) into ``mid`` laid out ``(R, K, G, L, 2^k)``, then the low group (one batched
+    product) into the next ``q``; a stage without a low group writes its top group's products
+    into the next ``q`` directly (``L = 1``: the layouts agree). With ``keep`` (a list), the stage
+    inputs and the ``mid`` buffers are appended to it for the backward, and the last product is
+    skipped.
     """
     rows = first.shape[0]
     m = size.bit_length() - 1
     q = first
     if not groups and keep is None:
         out.copy_(q.view(rows, size, size))
-    for k, (top, low_mats) in enumerate(groups, _TOP_BITS + 1):
-        block, low = 1 << k, k - _TOP_BITS
+    for k, (top, low_mats) in enumerate(groups, _FIRST_BITS + 1):
+        block, low = 1 << k, _low_bits(k)
         lanes, g, half = 1 << low, 1 << (k - low), block // 2
         # Without keep, two stage buffers alternate; with it, every stage keeps its own.
         if k < m:
             nxt = space.empty(("q", k if keep is not None else k % 2), rows, size >> k, block, block)
         else:  # the backward (keep) never needs the last product
             nxt = out.view(rows, 1, size, size) if keep is None else None
-        mid = space.empty(("mid", k if keep is not None else 0), lanes, rows, size >> k, g, block)
+        if low:
+            mid = space.empty(("mid", k if keep is not None else 0), rows, size >> k, g, lanes, block)
+        else:
+            mid = nxt
         if keep is not None:
             keep.append((q, mid))
-        mid_halves = mid.view(lanes, rows * (size >> k), g, 2, half)
+        if mid is None:
+            break
+        mid_halves = mid.view(rows * (size >> k), g, lanes, 2, half)
         for lane in range(lanes):
             for t in range(2):
-                torch.bmm(top[lane, t], _half_slab(q, low, t, lane), out=mid_halves[lane, :, :, t])
-        if nxt is not None:
-            torch.bmm(low_mats, mid.view(lanes, -1, block).transpose(0, 1), out=nxt.view(-1, lanes, block))
+                _bmm_into(top[lane, t], _half_slab(q, low, t, lane), mid_halves[:, :, lane, t], space)
+        if nxt is not None and low:
+            torch.bmm(low_mats, mid.view(-1, lanes, block), out=nxt.view(-1, lanes, block))
         q = nxt
     return out
 
@@ -522,24 +718,27 @@ def _chunk_backward(first, groups, cots, size, grad, space):
     kept = []
     _chunk_forward(first, groups, size, None, space, keep=kept)
     dq = grad.view(rows, 1, size, size)
-    for k in range(size.bit_length() - 1, _TOP_BITS, -1):
-        q, mid = kept[k - _TOP_BITS - 1]
-        top, low_mats = groups[k - _TOP_BITS - 1]
-        dtop, dlow = cots[1][k - _TOP_BITS - 1]
-        block, low = 1 << k, k - _TOP_BITS
+    for k in range(size.bit_length() - 1, _FIRST_BITS, -1):
+        q, mid = kept[k - _FIRST_BITS - 1]
+        top, low_mats = groups[k - _FIRST_BITS - 1]
+        dtop, dlow = cots[1][k - _FIRST_BITS - 1]
+        block, low = 1 << k, _low_bits(k)
         lanes, g, half = 1 << low, 1 << (k - low), block // 2
-        dy = dq.view(-1, lanes, block)
-        torch.bmm(dy, mid.view(lanes, -1, block).permute(1, 2, 0), out=dlow)  # dY X^T, X = (R K G, L, 2^k)
-        dmid = space.empty("dmid", rows * (size >> k) * g, lanes, block)  # rows (j, l)
-        torch.bmm(low_mats.transpose(1, 2), dy, out=dmid)
-        dmid = dmid.view(rows * (size >> k), g, lanes, 2, half)
+        if low:
+            dy = dq.view(-1, lanes, block)
+            torch.bmm(dy, mid.view(-1, lanes, block).transpose(1, 2), out=dlow)  # dY X^T, X = (R K G, L, 2^k)
+            dmid = space.empty("dmid", rows * (size >> k) * g, lanes, block)  # rows (j, l)
+            torch.bmm(low_mats.transpose(1, 2), dy, out=dmid)
+        else:  # the top group wrote the stage's output itself
+            dmid = dq
+        dmid = dmid.reshape(rows * (size >> k), g, lanes, 2, half)
         dq_prev = space.empty(("dq", k % 2), rows, size >> (k - 1), half, half)
         top_t = top.transpose(-1, -2)
         for lane in range(lanes):
             for t in range(2):
                 dy = dmid[:, :, lane, t]  # (R K, G, h)
                 torch.bmm(dy, _half_slab(q, low, t, lane).transpose(1, 2), out=dtop[lane, t])
-                torch.bmm(top_t[lane, t], dy, out=_half_slab(dq_prev, low, t, lane))
+                _bmm_into(top_t[lane, t], dy, _half_slab(dq_prev, low, t, lane), space)
         dq = dq_prev
     cots[0].copy_(dq.view(cots[0].shape))
 
@@ -603,26 +802,32 @@ class _BitonicPermutation(torch.autograd.Function):
         if torch.is_grad_enabled():  # double backward: the same products in plain autograd
             perm = _staged_permutation(weights, size)[:, real, real]
             return torch.autograd.grad(perm, weights, grad, create_graph=True)[0], None, None, None
-        leaf = weights.detach().requires_grad_()
+        # One leaf per layer: slices of one leaf would each scatter into a zero copy of all weights.
+        leaves = [layer.detach().requires_grad_() for layer in weights.unbind(1)]
         with torch.enable_grad():
-            first, groups = _chunk_matrices(leaf, size)
-        mats = [first] + [m for pair in groups for m in pair]
-        cots = [torch.empty_like(m) for m in mats]
-        detached = (first.detach(), [(a.detach(), b.detach()) for a, b in groups])
-        cot_groups = (cots[0], [(cots[i], cots[i + 1]) for i in range(1, len(cots), 2)])
+            first, groups = _chunk_matrices(leaves, size)
+        mats = [first] + [m for pair in groups for m in pair if m is not None]
+        cots = [m.new_empty(m.shape) for m in mats]  # contiguous: bmm writes MKL's batched way
+        detached = (first.detach(), [tuple(m if m is None else m.detach() for m in pair) for pair in groups])
+        pending = iter(cots[1:])
+        cot_groups = (cots[0], [tuple(m if m is None else next(pending) for m in pair) for pair in groups])
         step = max(1, CHUNK_ELEMENTS // (size * size))
         space = _Workspace(weights)
         for start in range(0, weights.shape[0], step):
             chunk = grad[start : start + step]
             if n == size:
                 padded = chunk.contiguous()
-            else:
-                padded = space.empty("grad", chunk.shape[0], size, size).zero_()
+            else:  # only the padding rows and columns are zeroed, the real block is copied over
+                padded = space.empty("grad", chunk.shape[0], size, size)
                 padded[:, real, real] = chunk
+                padded[:, :offset].zero_()
+                padded[:, offset + n :].zero_()
+                padded[:, real, :offset].zero_()
+                padded[:, real, offset + n :].zero_()
             views = _rows_of(*detached, size, start, start + step)
             cot_views = _rows_of(*cot_groups, size, start, start + step)
             _chunk_backward(*views, cot_views, size, padded, space)
-        return torch.autograd.grad(mats, leaf, cots)[0], None, None, None
+        return torch.stack(torch.autograd.grad(mats, leaves, cots), dim=1), None, None, None
 
 
 def _stacked(weights, batch: int) -> torch.Tensor:
