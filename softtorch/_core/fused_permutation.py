@@ -35,7 +35,7 @@ import math
 
 import torch
 
-from .forward_mode import apply
+from .forward_mode import apply, in_transform
 from .kernels import WINDOW
 from .projections import project_simplex, simplex_vjp
 
@@ -44,7 +44,7 @@ __all__ = ["BLOCK_ELEMENTS", "pairwise_sums", "soft_rows"]
 #: Elements of one block of scores ``(..., rows, n)``: 1 MiB in float32, so that the few passes
 #: over a block (scores, projection, copy out; in the backward the product, the signs and the
 #: sums) run in the CPU's cache instead of streaming ``n x n`` temporaries through memory.
-BLOCK_ELEMENTS = 1 << 20
+BLOCK_ELEMENTS = 1 << 17
 
 SOFTSORT = "softsort"
 NEURALSORT = "neuralsort"
@@ -282,6 +282,8 @@ class _SoftRows(torch.autograd.Function):
     @staticmethod
     @_no_autocast
     def forward(y, row_par, col_par, values, weights, kind, mode, n_rows, keep):
+        if _eager(y, row_par, col_par, values, weights):
+            return _fast_forward(y, row_par, col_par, values, weights, kind, mode, n_rows, keep)
         neg_col = None if col_par is None else col_par.neg().unsqueeze(-2)
         columns = None if values is None else _value_columns(values.to(y.dtype))
         # Outputs are allocated once, from the first block (which carries every vmap batch dim of
@@ -332,6 +334,8 @@ class _SoftRows(torch.autograd.Function):
         grad_columns = grads.pop(0) if ctx.has_weights else None
         if grad_rows is None and grad_expected is None and grad_columns is None:
             return (None,) * 9
+        if _eager(*ctx.saved_tensors, grad_rows, grad_expected, grad_columns):
+            return _fast_backward(ctx, grad_rows, grad_expected, grad_columns)
         kind = ctx.kind
         if grad_expected is not None:
             # As in expect: an infinite expectation passes no gradient; infinite values get none.
@@ -437,6 +441,194 @@ class _SoftRows(torch.autograd.Function):
         if weights is not None:
             tangents.append(d_stats)
         return tuple(tangents)
+
+
+# ----------------------------------------------------------------------------------------------
+# The eager fast path: contiguous blocks of P's own memory, preallocated workspaces
+# ----------------------------------------------------------------------------------------------
+
+
+def _eager(*tensors) -> bool:
+    """Whether the fast in-place path may run: autograd off (not a double backward), not compiling,
+    not under a ``torch.func`` transform or in forward mode, no functorch-wrapped tensor."""
+    if torch.is_grad_enabled() or in_transform():
+        return False
+    return not any(t is not None and torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors)
+
+
+def _slabs(n_batch: int, n_rows: int, n: int):
+    """``(b0, b1, a0, a1)`` blocks of about :data:`BLOCK_ELEMENTS` elements that are contiguous in a
+    ``(n_batch, n_rows, n)`` tensor: whole batch entries when one fits, else rows of one entry."""
+    per_entry = max(1, n_rows * n)
+    if per_entry <= BLOCK_ELEMENTS:
+        step = max(1, BLOCK_ELEMENTS // per_entry)
+        return [(b, min(b + step, n_batch), 0, n_rows) for b in range(0, n_batch, step)]
+    step = max(1, BLOCK_ELEMENTS // max(1, n))
+    return [(b, b + 1, a, min(a + step, n_rows)) for b in range(n_batch) for a in range(0, n_rows, step)]
+
+
+class _Flat:
+    """The fast path's operands as contiguous ``(N, .)`` tensors, with the batch shape to restore."""
+
+    def __init__(self, y, row_par, col_par, values, kind):
+        lead = [y.shape[:-1]]
+        if kind == SOFTSORT:
+            lead.append(row_par.shape[:-1])
+        if col_par is not None:
+            lead.append(col_par.shape[:-1])
+        if values is not None:
+            lead.append(values.shape[:-1])
+        self.batch = torch.broadcast_shapes(*lead)
+        self.n = y.shape[-1]
+        self.r = row_par.shape[-1]
+        self.size = math.prod(self.batch)
+
+        def flat(t):
+            return None if t is None else t.expand(self.batch + t.shape[-1:]).reshape(self.size, t.shape[-1])
+
+        self.y = flat(y)
+        self.row = flat(row_par) if kind == SOFTSORT else row_par
+        self.neg_col = None if col_par is None else flat(col_par).neg()
+        self.values = flat(values)
+
+    def block(self, kind, out, b0, b1, a0, a1):
+        """Write the scores of rows ``a0:a1`` of entries ``b0:b1`` into ``out`` ``(b1 - b0, a1 - a0, n)``."""
+        y = self.y[b0:b1].unsqueeze(-2)
+        if kind == SOFTSORT:
+            return torch.sub(self.row[b0:b1, a0:a1].unsqueeze(-1), y, out=out).abs_().neg_()
+        return torch.addcmul(self.neg_col[b0:b1].unsqueeze(-2), self.row[a0:a1].unsqueeze(-1), y, out=out)
+
+    def rows(self, kind, mode, out, b0, b1, a0, a1):
+        """The projected rows of a block, in ``out``'s memory (the sparse modes' projection allocates)."""
+        s = self.block(kind, out, b0, b1, a0, a1)
+        if mode != "smooth":
+            return out.copy_(project_simplex(s, mode))
+        if kind == SOFTSORT:  # every row holds its anchor (score 0, the maximum): no shift needed
+            s.exp_()
+            return s.div_(s.sum(dim=-1, keepdim=True))
+        return torch._softmax(s, -1, False, out=s)
+
+
+def _largest(blocks, n) -> int:
+    """Elements of the largest block (the size of a workspace that holds any of them)."""
+    return max([(b1 - b0) * (a1 - a0) * n for b0, b1, a0, a1 in blocks], default=0)
+
+
+def _view(buffer, b0, b1, a0, a1, n):
+    """A workspace buffer seen as the block ``(b1 - b0, a1 - a0, n)``."""
+    shape = (b1 - b0, a1 - a0, n)
+    return buffer[: math.prod(shape)].view(shape)
+
+
+def _fast_forward(y, row_par, col_par, values, weights, kind, mode, n_rows, keep):
+    f = _Flat(y, row_par, col_par, values, kind)
+    n, r = f.n, n_rows
+    blocks = _slabs(f.size, r, n)
+    rows = y.new_empty(f.size, r, n) if keep else None
+    space = None if keep else y.new_empty(_largest(blocks, n))
+    columns = None if values is None else _value_columns(f.values.to(y.dtype))
+    expected = None if values is None else y.new_empty(f.size, r, 3)
+    stats = None if weights is None else y.new_zeros(f.size, weights.shape[1], n)
+    w_t = None if weights is None else weights.transpose(0, 1).to(y.dtype)
+    for b0, b1, a0, a1 in blocks:
+        out = rows[b0:b1, a0:a1] if keep else _view(space, b0, b1, a0, a1, n)
+        p = f.rows(kind, mode, out, b0, b1, a0, a1)
+        if values is not None:
+            torch.matmul(p, columns[b0:b1], out=expected[b0:b1, a0:a1])
+        if weights is not None:
+            stats[b0:b1].add_(torch.matmul(w_t[:, a0:a1], p))
+    outputs = []
+    if keep:
+        outputs.append(rows.view(f.batch + (r, n)))
+    if values is not None:
+        outputs.append(_expectations(expected).view(f.batch + (r,)))
+    if weights is not None:
+        outputs.append(stats.view(f.batch + stats.shape[-2:]))
+    return tuple(outputs)
+
+
+def _fast_backward(ctx, grad_rows, grad_expected, grad_columns):
+    """The closed-form backward of :func:`_fast_forward`, block by block in workspaces."""
+    y, row_par, col_par, values, weights, rows, expected = ctx.saved_tensors
+    kind, mode, r = ctx.kind, ctx.mode, ctx.n_rows
+    f = _Flat(y, row_par, col_par, values, kind)
+    size, n = f.size, f.n
+
+    def flat(t, *tail):
+        return None if t is None else t.expand(f.batch + tail).reshape((size,) + tail)
+
+    grad_rows, rows = flat(grad_rows, r, n), flat(rows, r, n)
+    if grad_expected is not None:
+        # As in expect: an infinite expectation passes no gradient; infinite values get none.
+        grad_expected = flat(torch.where(torch.isinf(expected), 0.0, grad_expected), r)
+        finite = torch.where(torch.isinf(f.values), 0.0, f.values).to(y.dtype)
+        grad_values = torch.zeros_like(finite)
+    grad_columns = flat(grad_columns, *grad_columns.shape[-2:]) if grad_columns is not None else None
+    if weights is not None:
+        weights = weights.to(y.dtype)
+    grad_y = y.new_zeros(size, n)
+    if kind == SOFTSORT:
+        grad_row = y.new_empty(size, r)
+    else:
+        grad_col = y.new_zeros(size, n)
+        coef_one = torch.stack((f.row, torch.ones_like(f.row))).to(y.dtype)
+    blocks = _slabs(size, r, n)
+    largest = _largest(blocks, n)
+    space_g = y.new_empty(largest)
+    space_p = None if rows is not None else y.new_empty(largest)
+    space_d = y.new_empty(largest) if kind == SOFTSORT else None
+    for b0, b1, a0, a1 in blocks:
+        sign = None
+        if rows is not None:
+            p = rows[b0:b1, a0:a1]
+        elif kind == SOFTSORT and mode == "smooth":
+            # the differences once: their signs below, the rows from their absolute values
+            sign = torch.sub(
+                f.row[b0:b1, a0:a1].unsqueeze(-1), f.y[b0:b1].unsqueeze(-2), out=_view(space_d, b0, b1, a0, a1, n)
+            )
+            p = torch.abs(sign, out=_view(space_p, b0, b1, a0, a1, n)).neg_().exp_()
+            p.div_(p.sum(dim=-1, keepdim=True))
+            sign.sign_()
+        else:
+            p = f.rows(kind, mode, _view(space_p, b0, b1, a0, a1, n), b0, b1, a0, a1)
+        # The cotangent of the block's rows, from every output
+        work = _view(space_g, b0, b1, a0, a1, n)
+        g = None
+        if grad_columns is not None:
+            g = torch.matmul(weights[a0:a1], grad_columns[b0:b1], out=work)
+        if grad_rows is not None:
+            g = grad_rows[b0:b1, a0:a1] if g is None else g.add_(grad_rows[b0:b1, a0:a1])
+        if grad_expected is not None:
+            ge = grad_expected[b0:b1, a0:a1].unsqueeze(-1)
+            v = finite[b0:b1].unsqueeze(-2)
+            g = torch.mul(ge, v, out=work) if g is None else torch.addcmul(g, ge, v, out=work)
+            grad_values[b0:b1].add_(torch.matmul(ge.transpose(-1, -2), p).squeeze(-2))
+        if mode == "smooth":
+            gs = torch._softmax_backward_data(g, p, -1, p.dtype, grad_input=work)
+        else:
+            gs = simplex_vjp(p, g, mode)
+        if kind == SOFTSORT:
+            if sign is None:
+                sign = torch.sub(
+                    f.row[b0:b1, a0:a1].unsqueeze(-1), f.y[b0:b1].unsqueeze(-2), out=_view(space_d, b0, b1, a0, a1, n)
+                ).sign_()
+            gs.mul_(sign)
+            grad_y[b0:b1].add_(gs.sum(-2))
+            torch.sum(gs, -1, out=grad_row[b0:b1, a0:a1]).neg_()
+        else:
+            both = torch.matmul(coef_one[:, a0:a1], gs)  # (nb, 2, n): sums of c_i dS_ij and of dS_ij
+            grad_y[b0:b1].add_(both[:, 0])
+            grad_col[b0:b1].sub_(both[:, 1])
+    grad_y = grad_y.view(f.batch + (n,)).sum_to_size(y.shape)
+    grad_row_par = grad_col_par = grad_values_out = None
+    if kind == SOFTSORT:
+        grad_row_par = grad_row.view(f.batch + (r,)).sum_to_size(row_par.shape)
+    else:
+        grad_col_par = grad_col.view(f.batch + (n,)).sum_to_size(col_par.shape)
+    if grad_expected is not None:
+        grad_values = torch.where(torch.isinf(f.values), 0.0, grad_values)
+        grad_values_out = grad_values.view(f.batch + (n,)).sum_to_size(values.shape).to(values.dtype)
+    return grad_y, grad_row_par, grad_col_par, grad_values_out, None, None, None, None, None
 
 
 def soft_rows(kind, y, row_par, col_par, mode, *, keep=True, values=None, weights=None):
