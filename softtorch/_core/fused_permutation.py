@@ -162,6 +162,8 @@ class _PairwiseSums(torch.autograd.Function):
     @staticmethod
     @_no_autocast
     def forward(y: torch.Tensor, mode: str) -> torch.Tensor:
+        if _eager(y):
+            return _fast_pairwise(y, mode, None)
         sums = torch.zeros_like(y)
         for a, b in _blocks(y.shape[-1], y):
             terms = _phi(_diff(_part(y, a, b), _part(y, a, y.shape[-1])), mode)  # (..., r, n - a)
@@ -183,6 +185,8 @@ class _PairwiseSums(torch.autograd.Function):
     @staticmethod
     def _backward(ctx, y, grad):
         n = y.shape[-1]
+        if _eager(y, grad):
+            return _fast_pairwise(y, ctx.mode, grad), None
         if not torch.is_grad_enabled():
             # Out of place where a vmapped cotangent meets an unbatched y (batched gradients).
             out = torch.zeros_like(y) + torch.zeros_like(grad)
@@ -218,6 +222,65 @@ def _add_triangle(out, terms, a, b, sign):
     out.narrow(-1, a, b - a).add_(terms.sum(-1))
     if b < n:
         out.narrow(-1, b, n - b).add_(terms.narrow(-1, b - a, n - b).sum(-2), alpha=sign)
+
+
+def _phi_into(d, mode, work):
+    r""":math:`\varphi(d)` of a workspace block ``d`` (overwritten), in ``work``'s memory or ``d``'s."""
+    if mode != "smooth":
+        return _phi(d, mode)
+    h = d.mul_(0.5)
+    return torch.tanh(h, out=work).mul_(h).mul_(2.0)  # d tanh(d / 2)
+
+
+def _phi_prime_into(d, mode, work):
+    r""":math:`\varphi'(d)` of a workspace block ``d`` (overwritten), in ``work``'s memory or a new tensor."""
+    if mode != "smooth":
+        return _phi_prime(d, mode)
+    h = d.mul_(0.5)
+    t = torch.tanh(h, out=work)
+    # t + h (1 - t^2), as h - (h t - 1) t ... written t - h (t^2 - 1) with one temporary: d
+    return torch.addcmul(t, h, torch.mul(t, t).sub_(1.0), value=-1.0, out=work)
+
+
+def _fast_pairwise(y, mode, grad):
+    r"""Eager :math:`B_j = \sum_k \varphi(y_j - y_k)` (``grad`` None) or its VJP
+    :math:`\bar y_j = \sum_k \varphi'(y_j - y_k)(\bar B_j + \bar B_k)`, in contiguous workspace
+    blocks: whole batch entries when one fits a block, else rows ``a:b`` of one entry against the
+    columns ``a:`` only (the pairs' symmetry, as in :class:`_PairwiseSums`)."""
+    n = y.shape[-1]
+    batch = y.shape[:-1] if grad is None else torch.broadcast_shapes(y.shape[:-1], grad.shape[:-1])
+    size = math.prod(batch)
+    flat_y = y.expand(batch + (n,)).reshape(size, n)
+    flat_g = None if grad is None else grad.expand(batch + (n,)).reshape(size, n)
+    out = flat_y.new_zeros(size, n)
+    blocks = _slabs(size, n, n)
+    largest = _largest(blocks, n)
+    space_d, space_w = flat_y.new_empty(largest), flat_y.new_empty(largest)
+    for b0, b1, a0, a1 in blocks:
+        cols = n - a0
+        d = torch.sub(
+            flat_y[b0:b1, a0:a1].unsqueeze(-1),
+            flat_y[b0:b1, a0:].unsqueeze(-2),
+            out=_view(space_d, b0, b1, a0, a1, cols),
+        )
+        work = _view(space_w, b0, b1, a0, a1, cols)
+        rest = out[b0:b1, a1:]
+        if grad is None:
+            terms = _phi_into(d, mode, work)
+            out[b0:b1, a0:a1].add_(terms.sum(-1))
+            if a1 < n:
+                rest.add_(terms[..., a1 - a0 :].sum(-2))
+            continue
+        slope = _phi_prime_into(d, mode, work)  # odd: the pair (k, j) has -slope
+        g_rows, g_cols = flat_g[b0:b1, a0:a1], flat_g[b0:b1, a0:]
+        own = torch.matmul(slope, g_cols.unsqueeze(-1)).squeeze(-1)
+        out[b0:b1, a0:a1].add_(own).addcmul_(g_rows, slope.sum(-1))
+        if a1 < n:
+            tail = slope[..., a1 - a0 :]
+            rest.sub_(torch.matmul(g_rows.unsqueeze(-2), tail).squeeze(-2))
+            rest.addcmul_(flat_g[b0:b1, a1:], tail.sum(-2), value=-1.0)
+    out = out.view(batch + (n,))
+    return out if grad is None else out.sum_to_size(y.shape)
 
 
 def pairwise_sums(y: torch.Tensor, mode: str) -> torch.Tensor:
@@ -490,6 +553,7 @@ class _Flat:
         self.row = flat(row_par) if kind == SOFTSORT else row_par
         self.neg_col = None if col_par is None else flat(col_par).neg()
         self.values = flat(values)
+        self.floor = _floor(kind, self.y)
 
     def block(self, kind, out, b0, b1, a0, a1):
         """Write the scores of rows ``a0:a1`` of entries ``b0:b1`` into ``out`` ``(b1 - b0, a1 - a0, n)``."""
@@ -503,10 +567,38 @@ class _Flat:
         s = self.block(kind, out, b0, b1, a0, a1)
         if mode != "smooth":
             return out.copy_(project_simplex(s, mode))
-        if kind == SOFTSORT:  # every row holds its anchor (score 0, the maximum): no shift needed
-            s.exp_()
-            return s.div_(s.sum(dim=-1, keepdim=True))
+        if kind == SOFTSORT:
+            return self.softsort_rows(s)
+        if self.floor is not None:
+            s.clamp_(min=s.amax(dim=-1, keepdim=True).add_(self.floor))
         return torch._softmax(s, -1, False, out=s)
+
+    def softsort_rows(self, s):
+        """SoftSort's smooth rows from their scores ``s``, in place: every row holds its anchor
+        (score 0, the maximum), so no shift is needed."""
+        if self.floor is not None:
+            s.clamp_(min=self.floor)
+        s.exp_()
+        return s.div_(s.sum(dim=-1, keepdim=True))
+
+
+def _floor(kind, y):
+    """The lowest score (below the row maximum) the fast smooth rows keep, or None (no floor needed).
+
+    On the CPU, probabilities under the dtype's smallest normal number (``exp`` of scores some 87
+    below the maximum in float32) are subnormal, and every later pass over a block holding them
+    runs several times slower (NeuralSort's rows hold many). Scores are raised to
+    ``log(tiny) + log(n) + 20``: the rows' probabilities then stay normal, even divided by the row
+    sum (at most ``n``) and multiplied by a cotangent, and they move by less than ``tiny * e^20``.
+    SoftSort's scores ``-|a_i - y_j|`` stay above ``-(max y - min y)``, so it needs the floor
+    only for a wide ``y``; GPUs handle subnormals at full speed.
+    """
+    if y.device.type != "cpu" or y.numel() == 0:
+        return None
+    floor = math.log(torch.finfo(y.dtype).tiny) + math.log(y.shape[-1]) + 20.0
+    if kind == SOFTSORT and not (y.amax() - y.amin() > -floor):
+        return None
+    return floor
 
 
 def _largest(blocks, n) -> int:
@@ -520,14 +612,23 @@ def _view(buffer, b0, b1, a0, a1, n):
     return buffer[: math.prod(shape)].view(shape)
 
 
+def _fast_value_columns(values):
+    """:func:`_value_columns`, or the values alone as ``(..., n, 1)`` when they are known to be finite:
+    a product with one column costs a third of one with three. Knowing it takes a host read, so only
+    on the CPU."""
+    if values.device.type == "cpu" and not torch.isinf(values).any():
+        return values.unsqueeze(-1)
+    return _value_columns(values)
+
+
 def _fast_forward(y, row_par, col_par, values, weights, kind, mode, n_rows, keep):
     f = _Flat(y, row_par, col_par, values, kind)
     n, r = f.n, n_rows
     blocks = _slabs(f.size, r, n)
     rows = y.new_empty(f.size, r, n) if keep else None
     space = None if keep else y.new_empty(_largest(blocks, n))
-    columns = None if values is None else _value_columns(f.values.to(y.dtype))
-    expected = None if values is None else y.new_empty(f.size, r, 3)
+    columns = None if values is None else _fast_value_columns(f.values.to(y.dtype))
+    expected = None if values is None else y.new_empty(f.size, r, columns.shape[-1])
     stats = None if weights is None else y.new_zeros(f.size, weights.shape[1], n)
     w_t = None if weights is None else weights.transpose(0, 1).to(y.dtype)
     for b0, b1, a0, a1 in blocks:
@@ -541,7 +642,8 @@ def _fast_forward(y, row_par, col_par, values, weights, kind, mode, n_rows, keep
     if keep:
         outputs.append(rows.view(f.batch + (r, n)))
     if values is not None:
-        outputs.append(_expectations(expected).view(f.batch + (r,)))
+        expected = _expectations(expected) if expected.shape[-1] == 3 else expected.squeeze(-1)
+        outputs.append(expected.view(f.batch + (r,)))
     if weights is not None:
         outputs.append(stats.view(f.batch + stats.shape[-2:]))
     return tuple(outputs)
@@ -586,8 +688,7 @@ def _fast_backward(ctx, grad_rows, grad_expected, grad_columns):
             sign = torch.sub(
                 f.row[b0:b1, a0:a1].unsqueeze(-1), f.y[b0:b1].unsqueeze(-2), out=_view(space_d, b0, b1, a0, a1, n)
             )
-            p = torch.abs(sign, out=_view(space_p, b0, b1, a0, a1, n)).neg_().exp_()
-            p.div_(p.sum(dim=-1, keepdim=True))
+            p = f.softsort_rows(torch.abs(sign, out=_view(space_p, b0, b1, a0, a1, n)).neg_())
             sign.sign_()
         else:
             p = f.rows(kind, mode, _view(space_p, b0, b1, a0, a1, n), b0, b1, a0, a1)
