@@ -522,11 +522,13 @@ def _eager(*tensors) -> bool:
 def _slabs(n_batch: int, n_rows: int, n: int):
     """``(b0, b1, a0, a1)`` blocks of about :data:`BLOCK_ELEMENTS` elements that are contiguous in a
     ``(n_batch, n_rows, n)`` tensor: whole batch entries when one fits, else rows of one entry."""
+    # Each thread works on its share of a block in its own core's cache: a block per thread.
+    elements = BLOCK_ELEMENTS * max(1, torch.get_num_threads())
     per_entry = max(1, n_rows * n)
-    if per_entry <= BLOCK_ELEMENTS:
-        step = max(1, BLOCK_ELEMENTS // per_entry)
+    if per_entry <= elements:
+        step = max(1, elements // per_entry)
         return [(b, min(b + step, n_batch), 0, n_rows) for b in range(0, n_batch, step)]
-    step = max(1, BLOCK_ELEMENTS // max(1, n))
+    step = max(1, elements // max(1, n))
     return [(b, b + 1, a, min(a + step, n_rows)) for b in range(n_batch) for a in range(0, n_rows, step)]
 
 

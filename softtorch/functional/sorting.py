@@ -86,8 +86,10 @@ def _floored(p, eps):
     return p if p is None or eps is None else floored_log(p, eps)
 
 
-def _sorted_rows(fam: Family, descending: bool, rows, *, with_indices, gated_grad, log):
-    """Values ``(..., r)`` and (optionally) soft index rows ``(..., r, n)`` for sorted slots ``rows``."""
+def _sorted_rows(fam: Family, descending: bool, rows, *, with_indices, gated_grad, log, prefix=False):
+    """Values ``(..., r)`` and (optionally) soft index rows ``(..., r, n)`` for sorted slots ``rows``
+    (``prefix``: ``rows`` is ``arange(r)``, which the fused kernels take as a slice: a top-``r``
+    instead of a full sort)."""
     if fam.mode == "hard":
         hard = torch.sort(fam.flat, dim=-1, descending=descending)
         values, index = hard.values, hard.indices
@@ -105,7 +107,8 @@ def _sorted_rows(fam: Family, descending: bool, rows, *, with_indices, gated_gra
         # One fused kernel gives the rows and their expectations (no n x n temporaries).
         excluded = fam.excluded(descending) if fam.excluding else None
         data = fam.flat if excluded is None else excluded.finite_flat()
-        out = fused(fam.scaled.scores, fam.softness, fam.mode, descending, rows, keep=with_indices, values=data)
+        slots = slice(0, rows.shape[0]) if prefix and rows is not None else rows
+        out = fused(fam.scaled.scores, fam.softness, fam.mode, descending, slots, keep=with_indices, values=data)
         values, p = (out[1], out[0]) if with_indices else (out[0], None)
         if excluded is not None:
             values = excluded.fix_values(values, rows)
@@ -345,7 +348,9 @@ def topk(
     else:
         rows = torch.arange(k, device=fam.flat.device)
         with_indices = fam.method.gives_indices
-        values, p = _sorted_rows(fam, largest, rows, with_indices=with_indices, gated_grad=gated_grad, log=log)
+        values, p = _sorted_rows(
+            fam, largest, rows, with_indices=with_indices, gated_grad=gated_grad, log=log, prefix=True
+        )
     return torch.return_types.topk((fam.values_back(values), _floored(None if p is None else fam.index_back(p), eps)))
 
 

@@ -21,6 +21,10 @@ __all__ = ["permutation", "argmax", "fused_rows"]
 
 
 def _anchors(y, descending, rows):
+    """The sorted ``y`` at the slots ``rows``; a leading slice ``rows`` takes a top-k, not a full sort."""
+    if isinstance(rows, slice) and rows.start in (0, None) and rows.step in (1, None) and rows.stop is not None:
+        k = min(max(rows.stop, 0), y.shape[-1])
+        return torch.topk(y, k, dim=-1, largest=descending, sorted=True).values
     return select_rows(torch.sort(y, dim=-1, descending=descending).values, rows)
 
 
