@@ -254,16 +254,12 @@ def _fast_pairwise(y, mode, grad):
     flat_g = None if grad is None else grad.expand(batch + (n,)).reshape(size, n)
     out = flat_y.new_zeros(size, n)
     blocks = _slabs(size, n, n)
-    largest = _largest(blocks, n)
-    space_d, space_w = flat_y.new_empty(largest), flat_y.new_empty(largest)
+    space_d, space_w = _Space(flat_y, blocks, n), _Space(flat_y, blocks, n)
+    y_rows, y_cols = flat_y.unsqueeze(-1), flat_y.unsqueeze(-2)
     for b0, b1, a0, a1 in blocks:
-        cols = n - a0
-        d = torch.sub(
-            flat_y[b0:b1, a0:a1].unsqueeze(-1),
-            flat_y[b0:b1, a0:].unsqueeze(-2),
-            out=_view(space_d, b0, b1, a0, a1, cols),
-        )
-        work = _view(space_w, b0, b1, a0, a1, cols)
+        shape = (b1 - b0, a1 - a0, n - a0)
+        d = torch.sub(y_rows[b0:b1, a0:a1], y_cols[b0:b1, :, a0:], out=space_d.get(shape))
+        work = space_w.get(shape)
         rest = out[b0:b1, a1:]
         if grad is None:
             terms = _phi_into(d, mode, work)
@@ -273,11 +269,11 @@ def _fast_pairwise(y, mode, grad):
             continue
         slope = _phi_prime_into(d, mode, work)  # odd: the pair (k, j) has -slope
         g_rows, g_cols = flat_g[b0:b1, a0:a1], flat_g[b0:b1, a0:]
-        own = torch.matmul(slope, g_cols.unsqueeze(-1)).squeeze(-1)
+        own = torch.bmm(slope, g_cols.unsqueeze(-1)).squeeze(-1)
         out[b0:b1, a0:a1].add_(own).addcmul_(g_rows, slope.sum(-1))
         if a1 < n:
             tail = slope[..., a1 - a0 :]
-            rest.sub_(torch.matmul(g_rows.unsqueeze(-2), tail).squeeze(-2))
+            rest.sub_(torch.bmm(g_rows.unsqueeze(-2), tail).squeeze(-2))
             rest.addcmul_(flat_g[b0:b1, a1:], tail.sum(-2), value=-1.0)
     out = out.view(batch + (n,))
     return out if grad is None else out.sum_to_size(y.shape)
@@ -533,7 +529,9 @@ def _slabs(n_batch: int, n_rows: int, n: int):
 
 
 class _Flat:
-    """The fast path's operands as contiguous ``(N, .)`` tensors, with the batch shape to restore."""
+    """The fast path's operands as contiguous ``(N, .)`` tensors, with the batch shape to restore,
+    and the broadcast views the blocks slice (made once: a block's dispatch cost is a good part of
+    its time when it holds ~10^5 elements)."""
 
     def __init__(self, y, row_par, col_par, values, kind):
         lead = [y.shape[:-1]]
@@ -547,37 +545,48 @@ class _Flat:
         self.n = y.shape[-1]
         self.r = row_par.shape[-1]
         self.size = math.prod(self.batch)
-
-        def flat(t):
-            return None if t is None else t.expand(self.batch + t.shape[-1:]).reshape(self.size, t.shape[-1])
-
-        self.y = flat(y)
-        self.row = flat(row_par) if kind == SOFTSORT else row_par
-        self.neg_col = None if col_par is None else flat(col_par).neg()
-        self.values = flat(values)
+        self.kind = kind
+        self.y = self.flat(y)
+        self.row = self.flat(row_par) if kind == SOFTSORT else row_par
+        self.values = self.flat(values)
         self.floor = _floor(kind, self.y)
+        self.y_cols = self.y.unsqueeze(-2)  # (N, 1, n)
+        self.row_rows = self.row.unsqueeze(-1)  # (N, r, 1) anchors, or (r, 1) slot coefficients
+        self.neg_col = None if col_par is None else self.flat(col_par).neg().unsqueeze(-2)  # (N, 1, n)
 
-    def block(self, kind, out, b0, b1, a0, a1):
-        """Write the scores of rows ``a0:a1`` of entries ``b0:b1`` into ``out`` ``(b1 - b0, a1 - a0, n)``."""
-        y = self.y[b0:b1].unsqueeze(-2)
-        if kind == SOFTSORT:
-            return torch.sub(self.row[b0:b1, a0:a1].unsqueeze(-1), y, out=out).abs_().neg_()
-        return torch.addcmul(self.neg_col[b0:b1].unsqueeze(-2), self.row[a0:a1].unsqueeze(-1), y, out=out)
+    def flat(self, t, *tail):
+        """``t`` ``(..., *tail)`` (default: its last dim) as a ``(N, *tail)`` tensor."""
+        if t is None:
+            return None
+        tail = tail or t.shape[-1:]
+        return t.expand(self.batch + tail).reshape((self.size,) + tail)
 
-    def rows(self, kind, mode, out, b0, b1, a0, a1):
-        """The projected rows of a block, in ``out``'s memory (the sparse modes' projection allocates)."""
-        s = self.block(kind, out, b0, b1, a0, a1)
+    def back(self, t, like):
+        """A ``(N, k)`` gradient summed back to the shape of the input ``like``."""
+        return t.view(self.batch + t.shape[-1:]).sum_to_size(like.shape)
+
+    def differences(self, out, b0, b1, a0, a1):
+        """``a_i - y_j`` of a SoftSort block, written into ``out``."""
+        return torch.sub(self.row_rows[b0:b1, a0:a1], self.y_cols[b0:b1], out=out)
+
+    def rows(self, mode, out, b0, b1, a0, a1):
+        """The projected rows ``a0:a1`` of the entries ``b0:b1``, in ``out``'s memory (the sparse
+        modes' projection allocates)."""
+        if self.kind == SOFTSORT:
+            s = self.differences(out, b0, b1, a0, a1).copysign_(-1.0)  # -|a_i - y_j|, one pass
+        else:
+            s = torch.addcmul(self.neg_col[b0:b1], self.row_rows[a0:a1], self.y_cols[b0:b1], out=out)
         if mode != "smooth":
             return out.copy_(project_simplex(s, mode))
-        if kind == SOFTSORT:
+        if self.kind == SOFTSORT:
             return self.softsort_rows(s)
         if self.floor is not None:
             s.clamp_(min=s.amax(dim=-1, keepdim=True).add_(self.floor))
         return torch._softmax(s, -1, False, out=s)
 
     def softsort_rows(self, s):
-        """SoftSort's smooth rows from their scores ``s``, in place: every row holds its anchor
-        (score 0, the maximum), so no shift is needed."""
+        """SoftSort's smooth rows from their scores ``s``, in place: the scores are at most 0 (0 at
+        the anchor's own entry), so no shift is needed."""
         if self.floor is not None:
             s.clamp_(min=self.floor)
         s.exp_()
@@ -603,15 +612,18 @@ def _floor(kind, y):
     return floor
 
 
-def _largest(blocks, n) -> int:
-    """Elements of the largest block (the size of a workspace that holds any of them)."""
-    return max([(b1 - b0) * (a1 - a0) * n for b0, b1, a0, a1 in blocks], default=0)
+class _Space:
+    """A workspace the size of the largest block, handed out as views of each block's shape."""
 
+    def __init__(self, like, blocks, n):
+        self.buffer = like.new_empty(max([(b1 - b0) * (a1 - a0) * n for b0, b1, a0, a1 in blocks], default=0))
+        self.views = {}
 
-def _view(buffer, b0, b1, a0, a1, n):
-    """A workspace buffer seen as the block ``(b1 - b0, a1 - a0, n)``."""
-    shape = (b1 - b0, a1 - a0, n)
-    return buffer[: math.prod(shape)].view(shape)
+    def get(self, shape):
+        view = self.views.get(shape)
+        if view is None:
+            view = self.views[shape] = self.buffer[: math.prod(shape)].view(shape)
+        return view
 
 
 def _fast_value_columns(values):
@@ -625,21 +637,23 @@ def _fast_value_columns(values):
 
 def _fast_forward(y, row_par, col_par, values, weights, kind, mode, n_rows, keep):
     f = _Flat(y, row_par, col_par, values, kind)
-    n, r = f.n, n_rows
-    blocks = _slabs(f.size, r, n)
-    rows = y.new_empty(f.size, r, n) if keep else None
-    space = None if keep else y.new_empty(_largest(blocks, n))
-    columns = None if values is None else _fast_value_columns(f.values.to(y.dtype))
-    expected = None if values is None else y.new_empty(f.size, r, columns.shape[-1])
-    stats = None if weights is None else y.new_zeros(f.size, weights.shape[1], n)
-    w_t = None if weights is None else weights.transpose(0, 1).to(y.dtype)
+    size, n, r = f.size, f.n, n_rows
+    blocks = _slabs(size, r, n)
+    rows = y.new_empty(size, r, n) if keep else None
+    space = None if keep else _Space(y, blocks, n)
+    if values is not None:
+        columns = _fast_value_columns(f.values.to(y.dtype))
+        expected = y.new_empty(size, r, columns.shape[-1])
+    if weights is not None:
+        stats = y.new_zeros(size, weights.shape[1], n)
+        weights_t = weights.transpose(0, 1).to(y.dtype).expand(size, -1, -1)  # (N, k, r)
     for b0, b1, a0, a1 in blocks:
-        out = rows[b0:b1, a0:a1] if keep else _view(space, b0, b1, a0, a1, n)
-        p = f.rows(kind, mode, out, b0, b1, a0, a1)
+        out = rows[b0:b1, a0:a1] if keep else space.get((b1 - b0, a1 - a0, n))
+        p = f.rows(mode, out, b0, b1, a0, a1)
         if values is not None:
-            torch.matmul(p, columns[b0:b1], out=expected[b0:b1, a0:a1])
+            torch.bmm(p, columns[b0:b1], out=expected[b0:b1, a0:a1])
         if weights is not None:
-            stats[b0:b1].add_(torch.matmul(w_t[:, a0:a1], p))
+            stats[b0:b1].baddbmm_(weights_t[b0:b1, :, a0:a1], p)
     outputs = []
     if keep:
         outputs.append(rows.view(f.batch + (r, n)))
@@ -652,85 +666,88 @@ def _fast_forward(y, row_par, col_par, values, weights, kind, mode, n_rows, keep
 
 
 def _fast_backward(ctx, grad_rows, grad_expected, grad_columns):
-    """The closed-form backward of :func:`_fast_forward`, block by block in workspaces."""
+    """The closed-form backward of :func:`_fast_forward`, block by block in workspaces.
+
+    Row sums over a block are reductions; column sums and the sums weighted by the rows'
+    coefficients are ``bmm`` products accumulated in place (``baddbmm_``), which also spares an
+    allocation per block.
+    """
     y, row_par, col_par, values, weights, rows, expected = ctx.saved_tensors
     kind, mode, r = ctx.kind, ctx.mode, ctx.n_rows
     f = _Flat(y, row_par, col_par, values, kind)
     size, n = f.size, f.n
-
-    def flat(t, *tail):
-        return None if t is None else t.expand(f.batch + tail).reshape((size,) + tail)
-
-    grad_rows, rows = flat(grad_rows, r, n), flat(rows, r, n)
+    grad_rows, rows = f.flat(grad_rows, r, n), f.flat(rows, r, n)
     if grad_expected is not None:
         # As in expect: an infinite expectation passes no gradient; infinite values get none.
-        grad_expected = flat(torch.where(torch.isinf(expected), 0.0, grad_expected), r)
-        finite = torch.where(torch.isinf(f.values), 0.0, f.values).to(y.dtype)
+        infinite = _fast_value_columns(f.values).shape[-1] == 3  # (a host read on the CPU only)
+        if infinite:
+            grad_expected = torch.where(torch.isinf(expected), 0.0, grad_expected)
+            finite = torch.where(torch.isinf(f.values), 0.0, f.values)
+        else:
+            finite = f.values
+        grad_expected = f.flat(grad_expected, r).unsqueeze(-1)
+        finite = finite.to(y.dtype).unsqueeze(-2)  # (N, 1, n)
         grad_values = torch.zeros_like(finite)
-    grad_columns = flat(grad_columns, *grad_columns.shape[-2:]) if grad_columns is not None else None
-    if weights is not None:
-        weights = weights.to(y.dtype)
-    grad_y = y.new_zeros(size, n)
+    if grad_columns is not None:
+        grad_columns = f.flat(grad_columns, *grad_columns.shape[-2:])
+        weights = weights.to(y.dtype).expand(size, -1, -1)  # (N, r, k)
     if kind == SOFTSORT:
+        grad_y = y.new_zeros(size, 1, n)
         grad_row = y.new_empty(size, r)
+        ones = y.new_ones(1, 1, r).expand(size, 1, r)
     else:
-        grad_col = y.new_zeros(size, n)
-        coef_one = torch.stack((f.row, torch.ones_like(f.row))).to(y.dtype)
+        sums = y.new_zeros(size, 2, n)  # sum_i c_i dS_ij and sum_i dS_ij
+        coef_one = torch.stack((f.row, torch.ones_like(f.row))).to(y.dtype).expand(size, 2, r)
     blocks = _slabs(size, r, n)
-    largest = _largest(blocks, n)
-    space_g = y.new_empty(largest)
-    space_p = None if rows is not None else y.new_empty(largest)
-    space_d = y.new_empty(largest) if kind == SOFTSORT else None
+    space_g = _Space(y, blocks, n)
+    space_p = None if rows is not None else _Space(y, blocks, n)
+    space_d = _Space(y, blocks, n) if kind == SOFTSORT else None
     for b0, b1, a0, a1 in blocks:
+        shape = (b1 - b0, a1 - a0, n)
         sign = None
         if rows is not None:
             p = rows[b0:b1, a0:a1]
         elif kind == SOFTSORT and mode == "smooth":
             # the differences once: their signs below, the rows from their absolute values
-            sign = torch.sub(
-                f.row[b0:b1, a0:a1].unsqueeze(-1), f.y[b0:b1].unsqueeze(-2), out=_view(space_d, b0, b1, a0, a1, n)
-            )
-            p = f.softsort_rows(torch.abs(sign, out=_view(space_p, b0, b1, a0, a1, n)).neg_())
+            sign = f.differences(space_d.get(shape), b0, b1, a0, a1)
+            p = f.softsort_rows(torch.copysign(sign, -1.0, out=space_p.get(shape)))
             sign.sign_()
         else:
-            p = f.rows(kind, mode, _view(space_p, b0, b1, a0, a1, n), b0, b1, a0, a1)
+            p = f.rows(mode, space_p.get(shape), b0, b1, a0, a1)
         # The cotangent of the block's rows, from every output
-        work = _view(space_g, b0, b1, a0, a1, n)
+        work = space_g.get(shape)
         g = None
         if grad_columns is not None:
-            g = torch.matmul(weights[a0:a1], grad_columns[b0:b1], out=work)
+            g = torch.bmm(weights[b0:b1, a0:a1], grad_columns[b0:b1], out=work)
         if grad_rows is not None:
             g = grad_rows[b0:b1, a0:a1] if g is None else g.add_(grad_rows[b0:b1, a0:a1])
         if grad_expected is not None:
-            ge = grad_expected[b0:b1, a0:a1].unsqueeze(-1)
-            v = finite[b0:b1].unsqueeze(-2)
-            g = torch.mul(ge, v, out=work) if g is None else torch.addcmul(g, ge, v, out=work)
-            grad_values[b0:b1].add_(torch.matmul(ge.transpose(-1, -2), p).squeeze(-2))
+            ge = grad_expected[b0:b1, a0:a1]
+            g = torch.mul(ge, finite[b0:b1], out=work) if g is None else torch.addcmul(g, ge, finite[b0:b1], out=work)
+            grad_values[b0:b1].baddbmm_(ge.transpose(-1, -2), p)
         if mode == "smooth":
             gs = torch._softmax_backward_data(g, p, -1, p.dtype, grad_input=work)
         else:
             gs = simplex_vjp(p, g, mode)
         if kind == SOFTSORT:
             if sign is None:
-                sign = torch.sub(
-                    f.row[b0:b1, a0:a1].unsqueeze(-1), f.y[b0:b1].unsqueeze(-2), out=_view(space_d, b0, b1, a0, a1, n)
-                ).sign_()
+                sign = f.differences(space_d.get(shape), b0, b1, a0, a1).sign_()
             gs.mul_(sign)
-            grad_y[b0:b1].add_(gs.sum(-2))
-            torch.sum(gs, -1, out=grad_row[b0:b1, a0:a1]).neg_()
+            grad_y[b0:b1].baddbmm_(ones[b0:b1, :, a0:a1], gs)
+            torch.sum(gs, -1, out=grad_row[b0:b1, a0:a1])
         else:
-            both = torch.matmul(coef_one[:, a0:a1], gs)  # (nb, 2, n): sums of c_i dS_ij and of dS_ij
-            grad_y[b0:b1].add_(both[:, 0])
-            grad_col[b0:b1].sub_(both[:, 1])
-    grad_y = grad_y.view(f.batch + (n,)).sum_to_size(y.shape)
-    grad_row_par = grad_col_par = grad_values_out = None
+            sums[b0:b1].baddbmm_(coef_one[b0:b1, :, a0:a1], gs)
     if kind == SOFTSORT:
-        grad_row_par = grad_row.view(f.batch + (r,)).sum_to_size(row_par.shape)
+        grad_y = f.back(grad_y.squeeze(-2), y)
+        grad_row_par, grad_col_par = f.back(grad_row.neg_(), row_par), None
     else:
-        grad_col_par = grad_col.view(f.batch + (n,)).sum_to_size(col_par.shape)
+        grad_y, grad_col_par, grad_row_par = f.back(sums[:, 0], y), f.back(sums[:, 1].neg(), col_par), None
+    grad_values_out = None
     if grad_expected is not None:
-        grad_values = torch.where(torch.isinf(f.values), 0.0, grad_values)
-        grad_values_out = grad_values.view(f.batch + (n,)).sum_to_size(values.shape).to(values.dtype)
+        grad_values = grad_values.squeeze(-2)
+        if infinite:
+            grad_values = torch.where(torch.isinf(f.values), 0.0, grad_values)
+        grad_values_out = f.back(grad_values, values).to(values.dtype)
     return grad_y, grad_row_par, grad_col_par, grad_values_out, None, None, None, None, None
 
 
