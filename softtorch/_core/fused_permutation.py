@@ -55,12 +55,15 @@ what did not help:
   three-column form that handles infinities costs three times as much;
 * ``copysign(d, -1)`` for ``-|d|`` (one pass instead of ``abs_`` + ``neg_``) and ``baddbmm_`` for
   the column sums: small gains;
-* not adopted: SoftSort's signs from the sorted order (only the block's own anchor columns have
-  mixed signs, so the column and row sums could come from ``sum`` and one matvec with a gather of
-  those columns): it saves three passes per block but adds a dozen small operations per block,
-  which at this block size cost about what the passes do; and a top-k of the anchors already
-  replaced the full sort for ``topk``. What remains is mostly memory traffic: the fresh pages of
-  ``P`` (some 50 ms for a 256 MB ``P``) and reading ``P`` and its cotangent in the backward.
+* ``topk`` takes its anchors from ``torch.topk``, not a full sort: about 2 ms of its 21;
+* tried and dropped: SoftSort's signs from the sorted order (a block's rows hold consecutive
+  sorted values, so every column but the block's own anchor columns has one sign over the block:
+  column sums times that sign, row sums as one matvec with it, and a gather of the block's own
+  columns for the exact corner), which drops the differences, their sign and the product; it
+  measured 4 to 11 % slower (the matvec costs about two row sums, plus the gather);
+
+What remains is mostly memory traffic: the fresh pages of ``P`` (about 50 ms for a 256 MB ``P``,
+6 ms for top-k's 26 MB) and reading ``P`` and its cotangent back in the backward.
 """
 
 from __future__ import annotations
