@@ -587,10 +587,14 @@ class _Flat:
         self.y = self.flat(y)
         self.row = self.flat(row_par) if kind == SOFTSORT else row_par
         self.values = self.flat(values)
-        self.floor = _floor(kind, self.y)
         self.y_cols = self.y.unsqueeze(-2)  # (N, 1, n)
         self.row_rows = self.row.unsqueeze(-1)  # (N, r, 1) anchors, or (r, 1) slot coefficients
         self.neg_col = None if col_par is None else self.flat(col_par).neg().unsqueeze(-2)  # (N, 1, n)
+
+    @functools.cached_property
+    def floor(self):
+        """:func:`_floor` of the smooth rows (computed when first needed: it reads the host)."""
+        return _floor(self.kind, self.y)
 
     def flat(self, t, *tail):
         """``t`` ``(..., *tail)`` (default: its last dim) as a ``(N, *tail)`` tensor."""

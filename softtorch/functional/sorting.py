@@ -580,8 +580,17 @@ def _quantile(
     lo, hi, weight = _order_statistics(qt, fam.n, interpolation)
     rows = torch.cat([lo, hi])
     k = qt.shape[0]
-    dist = None
-    if indices or (fam.mode != "hard" and not fam.method.values_from_scores):
+    dist = fused_values = None
+    fused = fam.method.fused_rows
+    if values and fused is not None and fam.mode != "hard" and gated_grad and not fam.excluding and not fam.options:
+        # One fused kernel gives the order statistics' expectations (and their rows if asked, or
+        # kept for the backward where recomputing them would sort again: the sparse projections).
+        keep = indices or fam.mode != "smooth"
+        out = fused(fam.scaled.scores, fam.softness, fam.mode, False, rows, keep=keep, values=fam.flat)
+        fused_values = _mix(out[-1][..., :k], out[-1][..., k:], weight)
+        if indices:
+            dist = (1.0 - weight).unsqueeze(-1) * out[0][..., :k, :] + weight.unsqueeze(-1) * out[0][..., k:, :]
+    elif indices or (fam.mode != "hard" and not fam.method.values_from_scores):
         if fam.mode == "hard":
             index = torch.sort(fam.flat, dim=-1, stable=True).indices.index_select(-1, rows)
             p = one_hot(index, fam.n, fam.flat)
@@ -602,7 +611,9 @@ def _quantile(
             computed, level.to(computed.dtype), dim=dim, keepdim=keepdim, interpolation=interpolation
         ).to(fam.x.dtype)
     elif values:
-        if fam.method.values_from_scores:
+        if fused_values is not None:
+            v = fused_values
+        elif fam.method.values_from_scores:
             ends = sorted_values(fam, False).index_select(-1, rows)
             v = _mix(ends[..., :k], ends[..., k:], weight) if fam.excluding else None
             v = (1.0 - weight) * ends[..., :k] + weight * ends[..., k:] if v is None else v
