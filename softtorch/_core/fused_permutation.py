@@ -556,8 +556,12 @@ def _eager(*tensors) -> bool:
 def _slabs(n_batch: int, n_rows: int, n: int):
     """``(b0, b1, a0, a1)`` blocks of about :data:`BLOCK_ELEMENTS` elements that are contiguous in a
     ``(n_batch, n_rows, n)`` tensor: whole batch entries when one fits, else rows of one entry."""
-    # Each thread works on its share of a block in its own core's cache: a block per thread.
-    elements = BLOCK_ELEMENTS * max(1, torch.get_num_threads())
+    # Each thread works on its share of a block in its own core's cache: a block per thread. With
+    # several threads every operation on a block is a fork-join of the pool, which waits for the
+    # slowest thread: when another process holds a core that wait is a scheduler slice, so the
+    # blocks are twice as large there (as fast on an idle machine, half the joins when it is not).
+    threads = max(1, torch.get_num_threads())
+    elements = BLOCK_ELEMENTS * threads * (2 if threads > 1 else 1)
     per_entry = max(1, n_rows * n)
     if per_entry <= elements:
         step = max(1, elements // per_entry)
