@@ -49,6 +49,9 @@ what did not help:
   no fresh temporaries, whose page faults cost as much as the arithmetic): the largest gain;
 * blocks of 2^17 elements per thread (one core's L2 holds a block and two workspaces): 2^15 and
   2^16 pay the per-block dispatch (~50 us a block, forward + backward), 2^19 and up miss the L2;
+  twice that with several threads, as fast on an idle machine and half the fork-joins, which is
+  what costs when another process holds a core (2 threads, one busy core: sort 2.6 s at 2^18 per
+  thread, 1.5 s at 2^20, 0.8 s at 2^22, the reference 1.6 s; not solved);
 * the subnormal floor: NeuralSort's rows held ~2 % subnormals, which doubled the cost of the
   backward's ``_softmax_backward_data`` and ``bmm``;
 * a one-column product ``P @ v`` when the values are finite (a host read, CPU only): the
