@@ -279,15 +279,19 @@ def _values_and_grads(name, mode, descending, return_indices=False):
 def test_chunked_equals_dense(name, mode, descending, monkeypatch):
     dense = _values_and_grads(name, mode, descending)
     calls = []
-    real = fused._blocks
 
-    def counting_blocks(*args, **kwargs):
-        found = real(*args, **kwargs)
-        calls.append(len(found))
-        return found
+    def counting(real):
+        def count(*args, **kwargs):
+            found = real(*args, **kwargs)
+            calls.append(len(found))
+            return found
+
+        return count
 
     force_chunks(monkeypatch)
-    monkeypatch.setattr(fused, "_blocks", counting_blocks)
+    # the generic blocks (double backward) and the eager fast path's contiguous slabs
+    monkeypatch.setattr(fused, "_blocks", counting(fused._blocks))
+    monkeypatch.setattr(fused, "_slabs", counting(fused._slabs))
     chunked = _values_and_grads(name, mode, descending)
     assert max(calls) > 1, "BLOCK_ELEMENTS=64 must force several row blocks"
     for a, b in zip(dense, chunked):

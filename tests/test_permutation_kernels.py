@@ -117,3 +117,69 @@ def test_soft_rows_vmap_matches_a_loop():
     got = torch.func.vmap(lambda y, a: fp.soft_rows(fp.SOFTSORT, y, a, None, "c1")[0])(y, row_par)
     expected = torch.stack([fp.soft_rows(fp.SOFTSORT, y[b], row_par[b], None, "c1")[0] for b in range(2)])
     torch.testing.assert_close(got, expected)
+
+
+# -- the eager fast path (contiguous blocks in place) against the generic block code ---------------
+
+
+def _outputs_and_vjp(kind, mode, y, row_par, col_par, v, w, keep, seed=11):
+    """Every output of soft_rows and the gradients of a seeded random cotangent on all of them."""
+    leaves = [t.clone().requires_grad_() for t in (y, row_par if kind == fp.SOFTSORT else col_par, v)]
+    rp, cp = (leaves[1], None) if kind == fp.SOFTSORT else (row_par, leaves[1])
+    outs = fp.soft_rows(kind, leaves[0], rp, cp, mode, keep=keep, values=leaves[2], weights=w)
+    g = torch.Generator().manual_seed(seed)
+    cots = [torch.randn(o.shape, generator=g, dtype=o.dtype) for o in outs]
+    grads = torch.autograd.grad(outs, leaves, cots, allow_unused=True)
+    return [o.detach() for o in outs] + [torch.zeros_like(t) if d is None else d for t, d in zip(leaves, grads)]
+
+
+@pytest.mark.parametrize("block", [10, 1 << 20], ids=["row-blocks", "whole-entries"])
+@pytest.mark.parametrize("kind", [fp.SOFTSORT, fp.NEURALSORT])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("keep", [True, False])
+def test_fast_path_equals_the_generic_blocks(block, kind, mode, keep, monkeypatch):
+    """Outputs and gradients of the in-place path equal the autograd-friendly one, for both block
+    layouts, a values vector broadcast over a (2, 3) batch and weights (rank's column statistics)."""
+    monkeypatch.setattr(fp, "BLOCK_ELEMENTS", block)
+    y = distinct((2, 3, 6), 5)
+    if kind == fp.SOFTSORT:
+        row_par, col_par = y.sort(-1).values[..., [0, 2, 3, 5]], None
+    else:
+        row_par, col_par = torch.tensor([-5.0, -1.0, 1.0, 3.0], dtype=F64), distinct((2, 3, 6), 6)
+    v = torch.tensor([1.0, -2.0, 0.5, 3.0, 0.25, -1.5], dtype=F64)  # broadcast over the batch
+    w = torch.tensor([[1.0, 1.0], [1.0, 2.0], [1.0, 3.0], [1.0, 4.0]], dtype=F64)
+    fast = _outputs_and_vjp(kind, mode, y, row_par, col_par, v, w, keep)
+    monkeypatch.setattr(fp, "_eager", lambda *tensors: False)
+    generic = _outputs_and_vjp(kind, mode, y, row_par, col_par, v, w, keep)
+    assert len(fast) == len(generic) == (6 if keep else 5)
+    for a, b in zip(fast, generic):
+        torch.testing.assert_close(a, b)
+
+
+def test_fast_path_infinite_values_match_expect(monkeypatch):
+    """Infinite values take the three-column products: +-inf expectations, no gradient through them."""
+    y, row_par, _ = _args(fp.SOFTSORT)
+    v = torch.tensor([1.0, -2.0, 0.5, 3.0, float("inf")], dtype=F64)
+    fast = _outputs_and_vjp(fp.SOFTSORT, "c1", y, row_par, None, v, None, True)
+    monkeypatch.setattr(fp, "_eager", lambda *tensors: False)
+    generic = _outputs_and_vjp(fp.SOFTSORT, "c1", y, row_par, None, v, None, True)
+    for a, b in zip(fast, generic):
+        torch.testing.assert_close(a, b)
+    assert torch.isinf(fast[1]).any() and fast[-1][-1] == 0.0
+
+
+@pytest.mark.parametrize("kind", [fp.SOFTSORT, fp.NEURALSORT])
+def test_fast_rows_hold_no_subnormals(kind):
+    """Scores far below the row maximum are floored (float32, CPU): no subnormal probability, and the
+    rows still equal the dense softmax to float32 accuracy."""
+    g = torch.Generator().manual_seed(0)
+    # Integers (exact products c_i y_j, so both ways round alike), differences up to 156: exp underflows float32
+    y = torch.stack([torch.randperm(40, generator=g) for _ in range(3)]).float() * 4.0
+    if kind == fp.SOFTSORT:
+        row_par, col_par = y.sort(-1).values, None
+    else:
+        row_par, col_par = torch.linspace(-39.0, 39.0, 40), fp.pairwise_sums(y, "smooth")
+    (p,) = fp.soft_rows(kind, y, row_par, col_par, "smooth")
+    tiny = torch.finfo(torch.float32).tiny
+    assert not ((p > 0) & (p < tiny)).any()
+    torch.testing.assert_close(p, dense_rows(kind, y, row_par, col_par, "smooth"), atol=1e-6, rtol=1e-5)

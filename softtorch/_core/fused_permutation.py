@@ -24,8 +24,49 @@ vector-Jacobian products
 :math:`\bar y_j = \sum_i \bar S_{ij} \operatorname{sign}(a_i - y_j)`,
 :math:`\bar a_i = -\sum_j \bar S_{ij} \operatorname{sign}(a_i - y_j)` (softsort) or
 :math:`\bar y_j = \sum_i c_i \bar S_{ij}`, :math:`\bar B_j = -\sum_i \bar S_{ij}` (neuralsort).
-The backward passes are written with differentiable torch operations, so double backward works.
 The softness and the sort of the anchors stay outside, in plain autograd on ``n``-vectors.
+
+Two implementations share these formulas. In eager code (no transform, no compile, autograd off
+inside the Function, i.e. every forward and every first-order backward) the *fast path* works in
+blocks that are contiguous in the returned ``P``: whole batch entries when one fits a block, else
+a run of rows of one entry. Scores are written straight into ``P``'s memory (or a workspace
+reused by every block when ``P`` is not returned) and projected in place
+(``exp_``/``div_``, an in-place ``_softmax``), the backward uses the fused
+``_softmax_backward_data`` into a workspace, and column sums accumulate by ``baddbmm_``. Smooth
+scores on the CPU are floored some 60 below the row maximum (:func:`_floor`): subnormal
+probabilities made every later pass over a block several times slower. The generic path (the
+block loops of :class:`_SoftRows` and :class:`_PairwiseSums` written with out-of-place,
+differentiable operations) serves double backward, ``torch.func`` transforms and
+``torch.compile``.
+
+Measured while building it (randn(64, 1000) float32, smooth, forward + backward with random
+cotangents on every output, one CPU thread, a busy machine): softsort ``sort`` 447 -> 275 ms,
+``argsort`` 481 -> 225 ms, ``rank`` 396 -> 165 ms, ``topk(k=100)`` 50 -> 21 ms; neuralsort
+``sort`` 970 -> 345 ms, ``rank`` 1010 -> 275 ms, ``topk`` 253 -> 135 ms. What each step gave, and
+what did not help:
+
+* blocks contiguous in ``P`` and computed in place (no ``copy_`` of a block into a strided ``P``,
+  no fresh temporaries, whose page faults cost as much as the arithmetic): the largest gain;
+* blocks of 2^17 elements per thread (one core's L2 holds a block and two workspaces): 2^15 and
+  2^16 pay the per-block dispatch (~50 us a block, forward + backward), 2^19 and up miss the L2;
+  twice that with several threads, as fast on an idle machine and half the fork-joins, which is
+  what costs when another process holds a core (2 threads, one busy core: sort 2.6 s at 2^18 per
+  thread, 1.5 s at 2^20, 0.8 s at 2^22, the reference 1.6 s; not solved);
+* the subnormal floor: NeuralSort's rows held ~2 % subnormals, which doubled the cost of the
+  backward's ``_softmax_backward_data`` and ``bmm``;
+* a one-column product ``P @ v`` when the values are finite (a host read, CPU only): the
+  three-column form that handles infinities costs three times as much;
+* ``copysign(d, -1)`` for ``-|d|`` (one pass instead of ``abs_`` + ``neg_``) and ``baddbmm_`` for
+  the column sums: small gains;
+* ``topk`` takes its anchors from ``torch.topk``, not a full sort: about 2 ms of its 21;
+* tried and dropped: SoftSort's signs from the sorted order (a block's rows hold consecutive
+  sorted values, so every column but the block's own anchor columns has one sign over the block:
+  column sums times that sign, row sums as one matvec with it, and a gather of the block's own
+  columns for the exact corner), which drops the differences, their sign and the product; it
+  measured 4 to 11 % slower (the matvec costs about two row sums, plus the gather);
+
+What remains is mostly memory traffic: the fresh pages of ``P`` (about 50 ms for a 256 MB ``P``,
+6 ms for top-k's 26 MB) and reading ``P`` and its cotangent back in the backward.
 """
 
 from __future__ import annotations
@@ -35,16 +76,16 @@ import math
 
 import torch
 
-from .forward_mode import apply
+from .forward_mode import apply, in_transform
 from .kernels import WINDOW
 from .projections import project_simplex, simplex_vjp
 
 __all__ = ["BLOCK_ELEMENTS", "pairwise_sums", "soft_rows"]
 
-#: Elements of one block of scores ``(..., rows, n)``: 1 MiB in float32, so that the few passes
-#: over a block (scores, projection, copy out; in the backward the product, the signs and the
-#: sums) run in the CPU's cache instead of streaming ``n x n`` temporaries through memory.
-BLOCK_ELEMENTS = 1 << 20
+#: Elements of one block of scores ``(..., rows, n)`` per thread: 512 KiB in float32, so that a
+#: block and the workspaces of its passes (scores, projection; in the backward the cotangent, the
+#: signs and the sums) stay in a core's L2 instead of streaming ``n x n`` temporaries through memory.
+BLOCK_ELEMENTS = 1 << 17
 
 SOFTSORT = "softsort"
 NEURALSORT = "neuralsort"
@@ -162,6 +203,8 @@ class _PairwiseSums(torch.autograd.Function):
     @staticmethod
     @_no_autocast
     def forward(y: torch.Tensor, mode: str) -> torch.Tensor:
+        if _eager(y):
+            return _fast_pairwise(y, mode, None)
         sums = torch.zeros_like(y)
         for a, b in _blocks(y.shape[-1], y):
             terms = _phi(_diff(_part(y, a, b), _part(y, a, y.shape[-1])), mode)  # (..., r, n - a)
@@ -183,6 +226,8 @@ class _PairwiseSums(torch.autograd.Function):
     @staticmethod
     def _backward(ctx, y, grad):
         n = y.shape[-1]
+        if _eager(y, grad):
+            return _fast_pairwise(y, ctx.mode, grad), None
         if not torch.is_grad_enabled():
             # Out of place where a vmapped cotangent meets an unbatched y (batched gradients).
             out = torch.zeros_like(y) + torch.zeros_like(grad)
@@ -218,6 +263,61 @@ def _add_triangle(out, terms, a, b, sign):
     out.narrow(-1, a, b - a).add_(terms.sum(-1))
     if b < n:
         out.narrow(-1, b, n - b).add_(terms.narrow(-1, b - a, n - b).sum(-2), alpha=sign)
+
+
+def _phi_into(d, mode, work):
+    r""":math:`\varphi(d)` of a workspace block ``d`` (overwritten), in ``work``'s memory or ``d``'s."""
+    if mode != "smooth":
+        return _phi(d, mode)
+    h = d.mul_(0.5)
+    return torch.tanh(h, out=work).mul_(h).mul_(2.0)  # d tanh(d / 2)
+
+
+def _phi_prime_into(d, mode, work):
+    r""":math:`\varphi'(d)` of a workspace block ``d`` (overwritten), in ``work``'s memory or a new tensor."""
+    if mode != "smooth":
+        return _phi_prime(d, mode)
+    h = d.mul_(0.5)
+    t = torch.tanh(h, out=work)
+    # t + h (1 - t^2), as h - (h t - 1) t ... written t - h (t^2 - 1) with one temporary: d
+    return torch.addcmul(t, h, torch.mul(t, t).sub_(1.0), value=-1.0, out=work)
+
+
+def _fast_pairwise(y, mode, grad):
+    r"""Eager :math:`B_j = \sum_k \varphi(y_j - y_k)` (``grad`` None) or its VJP
+    :math:`\bar y_j = \sum_k \varphi'(y_j - y_k)(\bar B_j + \bar B_k)`, in contiguous workspace
+    blocks: whole batch entries when one fits a block, else rows ``a:b`` of one entry against the
+    columns ``a:`` only (the pairs' symmetry, as in :class:`_PairwiseSums`)."""
+    n = y.shape[-1]
+    batch = y.shape[:-1] if grad is None else torch.broadcast_shapes(y.shape[:-1], grad.shape[:-1])
+    size = math.prod(batch)
+    flat_y = y.expand(batch + (n,)).reshape(size, n)
+    flat_g = None if grad is None else grad.expand(batch + (n,)).reshape(size, n)
+    out = flat_y.new_zeros(size, n)
+    blocks = _slabs(size, n, n)
+    space_d, space_w = _Space(flat_y, blocks, n), _Space(flat_y, blocks, n)
+    y_rows, y_cols = flat_y.unsqueeze(-1), flat_y.unsqueeze(-2)
+    for b0, b1, a0, a1 in blocks:
+        shape = (b1 - b0, a1 - a0, n - a0)
+        d = torch.sub(y_rows[b0:b1, a0:a1], y_cols[b0:b1, :, a0:], out=space_d.get(shape))
+        work = space_w.get(shape)
+        rest = out[b0:b1, a1:]
+        if grad is None:
+            terms = _phi_into(d, mode, work)
+            out[b0:b1, a0:a1].add_(terms.sum(-1))
+            if a1 < n:
+                rest.add_(terms[..., a1 - a0 :].sum(-2))
+            continue
+        slope = _phi_prime_into(d, mode, work)  # odd: the pair (k, j) has -slope
+        g_rows, g_cols = flat_g[b0:b1, a0:a1], flat_g[b0:b1, a0:]
+        own = torch.bmm(slope, g_cols.unsqueeze(-1)).squeeze(-1)
+        out[b0:b1, a0:a1].add_(own).addcmul_(g_rows, slope.sum(-1))
+        if a1 < n:
+            tail = slope[..., a1 - a0 :]
+            rest.sub_(torch.bmm(g_rows.unsqueeze(-2), tail).squeeze(-2))
+            rest.addcmul_(flat_g[b0:b1, a1:], tail.sum(-2), value=-1.0)
+    out = out.view(batch + (n,))
+    return out if grad is None else out.sum_to_size(y.shape)
 
 
 def pairwise_sums(y: torch.Tensor, mode: str) -> torch.Tensor:
@@ -282,6 +382,8 @@ class _SoftRows(torch.autograd.Function):
     @staticmethod
     @_no_autocast
     def forward(y, row_par, col_par, values, weights, kind, mode, n_rows, keep):
+        if _eager(y, row_par, col_par, values, weights):
+            return _fast_forward(y, row_par, col_par, values, weights, kind, mode, n_rows, keep)
         neg_col = None if col_par is None else col_par.neg().unsqueeze(-2)
         columns = None if values is None else _value_columns(values.to(y.dtype))
         # Outputs are allocated once, from the first block (which carries every vmap batch dim of
@@ -332,6 +434,8 @@ class _SoftRows(torch.autograd.Function):
         grad_columns = grads.pop(0) if ctx.has_weights else None
         if grad_rows is None and grad_expected is None and grad_columns is None:
             return (None,) * 9
+        if _eager(*ctx.saved_tensors, grad_rows, grad_expected, grad_columns):
+            return _fast_backward(ctx, grad_rows, grad_expected, grad_columns)
         kind = ctx.kind
         if grad_expected is not None:
             # As in expect: an infinite expectation passes no gradient; infinite values get none.
@@ -437,6 +541,263 @@ class _SoftRows(torch.autograd.Function):
         if weights is not None:
             tangents.append(d_stats)
         return tuple(tangents)
+
+
+# ----------------------------------------------------------------------------------------------
+# The eager fast path: contiguous blocks of P's own memory, preallocated workspaces
+# ----------------------------------------------------------------------------------------------
+
+
+def _eager(*tensors) -> bool:
+    """Whether the fast in-place path may run: autograd off (not a double backward), not compiling,
+    not under a ``torch.func`` transform or in forward mode, no functorch-wrapped tensor."""
+    if torch.is_grad_enabled() or in_transform():
+        return False
+    return not any(t is not None and torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors)
+
+
+def _slabs(n_batch: int, n_rows: int, n: int):
+    """``(b0, b1, a0, a1)`` blocks of about :data:`BLOCK_ELEMENTS` elements that are contiguous in a
+    ``(n_batch, n_rows, n)`` tensor: whole batch entries when one fits, else rows of one entry."""
+    # Each thread works on its share of a block in its own core's cache: a block per thread. With
+    # several threads every operation on a block is a fork-join of the pool, which waits for the
+    # slowest thread: when another process holds a core that wait is a scheduler slice, so the
+    # blocks are twice as large there (as fast on an idle machine, half the joins when it is not).
+    threads = max(1, torch.get_num_threads())
+    elements = BLOCK_ELEMENTS * threads * (2 if threads > 1 else 1)
+    per_entry = max(1, n_rows * n)
+    if per_entry <= elements:
+        step = max(1, elements // per_entry)
+        return [(b, min(b + step, n_batch), 0, n_rows) for b in range(0, n_batch, step)]
+    step = max(1, elements // max(1, n))
+    return [(b, b + 1, a, min(a + step, n_rows)) for b in range(n_batch) for a in range(0, n_rows, step)]
+
+
+class _Flat:
+    """The fast path's operands as contiguous ``(N, .)`` tensors, with the batch shape to restore,
+    and the broadcast views the blocks slice (made once: a block's dispatch cost is a good part of
+    its time when it holds ~10^5 elements)."""
+
+    def __init__(self, y, row_par, col_par, values, kind):
+        lead = [y.shape[:-1]]
+        if kind == SOFTSORT:
+            lead.append(row_par.shape[:-1])
+        if col_par is not None:
+            lead.append(col_par.shape[:-1])
+        if values is not None:
+            lead.append(values.shape[:-1])
+        self.batch = torch.broadcast_shapes(*lead)
+        self.n = y.shape[-1]
+        self.r = row_par.shape[-1]
+        self.size = math.prod(self.batch)
+        self.kind = kind
+        self.y = self.flat(y)
+        self.row = self.flat(row_par) if kind == SOFTSORT else row_par
+        self.values = self.flat(values)
+        self.y_cols = self.y.unsqueeze(-2)  # (N, 1, n)
+        self.row_rows = self.row.unsqueeze(-1)  # (N, r, 1) anchors, or (r, 1) slot coefficients
+        self.neg_col = None if col_par is None else self.flat(col_par).neg().unsqueeze(-2)  # (N, 1, n)
+
+    @functools.cached_property
+    def floor(self):
+        """:func:`_floor` of the smooth rows (computed when first needed: it reads the host)."""
+        return _floor(self.kind, self.y)
+
+    def flat(self, t, *tail):
+        """``t`` ``(..., *tail)`` (default: its last dim) as a ``(N, *tail)`` tensor."""
+        if t is None:
+            return None
+        tail = tail or t.shape[-1:]
+        return t.expand(self.batch + tail).reshape((self.size,) + tail)
+
+    def back(self, t, like):
+        """A ``(N, k)`` gradient summed back to the shape of the input ``like``."""
+        return t.view(self.batch + t.shape[-1:]).sum_to_size(like.shape)
+
+    def differences(self, out, b0, b1, a0, a1):
+        """``a_i - y_j`` of a SoftSort block, written into ``out``."""
+        return torch.sub(self.row_rows[b0:b1, a0:a1], self.y_cols[b0:b1], out=out)
+
+    def rows(self, mode, out, b0, b1, a0, a1):
+        """The projected rows ``a0:a1`` of the entries ``b0:b1``, in ``out``'s memory (the sparse
+        modes' projection allocates)."""
+        if self.kind == SOFTSORT:
+            s = self.differences(out, b0, b1, a0, a1).copysign_(-1.0)  # -|a_i - y_j|, one pass
+        else:
+            s = torch.addcmul(self.neg_col[b0:b1], self.row_rows[a0:a1], self.y_cols[b0:b1], out=out)
+        if mode != "smooth":
+            return out.copy_(project_simplex(s, mode))
+        if self.kind == SOFTSORT:
+            return self.softsort_rows(s)
+        if self.floor is not None:
+            s.clamp_(min=s.amax(dim=-1, keepdim=True).add_(self.floor))
+        return torch._softmax(s, -1, False, out=s)
+
+    def softsort_rows(self, s):
+        """SoftSort's smooth rows from their scores ``s``, in place: the scores are at most 0 (0 at
+        the anchor's own entry), so no shift is needed."""
+        if self.floor is not None:
+            s.clamp_(min=self.floor)
+        s.exp_()
+        return s.div_(s.sum(dim=-1, keepdim=True))
+
+
+def _floor(kind, y):
+    """The lowest score (below the row maximum) the fast smooth rows keep, or None (no floor needed).
+
+    On the CPU, probabilities under the dtype's smallest normal number (``exp`` of scores some 87
+    below the maximum in float32) are subnormal, and every later pass over a block holding them
+    runs several times slower (NeuralSort's rows hold many). Scores are raised to
+    ``log(tiny) + log(n) + 20``: the rows' probabilities then stay normal, even divided by the row
+    sum (at most ``n``) and multiplied by a cotangent, and they move by less than ``tiny * e^20``.
+    SoftSort's scores ``-|a_i - y_j|`` stay above ``-(max y - min y)``, so it needs the floor
+    only for a wide ``y``; GPUs handle subnormals at full speed.
+    """
+    if y.device.type != "cpu" or y.numel() == 0:
+        return None
+    floor = math.log(torch.finfo(y.dtype).tiny) + math.log(y.shape[-1]) + 20.0
+    if kind == SOFTSORT and not (y.amax() - y.amin() > -floor):
+        return None
+    return floor
+
+
+class _Space:
+    """A workspace the size of the largest block, handed out as views of each block's shape."""
+
+    def __init__(self, like, blocks, n):
+        self.buffer = like.new_empty(max([(b1 - b0) * (a1 - a0) * n for b0, b1, a0, a1 in blocks], default=0))
+        self.views = {}
+
+    def get(self, shape):
+        view = self.views.get(shape)
+        if view is None:
+            view = self.views[shape] = self.buffer[: math.prod(shape)].view(shape)
+        return view
+
+
+def _fast_value_columns(values):
+    """:func:`_value_columns`, or the values alone as ``(..., n, 1)`` when they are known to be finite:
+    a product with one column costs a third of one with three. Knowing it takes a host read, so only
+    on the CPU."""
+    if values.device.type == "cpu" and not torch.isinf(values).any():
+        return values.unsqueeze(-1)
+    return _value_columns(values)
+
+
+def _fast_forward(y, row_par, col_par, values, weights, kind, mode, n_rows, keep):
+    f = _Flat(y, row_par, col_par, values, kind)
+    size, n, r = f.size, f.n, n_rows
+    blocks = _slabs(size, r, n)
+    rows = y.new_empty(size, r, n) if keep else None
+    space = None if keep else _Space(y, blocks, n)
+    if values is not None:
+        columns = _fast_value_columns(f.values.to(y.dtype))
+        expected = y.new_empty(size, r, columns.shape[-1])
+    if weights is not None:
+        stats = y.new_zeros(size, weights.shape[1], n)
+        weights_t = weights.transpose(0, 1).to(y.dtype).expand(size, -1, -1)  # (N, k, r)
+    for b0, b1, a0, a1 in blocks:
+        out = rows[b0:b1, a0:a1] if keep else space.get((b1 - b0, a1 - a0, n))
+        p = f.rows(mode, out, b0, b1, a0, a1)
+        if values is not None:
+            torch.bmm(p, columns[b0:b1], out=expected[b0:b1, a0:a1])
+        if weights is not None:
+            stats[b0:b1].baddbmm_(weights_t[b0:b1, :, a0:a1], p)
+    outputs = []
+    if keep:
+        outputs.append(rows.view(f.batch + (r, n)))
+    if values is not None:
+        expected = _expectations(expected) if expected.shape[-1] == 3 else expected.squeeze(-1)
+        outputs.append(expected.view(f.batch + (r,)))
+    if weights is not None:
+        outputs.append(stats.view(f.batch + stats.shape[-2:]))
+    return tuple(outputs)
+
+
+def _fast_backward(ctx, grad_rows, grad_expected, grad_columns):
+    """The closed-form backward of :func:`_fast_forward`, block by block in workspaces.
+
+    Row sums over a block are reductions; column sums and the sums weighted by the rows'
+    coefficients are ``bmm`` products accumulated in place (``baddbmm_``), which also spares an
+    allocation per block.
+    """
+    y, row_par, col_par, values, weights, rows, expected = ctx.saved_tensors
+    kind, mode, r = ctx.kind, ctx.mode, ctx.n_rows
+    f = _Flat(y, row_par, col_par, values, kind)
+    size, n = f.size, f.n
+    grad_rows, rows = f.flat(grad_rows, r, n), f.flat(rows, r, n)
+    if grad_expected is not None:
+        # As in expect: an infinite expectation passes no gradient; infinite values get none.
+        infinite = _fast_value_columns(f.values).shape[-1] == 3  # (a host read on the CPU only)
+        if infinite:
+            grad_expected = torch.where(torch.isinf(expected), 0.0, grad_expected)
+            finite = torch.where(torch.isinf(f.values), 0.0, f.values)
+        else:
+            finite = f.values
+        grad_expected = f.flat(grad_expected, r).unsqueeze(-1)
+        finite = finite.to(y.dtype).unsqueeze(-2)  # (N, 1, n)
+        grad_values = torch.zeros_like(finite)
+    if grad_columns is not None:
+        grad_columns = f.flat(grad_columns, *grad_columns.shape[-2:])
+        weights = weights.to(y.dtype).expand(size, -1, -1)  # (N, r, k)
+    if kind == SOFTSORT:
+        grad_y = y.new_zeros(size, 1, n)
+        grad_row = y.new_empty(size, r)
+        ones = y.new_ones(1, 1, r).expand(size, 1, r)
+    else:
+        sums = y.new_zeros(size, 2, n)  # sum_i c_i dS_ij and sum_i dS_ij
+        coef_one = torch.stack((f.row, torch.ones_like(f.row))).to(y.dtype).expand(size, 2, r)
+    blocks = _slabs(size, r, n)
+    space_g = _Space(y, blocks, n)
+    space_p = None if rows is not None else _Space(y, blocks, n)
+    space_d = _Space(y, blocks, n) if kind == SOFTSORT else None
+    for b0, b1, a0, a1 in blocks:
+        shape = (b1 - b0, a1 - a0, n)
+        sign = None
+        if rows is not None:
+            p = rows[b0:b1, a0:a1]
+        elif kind == SOFTSORT and mode == "smooth":
+            # the differences once: their signs below, the rows from their absolute values
+            sign = f.differences(space_d.get(shape), b0, b1, a0, a1)
+            p = f.softsort_rows(torch.copysign(sign, -1.0, out=space_p.get(shape)))
+            sign.sign_()
+        else:
+            p = f.rows(mode, space_p.get(shape), b0, b1, a0, a1)
+        # The cotangent of the block's rows, from every output
+        work = space_g.get(shape)
+        g = None
+        if grad_columns is not None:
+            g = torch.bmm(weights[b0:b1, a0:a1], grad_columns[b0:b1], out=work)
+        if grad_rows is not None:
+            g = grad_rows[b0:b1, a0:a1] if g is None else g.add_(grad_rows[b0:b1, a0:a1])
+        if grad_expected is not None:
+            ge = grad_expected[b0:b1, a0:a1]
+            g = torch.mul(ge, finite[b0:b1], out=work) if g is None else torch.addcmul(g, ge, finite[b0:b1], out=work)
+            grad_values[b0:b1].baddbmm_(ge.transpose(-1, -2), p)
+        if mode == "smooth":
+            gs = torch._softmax_backward_data(g, p, -1, p.dtype, grad_input=work)
+        else:
+            gs = simplex_vjp(p, g, mode)
+        if kind == SOFTSORT:
+            if sign is None:
+                sign = f.differences(space_d.get(shape), b0, b1, a0, a1).sign_()
+            gs.mul_(sign)
+            grad_y[b0:b1].baddbmm_(ones[b0:b1, :, a0:a1], gs)
+            torch.sum(gs, -1, out=grad_row[b0:b1, a0:a1])
+        else:
+            sums[b0:b1].baddbmm_(coef_one[b0:b1, :, a0:a1], gs)
+    if kind == SOFTSORT:
+        grad_y = f.back(grad_y.squeeze(-2), y)
+        grad_row_par, grad_col_par = f.back(grad_row.neg_(), row_par), None
+    else:
+        grad_y, grad_col_par, grad_row_par = f.back(sums[:, 0], y), f.back(sums[:, 1].neg(), col_par), None
+    grad_values_out = None
+    if grad_expected is not None:
+        grad_values = grad_values.squeeze(-2)
+        if infinite:
+            grad_values = torch.where(torch.isinf(f.values), 0.0, grad_values)
+        grad_values_out = f.back(grad_values, values).to(values.dtype)
+    return grad_y, grad_row_par, grad_col_par, grad_values_out, None, None, None, None, None
 
 
 def soft_rows(kind, y, row_par, col_par, mode, *, keep=True, values=None, weights=None):

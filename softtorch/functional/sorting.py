@@ -86,8 +86,10 @@ def _floored(p, eps):
     return p if p is None or eps is None else floored_log(p, eps)
 
 
-def _sorted_rows(fam: Family, descending: bool, rows, *, with_indices, gated_grad, log):
-    """Values ``(..., r)`` and (optionally) soft index rows ``(..., r, n)`` for sorted slots ``rows``."""
+def _sorted_rows(fam: Family, descending: bool, rows, *, with_indices, gated_grad, log, prefix=False):
+    """Values ``(..., r)`` and (optionally) soft index rows ``(..., r, n)`` for sorted slots ``rows``
+    (``prefix``: ``rows`` is ``arange(r)``, which the fused kernels take as a slice: a top-``r``
+    instead of a full sort)."""
     if fam.mode == "hard":
         hard = torch.sort(fam.flat, dim=-1, descending=descending)
         values, index = hard.values, hard.indices
@@ -105,7 +107,8 @@ def _sorted_rows(fam: Family, descending: bool, rows, *, with_indices, gated_gra
         # One fused kernel gives the rows and their expectations (no n x n temporaries).
         excluded = fam.excluded(descending) if fam.excluding else None
         data = fam.flat if excluded is None else excluded.finite_flat()
-        out = fused(fam.scaled.scores, fam.softness, fam.mode, descending, rows, keep=with_indices, values=data)
+        slots = slice(0, rows.shape[0]) if prefix and rows is not None else rows
+        out = fused(fam.scaled.scores, fam.softness, fam.mode, descending, slots, keep=with_indices, values=data)
         values, p = (out[1], out[0]) if with_indices else (out[0], None)
         if excluded is not None:
             values = excluded.fix_values(values, rows)
@@ -345,7 +348,9 @@ def topk(
     else:
         rows = torch.arange(k, device=fam.flat.device)
         with_indices = fam.method.gives_indices
-        values, p = _sorted_rows(fam, largest, rows, with_indices=with_indices, gated_grad=gated_grad, log=log)
+        values, p = _sorted_rows(
+            fam, largest, rows, with_indices=with_indices, gated_grad=gated_grad, log=log, prefix=True
+        )
     return torch.return_types.topk((fam.values_back(values), _floored(None if p is None else fam.index_back(p), eps)))
 
 
@@ -577,8 +582,17 @@ def _quantile(
     lo, hi, weight = _order_statistics(qt, fam.n, interpolation)
     rows = torch.cat([lo, hi])
     k = qt.shape[0]
-    dist = None
-    if indices or (fam.mode != "hard" and not fam.method.values_from_scores):
+    dist = fused_values = None
+    fused = fam.method.fused_rows
+    if values and fused is not None and fam.mode != "hard" and gated_grad and not fam.excluding and not fam.options:
+        # One fused kernel gives the order statistics' expectations (and their rows if asked, or
+        # kept for the backward where recomputing them would sort again: the sparse projections).
+        keep = indices or fam.mode != "smooth"
+        out = fused(fam.scaled.scores, fam.softness, fam.mode, False, rows, keep=keep, values=fam.flat)
+        fused_values = _mix(out[-1][..., :k], out[-1][..., k:], weight)
+        if indices:
+            dist = (1.0 - weight).unsqueeze(-1) * out[0][..., :k, :] + weight.unsqueeze(-1) * out[0][..., k:, :]
+    elif indices or (fam.mode != "hard" and not fam.method.values_from_scores):
         if fam.mode == "hard":
             index = torch.sort(fam.flat, dim=-1, stable=True).indices.index_select(-1, rows)
             p = one_hot(index, fam.n, fam.flat)
@@ -599,7 +613,9 @@ def _quantile(
             computed, level.to(computed.dtype), dim=dim, keepdim=keepdim, interpolation=interpolation
         ).to(fam.x.dtype)
     elif values:
-        if fam.method.values_from_scores:
+        if fused_values is not None:
+            v = fused_values
+        elif fam.method.values_from_scores:
             ends = sorted_values(fam, False).index_select(-1, rows)
             v = _mix(ends[..., :k], ends[..., k:], weight) if fam.excluding else None
             v = (1.0 - weight) * ends[..., :k] + weight * ends[..., k:] if v is None else v

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from .._core.forward_mode import in_transform
 from .._core.fused_permutation import SOFTSORT, soft_rows
 from .._core.precision import half_in_float32
 from .._core.projections import log_project_simplex, project_simplex
@@ -21,7 +22,32 @@ __all__ = ["permutation", "argmax", "fused_rows"]
 
 
 def _anchors(y, descending, rows):
+    """The sorted ``y`` at the slots ``rows``: a leading slice ``rows`` takes a top-k, and a few
+    slots given as a CPU tensor (quantiles, medians) the top-k from the nearer end, not a full sort."""
+    n = y.shape[-1]
+    if isinstance(rows, slice) and rows.start in (0, None) and rows.step in (1, None) and rows.stop is not None:
+        return torch.topk(y, min(max(rows.stop, 0), n), dim=-1, largest=descending, sorted=True).values
+    if _few_slots(rows):
+        slots = rows.tolist()
+        near, far = max(slots) + 1, n - min(slots)
+        if near <= far:
+            return torch.topk(y, near, dim=-1, largest=descending, sorted=True).values.index_select(-1, rows)
+        ends = torch.topk(y, far, dim=-1, largest=not descending, sorted=True).values
+        return ends.index_select(-1, (n - 1) - rows)
     return select_rows(torch.sort(y, dim=-1, descending=descending).values, rows)
+
+
+def _few_slots(rows) -> bool:
+    """Whether ``rows`` is a short 1-D CPU tensor of slots that may be read on the host (not while
+    compiling or inside a transform)."""
+    return (
+        isinstance(rows, torch.Tensor)
+        and rows.dim() == 1
+        and 0 < rows.numel() <= 16
+        and rows.device.type == "cpu"
+        and not in_transform()
+        and not torch._C._functorch.is_functorch_wrapped_tensor(rows)
+    )
 
 
 @half_in_float32
