@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from .forward_mode import in_transform
+from .forward_mode import plain_eager
 
 __all__ = ["expect", "weighted"]
 
@@ -31,7 +31,7 @@ def expect(p: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """
     v = v.to(p.dtype)
     infinite = torch.isinf(v)
-    if v.device.type == "cpu" and not in_transform() and not torch._C._functorch.is_functorch_wrapped_tensor(v):
+    if v.device.type == "cpu" and plain_eager(v):
         if not infinite.any():
             return torch.matmul(p, v.unsqueeze(-1)).squeeze(-1)
     columns = torch.stack(

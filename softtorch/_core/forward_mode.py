@@ -16,11 +16,13 @@ import inspect
 
 import torch
 
-__all__ = ["apply", "in_transform"]
+__all__ = ["apply", "in_transform", "plain_eager"]
 
-# Private torch helpers of Function.apply, used by the direct path of `apply` when present.
-_transforms_active = getattr(torch._C, "_are_functorch_transforms_active", None)
-_unwrap_dead = getattr(getattr(torch, "_functorch", None) and torch._functorch.utils, "unwrap_dead_wrappers", None)
+try:  # private torch helpers of Function.apply, used by the direct path of `apply` when present
+    from torch._C import _are_functorch_transforms_active as _transforms_active
+    from torch._functorch.utils import unwrap_dead_wrappers as _unwrap_dead
+except ImportError:
+    _transforms_active = _unwrap_dead = None
 
 
 @functools.cache
@@ -49,7 +51,7 @@ def apply(function: type, *args):
     if torch.compiler.is_compiling():
         return function.apply(*args)
     cls = _with_jvp(function)
-    if _transforms_active is None or _unwrap_dead is None or _transforms_active() or len(args) != _arity(function):
+    if _transforms_active is None or _transforms_active() or len(args) != _arity(function):
         return cls.apply(*args)
     return super(torch.autograd.Function, cls).apply(*_unwrap_dead(args))
 
@@ -63,3 +65,12 @@ def in_transform() -> bool:
         or torch._C._functorch.peek_interpreter_stack() is not None
         or torch.autograd.forward_ad._current_level >= 0
     )
+
+
+def plain_eager(*tensors) -> bool:
+    """Whether code may take eager-only paths (host reads, in-place kernels without vmap or
+    forward-mode rules) with ``tensors``: not :func:`in_transform` and none of them (``None``
+    allowed) a functorch-wrapped tensor, as a cotangent from ``torch.func`` can be."""
+    if in_transform():
+        return False
+    return not any(t is not None and torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors)

@@ -76,7 +76,7 @@ import math
 
 import torch
 
-from .forward_mode import apply, in_transform
+from .forward_mode import apply, plain_eager
 from .kernels import WINDOW
 from .projections import project_simplex, simplex_vjp
 
@@ -551,9 +551,7 @@ class _SoftRows(torch.autograd.Function):
 def _eager(*tensors) -> bool:
     """Whether the fast in-place path may run: autograd off (not a double backward), not compiling,
     not under a ``torch.func`` transform or in forward mode, no functorch-wrapped tensor."""
-    if torch.is_grad_enabled() or in_transform():
-        return False
-    return not any(t is not None and torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors)
+    return not torch.is_grad_enabled() and plain_eager(*tensors)
 
 
 def _slabs(n_batch: int, n_rows: int, n: int):

@@ -699,6 +699,7 @@ def _minmax(s: torch.Tensor, w: torch.Tensor, mode: str) -> tuple[torch.Tensor, 
     """
     rows, n = s.shape
     s64, w64 = s.double(), w.double()
+    both = torch.stack((s64, w64)) if mode == "smooth" else None  # s and w through one set of operations
     inverse, valid = _minmax_layout(n, s.device)
     if mode == "c0":
         prefix = torch.nn.functional.pad((s64 - w64).cumsum(-1), (1, 0))  # P_t = sum_{i < t} y_i
@@ -706,8 +707,7 @@ def _minmax(s: torch.Tensor, w: torch.Tensor, mode: str) -> tuple[torch.Tensor, 
         gamma = (prefix[:, 1:].flip(-1).unsqueeze(-2) - prefix[:, :-1].unsqueeze(-1)) * inverse
         offset = None
     elif bool(torch.maximum(s64[:, 0] - s64[:, -1], w64[:, 0] - w64[:, -1]).amax() <= _EXP_RANGE):
-        # One host synchronization (the exponent range of the whole batch). s and w stacked:
-        both = torch.stack((s64, w64))
+        # One host synchronization (the exponent range of the whole batch).
         tail = torch.exp(both - both[..., -1:]).flip(-1).cumsum(-1)  # tail[q] = T_(n - 1 - q)
         head, after = tail.flip(-1), torch.nn.functional.pad(tail[..., :-1], (1, 0))  # T_j; T_(k + 1) at q
         sums = head.unsqueeze(-1) - after.unsqueeze(-2)  # sum over j..k, in units of the last term
@@ -731,7 +731,6 @@ def _minmax(s: torch.Tensor, w: torch.Tensor, mode: str) -> tuple[torch.Tensor, 
     else:
         # In-block softmaxes of s and w (stacked); a block's first term is its largest.
         first = (torch.arange(n, device=s.device) * start).cummax(-1).values.expand(2, rows, n)
-        both = torch.stack((s64, w64))
         e = torch.exp(both - both.gather(-1, first))
         ids = bid.expand(2, rows, n)
         alpha, beta = (e / torch.zeros_like(e).scatter_add_(-1, ids, e).gather(-1, ids)).to(s.dtype).unbind(0)

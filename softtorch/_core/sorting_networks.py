@@ -60,7 +60,7 @@ from typing import NamedTuple
 
 import torch
 
-from .forward_mode import in_transform
+from .forward_mode import plain_eager
 from .kernels import sigmoidal_kernel
 
 __all__ = [
@@ -838,7 +838,7 @@ def _stacked(weights, batch: int) -> torch.Tensor:
 def _eager(t: torch.Tensor) -> bool:
     """Whether the chunked kernel may run: not while compiling, not under a ``torch.func`` transform
     or in forward mode (the kernel has a closed-form backward only; the staged products serve there)."""
-    return not in_transform() and not torch._C._functorch.is_functorch_wrapped_tensor(t)
+    return plain_eager(t)
 
 
 def full_permutation(xt: torch.Tensor, net: Network, weights) -> torch.Tensor:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from .._core.forward_mode import in_transform
+from .._core.forward_mode import plain_eager
 from .._core.fused_permutation import SOFTSORT, soft_rows
 from .._core.precision import half_in_float32
 from .._core.projections import log_project_simplex, project_simplex
@@ -45,8 +45,7 @@ def _few_slots(rows) -> bool:
         and rows.dim() == 1
         and 0 < rows.numel() <= 16
         and rows.device.type == "cpu"
-        and not in_transform()
-        and not torch._C._functorch.is_functorch_wrapped_tensor(rows)
+        and plain_eager(rows)
     )
 
 
