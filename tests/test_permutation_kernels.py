@@ -4,12 +4,16 @@ in every soft mode."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import torch
 from _registry import SOFT_MODES
 
 from softtorch._core import fused_permutation as fp
+from softtorch._core import memory
 from softtorch._core.kernels import sigmoidal_kernel
+from softtorch._core.memory import empty_paged
 from softtorch._core.projections import project_simplex
 
 MODES = SOFT_MODES
@@ -183,3 +187,47 @@ def test_fast_rows_hold_no_subnormals(kind):
     tiny = torch.finfo(torch.float32).tiny
     assert not ((p > 0) & (p < tiny)).any()
     torch.testing.assert_close(p, dense_rows(kind, y, row_par, col_par, "smooth"), atol=1e-6, rtol=1e-5)
+
+
+def _vm_flags(address):
+    """The VmFlags of the mapping of this process that holds ``address`` (Linux /proc/self/smaps)."""
+    current = None
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            head = line.split()[0]
+            if "-" in head and not head.endswith(":"):
+                start, end = (int(part, 16) for part in head.split("-"))
+                current = start <= address < end
+            elif head == "VmFlags:" and current:
+                return line.split()[1:]
+    return None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="transparent huge pages are a Linux feature")
+def test_large_permutation_buffers_ask_for_huge_pages():
+    """A buffer of at least memory.MIN_BYTES has its whole 2 MiB pages advised as huge pages (the
+    'hg' flag of its mapping) before its first write; a small one keeps ordinary pages."""
+    like = torch.zeros(1)
+    big = empty_paged(like, (memory.MIN_BYTES // 4 + 1000,))
+    assert big.shape == (memory.MIN_BYTES // 4 + 1000,) and big.dtype == like.dtype
+    inside = -(-big.data_ptr() // (1 << 21)) * (1 << 21)  # the first whole 2 MiB page
+    assert "hg" in _vm_flags(inside)
+    big.fill_(2.0)
+    assert big.sum().item() == 2.0 * big.numel()
+    small = empty_paged(like, (1000,))
+    assert small.shape == (1000,) and "hg" not in (_vm_flags(small.data_ptr()) or [])
+
+
+def test_softsort_rows_are_written_into_a_paged_buffer(monkeypatch):
+    """The fused forward takes the rows' buffer from empty_paged (with the rows' shape)."""
+    seen = []
+
+    def spy(like, shape):
+        seen.append(tuple(shape))
+        return like.new_empty(shape)
+
+    monkeypatch.setattr(fp, "empty_paged", spy)
+    y, row_par, _ = _args(fp.SOFTSORT)
+    (p,) = fp.soft_rows(fp.SOFTSORT, y, row_par, None, "smooth")
+    assert seen == [tuple(p.shape)]
+    torch.testing.assert_close(p, dense_rows(fp.SOFTSORT, y, row_par, None, "smooth"))

@@ -56,8 +56,9 @@ what did not help:
   backward's ``_softmax_backward_data`` and ``bmm``;
 * a one-column product ``P @ v`` when the values are finite (a host read, CPU only): the
   three-column form that handles infinities costs three times as much;
-* ``copysign(d, -1)`` for ``-|d|`` (one pass instead of ``abs_`` + ``neg_``) and ``baddbmm_`` for
-  the column sums: small gains;
+* ``baddbmm_`` for the column sums, ``-|d|`` as ``abs_`` + ``neg_`` (a ``copysign(d, -1)`` pass
+  costs more than both here, 18 against 14 us a block) and the row sums' reciprocal times the
+  row instead of a division (8 against 17 us a block): small gains;
 * ``topk`` takes its anchors from ``torch.topk``, not a full sort: about 2 ms of its 21;
 * tried and dropped: SoftSort's signs from the sorted order (a block's rows hold consecutive
   sorted values, so every column but the block's own anchor columns has one sign over the block:
@@ -65,8 +66,18 @@ what did not help:
   columns for the exact corner), which drops the differences, their sign and the product; it
   measured 4 to 11 % slower (the matvec costs about two row sums, plus the gather);
 
-What remains is mostly memory traffic: the fresh pages of ``P`` (about 50 ms for a 256 MB ``P``,
-6 ms for top-k's 26 MB) and reading ``P`` and its cotangent back in the backward.
+* ``P``'s buffer from :func:`~softtorch._core.memory.empty_paged`, which asks Linux for 2 MiB
+  pages: a fresh 256 MB ``P`` cost about 50 ms of page faults (softsort ``sort`` 288 -> 251 ms,
+  one thread). Top-k's 26 MB ``P`` gains nothing: the C library hands buffers under 32 MB back
+  from its heap, already paged in;
+* tried and dropped: top-k's signs from its anchors' columns (every other column lies beyond the
+  last anchor, so its sign is known: plain sums, corrected at the ``k`` anchor columns by a
+  gather); the gather and the small corrections cost what the sign pass saved (13.5 against
+  13.7 ms, two threads).
+
+What remains is mostly memory traffic: writing ``P``, then reading ``P`` and its cotangent back in
+the backward (top-k at one thread: the forward's blocks take 4.4 ms in cache, 7.3 ms written
+into ``P``).
 """
 
 from __future__ import annotations
@@ -78,6 +89,7 @@ import torch
 
 from .forward_mode import apply, plain_eager
 from .kernels import WINDOW
+from .memory import empty_paged
 from .projections import project_simplex, simplex_vjp
 
 __all__ = ["BLOCK_ELEMENTS", "pairwise_sums", "soft_rows"]
@@ -620,7 +632,7 @@ class _Flat:
         """The projected rows ``a0:a1`` of the entries ``b0:b1``, in ``out``'s memory (the sparse
         modes' projection allocates)."""
         if self.kind == SOFTSORT:
-            s = self.differences(out, b0, b1, a0, a1).copysign_(-1.0)  # -|a_i - y_j|, one pass
+            s = self.differences(out, b0, b1, a0, a1).abs_().neg_()  # -|a_i - y_j|
         else:
             s = torch.addcmul(self.neg_col[b0:b1], self.row_rows[a0:a1], self.y_cols[b0:b1], out=out)
         if mode != "smooth":
@@ -637,7 +649,7 @@ class _Flat:
         if self.floor is not None:
             s.clamp_(min=self.floor)
         s.exp_()
-        return s.div_(s.sum(dim=-1, keepdim=True))
+        return s.mul_(s.sum(dim=-1, keepdim=True).reciprocal_())  # a product: half a division's time
 
 
 def _floor(kind, y):
@@ -686,7 +698,7 @@ def _fast_forward(y, row_par, col_par, values, weights, kind, mode, n_rows, keep
     f = _Flat(y, row_par, col_par, values, kind)
     size, n, r = f.size, f.n, n_rows
     blocks = _slabs(size, r, n)
-    rows = y.new_empty(size, r, n) if keep else None
+    rows = empty_paged(y, (size, r, n)) if keep else None
     space = None if keep else _Space(y, blocks, n)
     if values is not None:
         columns = _fast_value_columns(f.values.to(y.dtype))
@@ -757,7 +769,7 @@ def _fast_backward(ctx, grad_rows, grad_expected, grad_columns):
         elif kind == SOFTSORT and mode == "smooth":
             # the differences once: their signs below, the rows from their absolute values
             sign = f.differences(space_d.get(shape), b0, b1, a0, a1)
-            p = f.softsort_rows(torch.copysign(sign, -1.0, out=space_p.get(shape)))
+            p = f.softsort_rows(torch.abs(sign, out=space_p.get(shape)).neg_())
             sign.sign_()
         else:
             p = f.rows(mode, space_p.get(shape), b0, b1, a0, a1)
