@@ -12,6 +12,7 @@ from _registry import SOFT_MODES
 
 from softtorch._core import fused_permutation as fp
 from softtorch._core import memory
+from softtorch._core.expectation import expect
 from softtorch._core.kernels import sigmoidal_kernel
 from softtorch._core.memory import empty_paged
 from softtorch._core.projections import project_simplex
@@ -231,3 +232,22 @@ def test_softsort_rows_are_written_into_a_paged_buffer(monkeypatch):
     (p,) = fp.soft_rows(fp.SOFTSORT, y, row_par, None, "smooth")
     assert seen == [tuple(p.shape)]
     torch.testing.assert_close(p, dense_rows(fp.SOFTSORT, y, row_par, None, "smooth"))
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3])
+def test_expect_of_few_rows_is_the_plain_sum(rows):
+    """expect's products for one or two rows (a product and a sum) and for more (a matmul) equal a
+    sum over the entries written here, batch dims broadcast, with float64 gradients."""
+    g = torch.Generator().manual_seed(rows)
+    p = torch.rand(4, 1, rows, 6, generator=g, dtype=F64).requires_grad_()
+    v = torch.randn(3, 6, generator=g, dtype=F64).requires_grad_()
+    out = expect(p, v)
+    plain = torch.stack(
+        [
+            torch.stack([sum(p[a, 0, i, j] * v[b, j] for j in range(6)) for i in range(rows)])
+            for a in range(4)
+            for b in range(3)
+        ]
+    ).view(4, 3, rows)
+    torch.testing.assert_close(out, plain)
+    assert torch.autograd.gradcheck(expect, (p, v))

@@ -596,7 +596,8 @@ class _Flat:
             lead.append(col_par.shape[:-1])
         if values is not None:
             lead.append(values.shape[:-1])
-        self.batch = torch.broadcast_shapes(*lead)
+        # torch.broadcast_shapes is Python code, ~40 us a call: most calls have one batch shape
+        self.batch = lead[0] if all(shape == lead[0] for shape in lead) else torch.broadcast_shapes(*lead)
         self.n = y.shape[-1]
         self.r = row_par.shape[-1]
         self.size = math.prod(self.batch)
@@ -618,7 +619,9 @@ class _Flat:
         if t is None:
             return None
         tail = tail or t.shape[-1:]
-        return t.expand(self.batch + tail).reshape((self.size,) + tail)
+        if t.shape[: -len(tail)] != self.batch:
+            t = t.expand(self.batch + tail)
+        return t.reshape((self.size,) + tail)
 
     def back(self, t, like):
         """A ``(N, k)`` gradient summed back to the shape of the input ``like``."""
