@@ -688,6 +688,49 @@ def test_rank_and_sort_agree_on_order():
         assert torch.equal(values.argmin(-1), torch.zeros(4, dtype=torch.long))
 
 
+def _pav_runs(v):
+    """Lengths of the runs of equal values of a list (the blocks of a PAV solution)."""
+    runs = [1]
+    for a, b in zip(v, v[1:]):
+        runs[-1:] = [runs[-1] + 1] if a == b else [runs[-1], 1]
+    return runs
+
+
+@pytest.mark.parametrize("mode", ["c0", "smooth"])
+def test_end_blocks_are_the_first_and_last_blocks_of_pav(mode):
+    """_end_blocks starts rows with the first and the last block of the solution, every other
+    element on its own: checked against sequential PAV on sorts at moderate and strong softness,
+    with ties (where the shorter block is taken) and a row that is one block."""
+    g = torch.Generator().manual_seed(5)
+    n = 60
+    for softness in (0.05, 0.5, 3.0, 100.0):
+        x = torch.rand(3, n, generator=g, dtype=torch.float64)
+        x[1] = (x[1] * 5).round() / 5  # ties
+        w = x.sort(-1, descending=True).values
+        s = (torch.arange(n - 1, -1, -1, dtype=torch.float64) / ((n - 1) * softness)).expand(3, n)
+        start = iso._end_blocks(s, w, mode)
+        for r in range(3):
+            runs = _pav_runs(_pav(mode, s[r].tolist(), w[r].tolist()))
+            head, tail = (runs[0], runs[-1]) if len(runs) > 1 else (n, n)
+            expected = [i == 0 or (head <= i and i <= n - tail) for i in range(n)]
+            assert start[r].tolist() == expected, (softness, r, runs[:3], runs[-3:])
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("softness", [0.2, 1.0, 4.0])
+def test_single_long_row_matches_sequential_pav(mode, softness):
+    """One row of 400 normal scores (a single row takes the rounds, from the end blocks for
+    c0/smooth): long blocks at both ends at strong softness, singletons in the middle."""
+    x = torch.randn(400, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    xt, _ = squashed(x)
+    torch.testing.assert_close(
+        sort_values(xt, softness, mode),
+        torch.tensor(reference_sort(xt.tolist(), softness, mode), dtype=xt.dtype),
+        rtol=0,
+        atol=1e-9,
+    )
+
+
 def test_rounds_smooth_over_a_huge_exponent_range(monkeypatch):
     """``"smooth"`` rounds whose leftward windows span more than float64's exponent range: those
     rows take the sequential log-cumsum-exp, and the result is sequential PAV's."""

@@ -442,14 +442,19 @@ _RADIX_SIZE = 2**15
 _MINMAX_CELLS = 2**16
 
 
-def _rounds(s: torch.Tensor, w: torch.Tensor, mode: str, ties: bool = False):
+def _rounds(s: torch.Tensor, w: torch.Tensor, mode: str, ties: bool = False, start=None):
     """PAV on ``(R, n)`` rows (``s`` and ``w`` decreasing), all rows and blocks at once: the
-    block ids and the pieces of ``final``."""
+    block ids and the pieces of ``final``. ``start`` (``(R, n)`` bool, True where a block begins)
+    is a partition to start from, whose blocks must lie inside blocks of the solution (None:
+    every element a block of its own)."""
     rows, n = s.shape
     reg = _REGULARIZERS[mode]
-    blk = _Blocks.singletons(rows, n, s.dtype, s.device)
-    gamma, aux = reg.singletons(s, w)
-    start = None  # every element starts a block
+    if start is None:
+        blk = _Blocks.singletons(rows, n, s.dtype, s.device)
+        gamma, aux = reg.singletons(s, w)
+    else:
+        blk = _Blocks(start, s.dtype)
+        gamma, aux = reg.values(s, w, blk)
     for _ in range(n):  # every round but the last merges at least one pair: at most n - 1 merges
         # Block b against b + 1 (NaN padding: False); with `ties`, equal values merge too.
         violated = (gamma[:, :-1] <= gamma[:, 1:]) if ties else (gamma[:, :-1] < gamma[:, 1:])
@@ -787,13 +792,50 @@ def _pooled(s: torch.Tensor, w: torch.Tensor, mode: str):
     return out.to(s.dtype), _Dense(torch.zeros((rows, 1), dtype=torch.long, device=s.device), *pieces), ok
 
 
+def _end_blocks(s: torch.Tensor, w: torch.Tensor, mode: str) -> torch.Tensor:
+    r"""``(R, n)`` bool, True where a block begins: the first and the last block of the solution
+    of every row, every other element on its own (``"c0"`` and ``"smooth"``), for :func:`_rounds`.
+
+    The first block of a decreasing solution is ``[0, k]`` for the ``k`` that maximizes the block
+    value :math:`\gamma_{0..k}` (its value is :math:`v_0 = \max_k \gamma_{0..k}`); the last is
+    ``[j, n - 1]`` for the ``j`` that minimizes :math:`\gamma_{j..n-1}`. Both come from prefix
+    and suffix sums, in float64: ``"c0"`` of ``s - w``, ``"smooth"`` of :math:`e^{s - s_0}` and
+    :math:`e^{w - w_0}`. The first maximizer and minimizer
+    are taken, so a rounding tie gives the shorter block, which still lies inside the solution's.
+    At strong softness these two blocks are long (a third of the row each for a sort of normal
+    scores at softness 1), and every round of adjacent merges they save is a pass over the row.
+    Rows whose ``s`` or ``w`` spans more than ``_EXP_RANGE`` (``"smooth"``) keep singletons.
+    """
+    rows, n = s.shape
+    s64, w64 = s.double(), w.double()
+    size = torch.arange(1, n + 1, dtype=torch.float64, device=s.device)
+    if mode == "c0":
+        y = s64 - w64
+        head = (y.cumsum(-1) / size).argmax(-1, keepdim=True) + 1
+        tail = (y.flip(-1).cumsum(-1) / size).argmin(-1, keepdim=True) + 1
+    else:
+        # Terms in units of the first (largest) one, in [e^-700, 1]: the suffix sums of the tail
+        # keep every digit, and the ratio of two of them is the ratio in any common unit.
+        terms = torch.exp(torch.stack((s64, w64)) - torch.stack((s64[:, :1], w64[:, :1])))
+        ahead, behind = terms.cumsum(-1), terms.flip(-1).cumsum(-1)
+        head = (ahead[0] / ahead[1]).argmax(-1, keepdim=True) + 1
+        tail = (behind[0] / behind[1]).argmin(-1, keepdim=True) + 1
+        spread = torch.maximum(s64[:, :1] - s64[:, -1:], w64[:, :1] - w64[:, -1:])
+        usable = spread <= _EXP_RANGE
+        head, tail = torch.where(usable, head, 1), torch.where(usable, tail, 1)
+    position = torch.arange(n, device=s.device)
+    return ~(((position > 0) & (position < head)) | (position > n - tail))
+
+
 def _isotonic(s: torch.Tensor, w: torch.Tensor, mode: str, ties: bool = False):
     """Decreasing isotonic solution of ``(R, n)`` rows: the outputs ``phi(s - v)``, the sparse
     solution (None if not used) and the dense parts ``[(rows, _Dense)]`` that replace it on their
-    rows (``rows`` None: all of them). Windows first for ``"c0"`` and ``"smooth"``, then whole rows
-    as one block; the rows both miss by the min-max formula when few and short (``"c0"``,
-    ``"smooth"``), by the rounds otherwise."""
-    found = _windowed(s, w, mode, ties=ties) if mode in ("c0", "smooth") else None
+    rows (``rows`` None: all of them). Windows first for ``"c0"`` and ``"smooth"`` (batches of
+    several rows), then whole rows as one block; the rows both miss by the min-max formula when
+    few and short (``"c0"``, ``"smooth"``), by the rounds otherwise (``"c0"``, ``"smooth"``: from
+    the first and last blocks, :func:`_end_blocks`)."""
+    # A single row the windows miss would pay for them and for the rounds: it takes the rounds.
+    found = _windowed(s, w, mode, ties=ties) if mode in ("c0", "smooth") and s.shape[0] > 1 else None
     if found is None:
         out, sparse, rest = None, None, None
     else:
@@ -827,7 +869,8 @@ def _isotonic(s: torch.Tensor, w: torch.Tensor, mode: str, ties: bool = False):
         left_s, left_w = sub_s, sub_w
     else:
         left_s, left_w = sub_s.index_select(0, missed), sub_w.index_select(0, missed)
-    bid, (rounds_out, *pieces) = _rounds(left_s, left_w, mode, ties)
+    start = _end_blocks(left_s, left_w, mode) if mode in ("c0", "smooth") else None
+    bid, (rounds_out, *pieces) = _rounds(left_s, left_w, mode, ties, start)
     rounds = _Dense(bid, *pieces)
     if missed.numel() == sub_s.shape[0]:
         if rest is None:
