@@ -697,10 +697,10 @@ def _pav_runs(v):
 
 
 @pytest.mark.parametrize("mode", ["c0", "smooth"])
-def test_end_blocks_are_the_first_and_last_blocks_of_pav(mode):
-    """_end_blocks starts rows with the first and the last block of the solution, every other
-    element on its own: checked against sequential PAV on sorts at moderate and strong softness,
-    with ties (where the shorter block is taken) and a row that is one block."""
+def test_end_lengths_are_the_first_and_last_blocks_of_pav(mode):
+    """_end_lengths gives the lengths of the first and the last block of the solution: checked
+    against sequential PAV on sorts at moderate and strong softness, with ties (where the shorter
+    block is taken) and rows that are one block."""
     g = torch.Generator().manual_seed(5)
     n = 60
     for softness in (0.05, 0.5, 3.0, 100.0):
@@ -708,12 +708,25 @@ def test_end_blocks_are_the_first_and_last_blocks_of_pav(mode):
         x[1] = (x[1] * 5).round() / 5  # ties
         w = x.sort(-1, descending=True).values
         s = (torch.arange(n - 1, -1, -1, dtype=torch.float64) / ((n - 1) * softness)).expand(3, n)
-        start = iso._end_blocks(s, w, mode)
+        head, tail = iso._end_lengths(s, w, mode)
         for r in range(3):
             runs = _pav_runs(_pav(mode, s[r].tolist(), w[r].tolist()))
-            head, tail = (runs[0], runs[-1]) if len(runs) > 1 else (n, n)
-            expected = [i == 0 or (head <= i and i <= n - tail) for i in range(n)]
-            assert start[r].tolist() == expected, (softness, r, runs[:3], runs[-3:])
+            assert (head[r].item(), tail[r].item()) == (runs[0], runs[-1]), (softness, r, runs[:3], runs[-3:])
+
+
+def test_end_blocks_keep_only_long_ones(monkeypatch):
+    """_end_blocks pools the end blocks of at least _LONG_END elements and nothing else (None
+    when no row has one): a c0 row whose solution is [0..3] [4] ... [n - 3..n - 1]."""
+    y = [3.0, 3.0, 3.0, 4.0] + [2.0 - 0.1 * i for i in range(10)] + [0.0, 0.0, 0.5]
+    w = torch.zeros(1, len(y), dtype=torch.float64)
+    s = torch.tensor([y], dtype=torch.float64)  # s - w = y
+    monkeypatch.setattr(iso, "_LONG_END", 5)
+    assert iso._end_blocks(s, w, "c0") is None
+    monkeypatch.setattr(iso, "_LONG_END", 3)
+    start = iso._end_blocks(s, w, "c0")[0].tolist()
+    assert start == [True, False, False, False] + [True] * 11 + [False, False]
+    monkeypatch.setattr(iso, "_LONG_END", 4)
+    assert iso._end_blocks(s, w, "c0")[0].tolist() == [True, False, False, False] + [True] * 13
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -440,6 +440,8 @@ _RADIX_SIZE = 2**15
 #: (rows x n x n) pairs (CPU time at 1 x 64: 0.075 ms for "c0", 0.13 for "smooth", where the
 #: rounds take 0.55 to 0.73 and the one-block check 0.05 to 0.09).
 _MINMAX_CELLS = 2**16
+#: End blocks shorter than this are left to the rounds' windows (see :func:`_end_blocks`).
+_LONG_END = 64
 
 
 def _rounds(s: torch.Tensor, w: torch.Tensor, mode: str, ties: bool = False, start=None):
@@ -792,37 +794,46 @@ def _pooled(s: torch.Tensor, w: torch.Tensor, mode: str):
     return out.to(s.dtype), _Dense(torch.zeros((rows, 1), dtype=torch.long, device=s.device), *pieces), ok
 
 
-def _end_blocks(s: torch.Tensor, w: torch.Tensor, mode: str) -> torch.Tensor:
+def _end_lengths(s: torch.Tensor, w: torch.Tensor, mode: str):
+    """``(R, 1)`` lengths of the first and the last block of the solution of ``(R, n)`` rows
+    (see :func:`_end_blocks`), 1 and 1 for ``"smooth"`` rows beyond ``_EXP_RANGE``."""
+    s64, w64 = s.double(), w.double()
+    size = torch.arange(1, s.shape[-1] + 1, dtype=torch.float64, device=s.device)
+    if mode == "c0":
+        y = s64 - w64
+        head = (y.cumsum(-1) / size).argmax(-1, keepdim=True) + 1
+        tail = (y.flip(-1).cumsum(-1) / size).argmin(-1, keepdim=True) + 1
+        return head, tail
+    # Terms in units of the first (largest) one, in [e^-700, 1]: the suffix sums of the tail keep
+    # every digit, and the ratio of two of them is the ratio in any common unit.
+    terms = torch.exp(torch.stack((s64, w64)) - torch.stack((s64[:, :1], w64[:, :1])))
+    ahead, behind = terms.cumsum(-1), terms.flip(-1).cumsum(-1)
+    head = (ahead[0] / ahead[1]).argmax(-1, keepdim=True) + 1
+    tail = (behind[0] / behind[1]).argmin(-1, keepdim=True) + 1
+    usable = torch.maximum(s64[:, :1] - s64[:, -1:], w64[:, :1] - w64[:, -1:]) <= _EXP_RANGE
+    return torch.where(usable, head, 1), torch.where(usable, tail, 1)
+
+
+def _end_blocks(s: torch.Tensor, w: torch.Tensor, mode: str) -> torch.Tensor | None:
     r"""``(R, n)`` bool, True where a block begins: the first and the last block of the solution
-    of every row, every other element on its own (``"c0"`` and ``"smooth"``), for :func:`_rounds`.
+    of every row where they are long (``_LONG_END`` elements or more), every other element on its
+    own (``"c0"`` and ``"smooth"``), for :func:`_rounds`; None where no row has a long one.
 
     The first block of a decreasing solution is ``[0, k]`` for the ``k`` that maximizes the block
     value :math:`\gamma_{0..k}` (its value is :math:`v_0 = \max_k \gamma_{0..k}`); the last is
     ``[j, n - 1]`` for the ``j`` that minimizes :math:`\gamma_{j..n-1}`. Both come from prefix
     and suffix sums, in float64: ``"c0"`` of ``s - w``, ``"smooth"`` of :math:`e^{s - s_0}` and
-    :math:`e^{w - w_0}`. The first maximizer and minimizer
-    are taken, so a rounding tie gives the shorter block, which still lies inside the solution's.
-    At strong softness these two blocks are long (a third of the row each for a sort of normal
-    scores at softness 1), and every round of adjacent merges they save is a pass over the row.
-    Rows whose ``s`` or ``w`` spans more than ``_EXP_RANGE`` (``"smooth"``) keep singletons.
+    :math:`e^{w - w_0}`. The first maximizer and minimizer are taken, so a rounding tie gives
+    the shorter block, which still lies inside the solution's. At strong softness these two
+    blocks are long (a sixth of the row each for a sort of normal scores at softness 1), and
+    every round of adjacent merges they save is a pass over the row; shorter ones the rounds'
+    windows absorb at once. Rows whose ``s`` or ``w`` spans more than ``_EXP_RANGE`` (``"smooth"``) keep singletons.
     """
-    rows, n = s.shape
-    s64, w64 = s.double(), w.double()
-    size = torch.arange(1, n + 1, dtype=torch.float64, device=s.device)
-    if mode == "c0":
-        y = s64 - w64
-        head = (y.cumsum(-1) / size).argmax(-1, keepdim=True) + 1
-        tail = (y.flip(-1).cumsum(-1) / size).argmin(-1, keepdim=True) + 1
-    else:
-        # Terms in units of the first (largest) one, in [e^-700, 1]: the suffix sums of the tail
-        # keep every digit, and the ratio of two of them is the ratio in any common unit.
-        terms = torch.exp(torch.stack((s64, w64)) - torch.stack((s64[:, :1], w64[:, :1])))
-        ahead, behind = terms.cumsum(-1), terms.flip(-1).cumsum(-1)
-        head = (ahead[0] / ahead[1]).argmax(-1, keepdim=True) + 1
-        tail = (behind[0] / behind[1]).argmin(-1, keepdim=True) + 1
-        spread = torch.maximum(s64[:, :1] - s64[:, -1:], w64[:, :1] - w64[:, -1:])
-        usable = spread <= _EXP_RANGE
-        head, tail = torch.where(usable, head, 1), torch.where(usable, tail, 1)
+    n = s.shape[-1]
+    head, tail = _end_lengths(s, w, mode)
+    head, tail = head * (head >= _LONG_END), tail * (tail >= _LONG_END)
+    if not bool((head + tail).any()):  # one host synchronization
+        return None
     position = torch.arange(n, device=s.device)
     return ~(((position > 0) & (position < head)) | (position > n - tail))
 
@@ -869,7 +880,8 @@ def _isotonic(s: torch.Tensor, w: torch.Tensor, mode: str, ties: bool = False):
         left_s, left_w = sub_s, sub_w
     else:
         left_s, left_w = sub_s.index_select(0, missed), sub_w.index_select(0, missed)
-    start = _end_blocks(left_s, left_w, mode) if mode in ("c0", "smooth") else None
+    # A single row starts from its end blocks (batches gain less than the prefix sums cost).
+    start = _end_blocks(left_s, left_w, mode) if mode in ("c0", "smooth") and left_s.shape[0] == 1 else None
     bid, (rounds_out, *pieces) = _rounds(left_s, left_w, mode, ties, start)
     rounds = _Dense(bid, *pieces)
     if missed.numel() == sub_s.shape[0]:
