@@ -744,6 +744,37 @@ def test_single_long_row_matches_sequential_pav(mode, softness):
     )
 
 
+def test_first_at_most_matches_a_plain_search():
+    """The one-searchsorted search of the c1 windows: the first position with s <= g in the
+    asked row, on float32 rows with ties, signed zeros, negative values, and NaN/inf queries."""
+    g = torch.Generator().manual_seed(2)
+    s = (torch.randn(4, 50, generator=g) * 3).round().sort(-1, descending=True).values
+    s[1, 20:30] = 0.0
+    s[1, 25:30] = -0.0
+    rows = torch.tensor([0, 1, 1, 3, 2, 1])
+    q = (torch.randn(6, 7, generator=g) * 4).round()
+    q[1, 0], q[2, 1], q[3, 2], q[4, 3], q[5, 4] = -0.0, 0.0, float("nan"), float("inf"), -float("inf")
+    got = iso._first_at_most(s, rows, q)
+    for i, r in enumerate(rows.tolist()):
+        for j in range(7):
+            value = q[i, j].item()
+            want = 0 if math.isnan(value) else next((k for k in range(50) if s[r, k] <= value), 50)
+            assert got[i, j].item() == want, (i, j, value)
+    assert iso._first_at_most(s.double(), rows, q.double()) is None
+
+
+@pytest.mark.parametrize("softness", [0.1, 1.0])
+def test_c1_search_matches_bisection(softness, monkeypatch):
+    """c1 rounds in float32: the windows searched by _first_at_most give exactly the bisection's
+    results (the same comparisons), on sorts and ranks with long blocks."""
+    x = torch.randn(6, 300, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    xt = squashed(x)[0].float()
+    fast = [fn(xt, softness, "c1") for fn in (sort_values, rank)]
+    monkeypatch.setattr(iso, "_first_at_most", lambda *args: None)
+    for got, fn in zip(fast, (sort_values, rank)):
+        assert torch.equal(got, fn(xt, softness, "c1"))
+
+
 def test_rounds_smooth_over_a_huge_exponent_range(monkeypatch):
     """``"smooth"`` rounds whose leftward windows span more than float64's exponent range: those
     rows take the sequential log-cumsum-exp, and the result is sequential PAV's."""

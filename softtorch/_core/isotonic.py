@@ -390,7 +390,10 @@ def _c1_above(win, blk, prefix, m, centre, first, C0, C1, C2, h):
     end = (first[:, :1] + m[:, :1]).to(torch.long)
     hi = end.expand_as(lo)
     g = win.g
-    for _ in range(n.bit_length()):  # first element of the union with s <= g (s decreases)
+    below = _first_at_most(s, win.rows, g)
+    if below is not None:
+        lo = torch.minimum(torch.maximum(below, lo), hi)
+    for _ in range(n.bit_length() if below is None else 0):  # first element of the union with s <= g
         mid = (lo + hi) // 2
         active = lo < hi
         above = _take(s, base + mid.clamp(max=n - 1)) > g
@@ -406,6 +409,30 @@ def _c1_above(win, blk, prefix, m, centre, first, C0, C1, C2, h):
     delta = centre.gather(-1, col) - g
     part = _take(L2, k_flat) + delta * (2 * _take(L1, k_flat) + delta * _take(L0, k_flat))
     return full + part * _flag(inside, h)
+
+
+def _first_at_most(s: torch.Tensor, rows: torch.Tensor, g: torch.Tensor) -> torch.Tensor | None:
+    """For float32 ``(R, n)`` rows ``s`` (decreasing): the first position with ``s <= g`` in row
+    ``rows[i]`` for every ``g[i, j]`` (``n`` if none, 0 for NaN ``g``), by one ``searchsorted``
+    over the whole batch; None for other dtypes (the caller bisects).
+
+    ``0 - s`` increases along a row (``-0`` becomes ``+0``); its bits, with the magnitude bits of
+    negative numbers flipped, are an int32 in the same order, and ``row * 2^32`` on top orders
+    the whole batch as one increasing int64 sequence. ``s <= g`` is ``0 - s >= 0 - g``, exactly.
+    """
+    if s.dtype != torch.float32:
+        return None
+    rows_n, n = s.shape
+
+    def keys(v: torch.Tensor) -> torch.Tensor:
+        bits = (0.0 - v).view(torch.int32)
+        return (bits ^ ((bits >> 31) & 0x7FFFFFFF)).to(torch.int64) + 2**31
+
+    offset = torch.arange(rows_n, device=s.device).unsqueeze(-1) << 32
+    flat = (keys(s) + offset).view(-1)
+    query = keys(g.nan_to_num(nan=math.inf)) + (rows.unsqueeze(-1) << 32)
+    found = torch.searchsorted(flat, query.reshape(-1)).view(g.shape) - (rows * n).unsqueeze(-1)
+    return found.masked_fill(torch.isnan(g), 0)
 
 
 def _take(v: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
