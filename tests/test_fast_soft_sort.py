@@ -696,7 +696,7 @@ def _pav_runs(v):
     return runs
 
 
-@pytest.mark.parametrize("mode", ["c0", "smooth", "c2"])
+@pytest.mark.parametrize("mode", ["c0", "smooth"])
 def test_end_lengths_are_the_first_and_last_blocks_of_pav(mode):
     """_end_lengths gives the lengths of the first and the last block of the solution: checked
     against sequential PAV on sorts at moderate and strong softness, with ties (where the shorter

@@ -831,8 +831,6 @@ def _end_lengths(s: torch.Tensor, w: torch.Tensor, mode: str):
         head = (y.cumsum(-1) / size).argmax(-1, keepdim=True) + 1
         tail = (y.flip(-1).cumsum(-1) / size).argmin(-1, keepdim=True) + 1
         return head, tail
-    if mode == "c2":
-        return _c2_end_lengths(s64, w64, size)
     # Terms in units of the first (largest) one, in [e^-700, 1]: the suffix sums of the tail keep
     # every digit, and the ratio of two of them is the ratio in any common unit.
     terms = torch.exp(torch.stack((s64, w64)) - torch.stack((s64[:, :1], w64[:, :1])))
@@ -843,50 +841,20 @@ def _end_lengths(s: torch.Tensor, w: torch.Tensor, mode: str):
     return torch.where(usable, head, 1), torch.where(usable, tail, 1)
 
 
-def _c2_end_lengths(s64: torch.Tensor, w64: torch.Tensor, size: torch.Tensor):
-    r""":func:`_end_lengths` for ``"c2"``: the value of every prefix (suffix) block from its
-    running moments about its first element, :math:`\gamma = s_0 + c + t` with :math:`c` the mean
-    of :math:`d = s - s_0` and :math:`t` the root of :func:`_cubic_root` for the central moments
-    :math:`M_2 = S_2 - c S_1`, :math:`M_3 = S_3 - 3 c S_2 + 2 m c^3`. The first value within
-    ``1e-9 (1 + spread)`` of the largest is taken (the smallest within that of the least), so
-    rounding can only shorten a block; rows whose ``s`` or ``w`` spans more than 64 (where the
-    running moments lose digits) keep singletons."""
-
-    def first_block(s, w):
-        d = s - s[:, :1]
-        sums = torch.stack((d, d * d, d * d * d, w)).cumsum(-1)
-        c = sums[0] / size
-        M2 = (sums[1] - c * sums[0]).clamp_min(0)
-        M3 = sums[2] - 3 * c * sums[1] + 2 * size * c * c * c
-        return c + _cubic_root(size, M2, M3, sums[3])
-
-    spread = torch.maximum(s64[:, :1] - s64[:, -1:], w64[:, :1] - w64[:, -1:])
-    tol = 1e-9 * (1 + spread)
-    ahead = first_block(s64, w64)
-    head = (ahead >= ahead.amax(-1, keepdim=True) - tol).to(torch.int8).argmax(-1, keepdim=True) + 1
-    # The last block of (s, w) is the first of the mirrored problem (-s, -w) reversed, whose
-    # block values are the negated ones (phi is odd).
-    behind = first_block(-s64.flip(-1), -w64.flip(-1))
-    tail = (behind >= behind.amax(-1, keepdim=True) - tol).to(torch.int8).argmax(-1, keepdim=True) + 1
-    usable = spread <= 64
-    return torch.where(usable, head, 1), torch.where(usable, tail, 1)
-
-
 def _end_blocks(s: torch.Tensor, w: torch.Tensor, mode: str) -> torch.Tensor | None:
     r"""``(R, n)`` bool, True where a block begins: the first and the last block of the solution
     of every row where they are long (``_LONG_END`` elements or more), every other element on its
-    own (``"c0"``, ``"smooth"``, ``"c2"``), for :func:`_rounds`; None where no row has a long one.
+    own (``"c0"`` and ``"smooth"``), for :func:`_rounds`; None where no row has a long one.
 
     The first block of a decreasing solution is ``[0, k]`` for the ``k`` that maximizes the block
     value :math:`\gamma_{0..k}` (its value is :math:`v_0 = \max_k \gamma_{0..k}`); the last is
     ``[j, n - 1]`` for the ``j`` that minimizes :math:`\gamma_{j..n-1}`. Both come from prefix
     and suffix sums, in float64: ``"c0"`` of ``s - w``, ``"smooth"`` of :math:`e^{s - s_0}` and
-    :math:`e^{w - w_0}`, ``"c2"`` of the moments (:func:`_c2_end_lengths`). The first maximizer
-    and minimizer are taken, so a rounding tie gives the shorter block, which still lies inside
-    the solution's. At strong softness these two blocks are long (a sixth of the row each for a
-    sort of normal scores at softness 1), and every round of adjacent merges they save is a pass
-    over the row; shorter ones the rounds' windows absorb at once. Rows whose ``s`` or ``w``
-    spans more than ``_EXP_RANGE`` (``"smooth"``) keep singletons.
+    :math:`e^{w - w_0}`. The first maximizer and minimizer are taken, so a rounding tie gives
+    the shorter block, which still lies inside the solution's. At strong softness these two
+    blocks are long (a sixth of the row each for a sort of normal scores at softness 1), and
+    every round of adjacent merges they save is a pass over the row; shorter ones the rounds'
+    windows absorb at once. Rows whose ``s`` or ``w`` spans more than ``_EXP_RANGE`` (``"smooth"``) keep singletons.
     """
     n = s.shape[-1]
     head, tail = _end_lengths(s, w, mode)
@@ -940,7 +908,7 @@ def _isotonic(s: torch.Tensor, w: torch.Tensor, mode: str, ties: bool = False):
     else:
         left_s, left_w = sub_s.index_select(0, missed), sub_w.index_select(0, missed)
     # A single row starts from its end blocks (batches gain less than the prefix sums cost).
-    start = _end_blocks(left_s, left_w, mode) if mode in ("c0", "smooth", "c2") and left_s.shape[0] == 1 else None
+    start = _end_blocks(left_s, left_w, mode) if mode in ("c0", "smooth") and left_s.shape[0] == 1 else None
     bid, (rounds_out, *pieces) = _rounds(left_s, left_w, mode, ties, start)
     rounds = _Dense(bid, *pieces)
     if missed.numel() == sub_s.shape[0]:
