@@ -744,6 +744,19 @@ def test_single_long_row_matches_sequential_pav(mode, softness):
     )
 
 
+@pytest.mark.parametrize("mode", ["c0", "smooth"])
+@pytest.mark.parametrize("fn", [sort_values, rank])
+def test_gradcheck_single_row_from_end_blocks(mode, fn, monkeypatch):
+    """A single row whose rounds start from long end blocks keeps the closed-form Jacobian."""
+    monkeypatch.setattr(iso, "_LONG_END", 4)
+    x = torch.randn(40, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    xt = squashed(x)[0]
+    s = (torch.arange(39, -1, -1, dtype=torch.float64) / (39 * 2.0)).unsqueeze(0)
+    assert iso._end_blocks(s, xt.sort(descending=True).values.unsqueeze(0), mode) is not None
+    softness = torch.tensor(2.0, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: fn(a, b, mode), (xt.clone().requires_grad_(), softness))
+
+
 def test_first_at_most_matches_a_plain_search():
     """The one-searchsorted search of the c1 windows: the first position with s <= g in the
     asked row, on float32 rows with ties, signed zeros, negative values, and NaN/inf queries."""
