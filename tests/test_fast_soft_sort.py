@@ -688,6 +688,106 @@ def test_rank_and_sort_agree_on_order():
         assert torch.equal(values.argmin(-1), torch.zeros(4, dtype=torch.long))
 
 
+def _pav_runs(v):
+    """Lengths of the runs of equal values of a list (the blocks of a PAV solution)."""
+    runs = [1]
+    for a, b in zip(v, v[1:]):
+        runs[-1:] = [runs[-1] + 1] if a == b else [runs[-1], 1]
+    return runs
+
+
+@pytest.mark.parametrize("mode", ["c0", "smooth"])
+def test_end_lengths_are_the_first_and_last_blocks_of_pav(mode):
+    """_end_lengths gives the lengths of the first and the last block of the solution: checked
+    against sequential PAV on sorts at moderate and strong softness, with ties (where the shorter
+    block is taken) and rows that are one block."""
+    g = torch.Generator().manual_seed(5)
+    n = 60
+    for softness in (0.05, 0.5, 3.0, 100.0):
+        x = torch.rand(3, n, generator=g, dtype=torch.float64)
+        x[1] = (x[1] * 5).round() / 5  # ties
+        w = x.sort(-1, descending=True).values
+        s = (torch.arange(n - 1, -1, -1, dtype=torch.float64) / ((n - 1) * softness)).expand(3, n)
+        head, tail = iso._end_lengths(s, w, mode)
+        for r in range(3):
+            runs = _pav_runs(_pav(mode, s[r].tolist(), w[r].tolist()))
+            assert (head[r].item(), tail[r].item()) == (runs[0], runs[-1]), (softness, r, runs[:3], runs[-3:])
+
+
+def test_end_blocks_keep_only_long_ones(monkeypatch):
+    """_end_blocks pools the end blocks of at least _LONG_END elements and nothing else (None
+    when no row has one): a c0 row whose solution is [0..3] [4] ... [n - 3..n - 1]."""
+    y = [3.0, 3.0, 3.0, 4.0] + [2.0 - 0.1 * i for i in range(10)] + [0.0, 0.0, 0.5]
+    w = torch.zeros(1, len(y), dtype=torch.float64)
+    s = torch.tensor([y], dtype=torch.float64)  # s - w = y
+    monkeypatch.setattr(iso, "_LONG_END", 5)
+    assert iso._end_blocks(s, w, "c0") is None
+    monkeypatch.setattr(iso, "_LONG_END", 3)
+    start = iso._end_blocks(s, w, "c0")[0].tolist()
+    assert start == [True, False, False, False] + [True] * 11 + [False, False]
+    monkeypatch.setattr(iso, "_LONG_END", 4)
+    assert iso._end_blocks(s, w, "c0")[0].tolist() == [True, False, False, False] + [True] * 13
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("softness", [0.2, 1.0, 4.0])
+def test_single_long_row_matches_sequential_pav(mode, softness):
+    """One row of 400 normal scores (a single row takes the rounds, from the end blocks for
+    c0/smooth): long blocks at both ends at strong softness, singletons in the middle."""
+    x = torch.randn(400, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    xt, _ = squashed(x)
+    torch.testing.assert_close(
+        sort_values(xt, softness, mode),
+        torch.tensor(reference_sort(xt.tolist(), softness, mode), dtype=xt.dtype),
+        rtol=0,
+        atol=1e-9,
+    )
+
+
+@pytest.mark.parametrize("mode", ["c0", "smooth"])
+@pytest.mark.parametrize("fn", [sort_values, rank])
+def test_gradcheck_single_row_from_end_blocks(mode, fn, monkeypatch):
+    """A single row whose rounds start from long end blocks keeps the closed-form Jacobian."""
+    monkeypatch.setattr(iso, "_LONG_END", 4)
+    x = torch.randn(40, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    xt = squashed(x)[0]
+    s = (torch.arange(39, -1, -1, dtype=torch.float64) / (39 * 2.0)).unsqueeze(0)
+    assert iso._end_blocks(s, xt.sort(descending=True).values.unsqueeze(0), mode) is not None
+    softness = torch.tensor(2.0, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: fn(a, b, mode), (xt.clone().requires_grad_(), softness))
+
+
+def test_first_at_most_matches_a_plain_search():
+    """The one-searchsorted search of the c1 windows: the first position with s <= g in the
+    asked row, on float32 rows with ties, signed zeros, negative values, and NaN/inf queries."""
+    g = torch.Generator().manual_seed(2)
+    s = (torch.randn(4, 50, generator=g) * 3).round().sort(-1, descending=True).values
+    s[1, 20:30] = 0.0
+    s[1, 25:30] = -0.0
+    rows = torch.tensor([0, 1, 1, 3, 2, 1])
+    q = (torch.randn(6, 7, generator=g) * 4).round()
+    q[1, 0], q[2, 1], q[3, 2], q[4, 3], q[5, 4] = -0.0, 0.0, float("nan"), float("inf"), -float("inf")
+    got = iso._first_at_most(s, rows, q)
+    for i, r in enumerate(rows.tolist()):
+        for j in range(7):
+            value = q[i, j].item()
+            want = 0 if math.isnan(value) else next((k for k in range(50) if s[r, k] <= value), 50)
+            assert got[i, j].item() == want, (i, j, value)
+    assert iso._first_at_most(s.double(), rows, q.double()) is None
+
+
+@pytest.mark.parametrize("softness", [0.1, 1.0])
+def test_c1_search_matches_bisection(softness, monkeypatch):
+    """c1 rounds in float32: the windows searched by _first_at_most give exactly the bisection's
+    results (the same comparisons), on sorts and ranks with long blocks."""
+    x = torch.randn(6, 300, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    xt = squashed(x)[0].float()
+    fast = [fn(xt, softness, "c1") for fn in (sort_values, rank)]
+    monkeypatch.setattr(iso, "_first_at_most", lambda *args: None)
+    for got, fn in zip(fast, (sort_values, rank)):
+        assert torch.equal(got, fn(xt, softness, "c1"))
+
+
 def test_rounds_smooth_over_a_huge_exponent_range(monkeypatch):
     """``"smooth"`` rounds whose leftward windows span more than float64's exponent range: those
     rows take the sequential log-cumsum-exp, and the result is sequential PAV's."""

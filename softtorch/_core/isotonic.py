@@ -390,7 +390,10 @@ def _c1_above(win, blk, prefix, m, centre, first, C0, C1, C2, h):
     end = (first[:, :1] + m[:, :1]).to(torch.long)
     hi = end.expand_as(lo)
     g = win.g
-    for _ in range(n.bit_length()):  # first element of the union with s <= g (s decreases)
+    below = _first_at_most(s, win.rows, g)
+    if below is not None:
+        lo = torch.minimum(torch.maximum(below, lo), hi)
+    for _ in range(n.bit_length() if below is None else 0):  # first element of the union with s <= g
         mid = (lo + hi) // 2
         active = lo < hi
         above = _take(s, base + mid.clamp(max=n - 1)) > g
@@ -406,6 +409,30 @@ def _c1_above(win, blk, prefix, m, centre, first, C0, C1, C2, h):
     delta = centre.gather(-1, col) - g
     part = _take(L2, k_flat) + delta * (2 * _take(L1, k_flat) + delta * _take(L0, k_flat))
     return full + part * _flag(inside, h)
+
+
+def _first_at_most(s: torch.Tensor, rows: torch.Tensor, g: torch.Tensor) -> torch.Tensor | None:
+    """For float32 ``(R, n)`` rows ``s`` (decreasing): the first position with ``s <= g`` in row
+    ``rows[i]`` for every ``g[i, j]`` (``n`` if none, 0 for NaN ``g``), by one ``searchsorted``
+    over the whole batch; None for other dtypes (the caller bisects).
+
+    ``0 - s`` increases along a row (``-0`` becomes ``+0``); its bits, with the magnitude bits of
+    negative numbers flipped, are an int32 in the same order, and ``row * 2^32`` on top orders
+    the whole batch as one increasing int64 sequence. ``s <= g`` is ``0 - s >= 0 - g``, exactly.
+    """
+    if s.dtype != torch.float32:
+        return None
+    rows_n, n = s.shape
+
+    def keys(v: torch.Tensor) -> torch.Tensor:
+        bits = (0.0 - v).view(torch.int32)
+        return (bits ^ ((bits >> 31) & 0x7FFFFFFF)).to(torch.int64) + 2**31
+
+    offset = torch.arange(rows_n, device=s.device).unsqueeze(-1) << 32
+    flat = (keys(s) + offset).view(-1)
+    query = keys(g.nan_to_num(nan=math.inf)) + (rows.unsqueeze(-1) << 32)
+    found = torch.searchsorted(flat, query.reshape(-1)).view(g.shape) - (rows * n).unsqueeze(-1)
+    return found.masked_fill(torch.isnan(g), 0)
 
 
 def _take(v: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -440,16 +467,23 @@ _RADIX_SIZE = 2**15
 #: (rows x n x n) pairs (CPU time at 1 x 64: 0.075 ms for "c0", 0.13 for "smooth", where the
 #: rounds take 0.55 to 0.73 and the one-block check 0.05 to 0.09).
 _MINMAX_CELLS = 2**16
+#: End blocks shorter than this are left to the rounds' windows (see :func:`_end_blocks`).
+_LONG_END = 64
 
 
-def _rounds(s: torch.Tensor, w: torch.Tensor, mode: str, ties: bool = False):
+def _rounds(s: torch.Tensor, w: torch.Tensor, mode: str, ties: bool = False, start=None):
     """PAV on ``(R, n)`` rows (``s`` and ``w`` decreasing), all rows and blocks at once: the
-    block ids and the pieces of ``final``."""
+    block ids and the pieces of ``final``. ``start`` (``(R, n)`` bool, True where a block begins)
+    is a partition to start from, whose blocks must lie inside blocks of the solution (None:
+    every element a block of its own)."""
     rows, n = s.shape
     reg = _REGULARIZERS[mode]
-    blk = _Blocks.singletons(rows, n, s.dtype, s.device)
-    gamma, aux = reg.singletons(s, w)
-    start = None  # every element starts a block
+    if start is None:
+        blk = _Blocks.singletons(rows, n, s.dtype, s.device)
+        gamma, aux = reg.singletons(s, w)
+    else:
+        blk = _Blocks(start, s.dtype)
+        gamma, aux = reg.values(s, w, blk)
     for _ in range(n):  # every round but the last merges at least one pair: at most n - 1 merges
         # Block b against b + 1 (NaN padding: False); with `ties`, equal values merge too.
         violated = (gamma[:, :-1] <= gamma[:, 1:]) if ties else (gamma[:, :-1] < gamma[:, 1:])
@@ -787,13 +821,59 @@ def _pooled(s: torch.Tensor, w: torch.Tensor, mode: str):
     return out.to(s.dtype), _Dense(torch.zeros((rows, 1), dtype=torch.long, device=s.device), *pieces), ok
 
 
+def _end_lengths(s: torch.Tensor, w: torch.Tensor, mode: str):
+    """``(R, 1)`` lengths of the first and the last block of the solution of ``(R, n)`` rows
+    (see :func:`_end_blocks`), 1 and 1 for ``"smooth"`` rows beyond ``_EXP_RANGE``."""
+    s64, w64 = s.double(), w.double()
+    size = torch.arange(1, s.shape[-1] + 1, dtype=torch.float64, device=s.device)
+    if mode == "c0":
+        y = s64 - w64
+        head = (y.cumsum(-1) / size).argmax(-1, keepdim=True) + 1
+        tail = (y.flip(-1).cumsum(-1) / size).argmin(-1, keepdim=True) + 1
+        return head, tail
+    # Terms in units of the first (largest) one, in [e^-700, 1]: the suffix sums of the tail keep
+    # every digit, and the ratio of two of them is the ratio in any common unit.
+    terms = torch.exp(torch.stack((s64, w64)) - torch.stack((s64[:, :1], w64[:, :1])))
+    ahead, behind = terms.cumsum(-1), terms.flip(-1).cumsum(-1)
+    head = (ahead[0] / ahead[1]).argmax(-1, keepdim=True) + 1
+    tail = (behind[0] / behind[1]).argmin(-1, keepdim=True) + 1
+    usable = torch.maximum(s64[:, :1] - s64[:, -1:], w64[:, :1] - w64[:, -1:]) <= _EXP_RANGE
+    return torch.where(usable, head, 1), torch.where(usable, tail, 1)
+
+
+def _end_blocks(s: torch.Tensor, w: torch.Tensor, mode: str) -> torch.Tensor | None:
+    r"""``(R, n)`` bool, True where a block begins: the first and the last block of the solution
+    of every row where they are long (``_LONG_END`` elements or more), every other element on its
+    own (``"c0"`` and ``"smooth"``), for :func:`_rounds`; None where no row has a long one.
+
+    The first block of a decreasing solution is ``[0, k]`` for the ``k`` that maximizes the block
+    value :math:`\gamma_{0..k}` (its value is :math:`v_0 = \max_k \gamma_{0..k}`); the last is
+    ``[j, n - 1]`` for the ``j`` that minimizes :math:`\gamma_{j..n-1}`. Both come from prefix
+    and suffix sums, in float64: ``"c0"`` of ``s - w``, ``"smooth"`` of :math:`e^{s - s_0}` and
+    :math:`e^{w - w_0}`. The first maximizer and minimizer are taken, so a rounding tie gives
+    the shorter block, which still lies inside the solution's. At strong softness these two
+    blocks are long (a sixth of the row each for a sort of normal scores at softness 1), and
+    every round of adjacent merges they save is a pass over the row; shorter ones the rounds'
+    windows absorb at once. Rows whose ``s`` or ``w`` spans more than ``_EXP_RANGE`` (``"smooth"``) keep singletons.
+    """
+    n = s.shape[-1]
+    head, tail = _end_lengths(s, w, mode)
+    head, tail = head * (head >= _LONG_END), tail * (tail >= _LONG_END)
+    if not bool((head + tail).any()):  # one host synchronization
+        return None
+    position = torch.arange(n, device=s.device)
+    return ~(((position > 0) & (position < head)) | (position > n - tail))
+
+
 def _isotonic(s: torch.Tensor, w: torch.Tensor, mode: str, ties: bool = False):
     """Decreasing isotonic solution of ``(R, n)`` rows: the outputs ``phi(s - v)``, the sparse
     solution (None if not used) and the dense parts ``[(rows, _Dense)]`` that replace it on their
-    rows (``rows`` None: all of them). Windows first for ``"c0"`` and ``"smooth"``, then whole rows
-    as one block; the rows both miss by the min-max formula when few and short (``"c0"``,
-    ``"smooth"``), by the rounds otherwise."""
-    found = _windowed(s, w, mode, ties=ties) if mode in ("c0", "smooth") else None
+    rows (``rows`` None: all of them). Windows first for ``"c0"`` and ``"smooth"`` (batches of
+    several rows), then whole rows as one block; the rows both miss by the min-max formula when
+    few and short (``"c0"``, ``"smooth"``), by the rounds otherwise (``"c0"``, ``"smooth"``: from
+    the first and last blocks, :func:`_end_blocks`)."""
+    # A single row the windows miss would pay for them and for the rounds: it takes the rounds.
+    found = _windowed(s, w, mode, ties=ties) if mode in ("c0", "smooth") and s.shape[0] > 1 else None
     if found is None:
         out, sparse, rest = None, None, None
     else:
@@ -827,7 +907,9 @@ def _isotonic(s: torch.Tensor, w: torch.Tensor, mode: str, ties: bool = False):
         left_s, left_w = sub_s, sub_w
     else:
         left_s, left_w = sub_s.index_select(0, missed), sub_w.index_select(0, missed)
-    bid, (rounds_out, *pieces) = _rounds(left_s, left_w, mode, ties)
+    # A single row starts from its end blocks (batches gain less than the prefix sums cost).
+    start = _end_blocks(left_s, left_w, mode) if mode in ("c0", "smooth") and left_s.shape[0] == 1 else None
+    bid, (rounds_out, *pieces) = _rounds(left_s, left_w, mode, ties, start)
     rounds = _Dense(bid, *pieces)
     if missed.numel() == sub_s.shape[0]:
         if rest is None:
