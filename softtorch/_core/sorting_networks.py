@@ -442,7 +442,7 @@ def _groups(k: int):
     return runs
 
 
-def _group_matrix(stage_weights, k: int, lo: int, hi: int, batch: int, size: int) -> torch.Tensor:
+def _group_matrix(stage_weights, k: int, lo: int, hi: int, batch: int, size: int, olds=None) -> torch.Tensor:
     """The product of the layers of bits ``hi - 1, ..., lo`` of stage ``k``: ``(B, K, H, L, G, G)``.
 
     Wire ``i`` of block ``K`` of ``2^k`` wires is ``(h, j, l)`` with ``j`` the ``G = 2^(hi - lo)``
@@ -450,20 +450,75 @@ def _group_matrix(stage_weights, k: int, lo: int, hi: int, batch: int, size: int
     the layers of bits ``lo, ..., t - 1`` (applied after bit ``t``) act within the two halves of
     bit ``t``, so with bit ``t`` the product becomes ``[[A (1 - s), A s], [B s, B (1 - s)]]``, the
     halves' products ``A``, ``B`` scaled column by column with the weights ``s`` of bit ``t``:
-    one broadcast product per bit, about ``2 G^2`` entries written per matrix in all.
+    one broadcast product per bit, about ``2 G^2`` entries written per matrix in all. With
+    ``olds`` (a list), the product before every bit is appended to it (for :func:`_group_vjp`).
     """
-    blocks, heads, tails = size >> k, 1 << (k - hi), 1 << lo
     mat = None  # (B, K, H, a, 2, L, c, c): the product of bits lo .. t - 1, by the value of bit t
     for t in range(lo, hi):
-        above, c = 1 << (hi - t - 1), 1 << (t - lo)
-        s = stage_weights[k - 1 - t].reshape(batch, blocks, heads, above, c, tails).transpose(-2, -1)
-        coef = torch.stack((torch.stack((1 - s, s), -2), torch.stack((s, 1 - s), -2)), -3)  # (..., 2, 2, c)
+        coef = _bit_coef(stage_weights, k, lo, hi, t, batch, size)  # (B, K, H, a, L, 2, 2, c)
+        if olds is not None:
+            olds.append(mat)
         if mat is None:  # c = 1: the bit's units themselves
             mat = coef.squeeze(-1)  # (B, K, H, a, L, 2, 2)
         else:
-            old = mat.view(batch, blocks, heads, above, 2, tails, c, c).transpose(4, 5)  # (..., L, 2, c, c)
+            old = _halves(mat, k, lo, hi, t, batch, size)  # (B, K, H, a, L, 2, c, c)
             mat = (old.unsqueeze(-2) * coef.unsqueeze(-3)).flatten(-4, -3).flatten(-2)  # (..., L, 2c, 2c)
-    return mat.reshape(batch, blocks, heads, tails, 1 << (hi - lo), 1 << (hi - lo))
+    g = 1 << (hi - lo)
+    return mat.reshape(batch, size >> k, 1 << (k - hi), 1 << lo, g, g)
+
+
+def _bit_weights(stage_weights, k, lo, hi, t, batch, size) -> torch.Tensor:
+    """The weights of bit ``t`` of a group of stage ``k`` as ``(B, K, H, a, L, c)``."""
+    above, c = 1 << (hi - t - 1), 1 << (t - lo)
+    s = stage_weights[k - 1 - t].reshape(batch, size >> k, 1 << (k - hi), above, c, 1 << lo)
+    return s.transpose(-2, -1)
+
+
+def _bit_coef(stage_weights, k, lo, hi, t, batch, size) -> torch.Tensor:
+    """``[[1 - s, s], [s, 1 - s]]`` of bit ``t``, ``(B, K, H, a, L, 2, 2, c)``."""
+    s = _bit_weights(stage_weights, k, lo, hi, t, batch, size)
+    return torch.stack((torch.stack((1 - s, s), -2), torch.stack((s, 1 - s), -2)), -3)
+
+
+def _halves(mat, k, lo, hi, t, batch, size) -> torch.Tensor:
+    """The product of bits ``lo .. t - 1`` split by the value of bit ``t``: ``(B, K, H, a, L, 2, c, c)``."""
+    above, c = 1 << (hi - t - 1), 1 << (t - lo)
+    return mat.view(batch, size >> k, 1 << (k - hi), above, 2, 1 << lo, c, c).transpose(4, 5)
+
+
+def _group_vjp(stage_weights, k: int, lo: int, hi: int, batch: int, size: int, dmat, grads, olds=None) -> None:
+    r"""The vector-Jacobian product of :func:`_group_matrix` in closed form: the cotangent ``dmat``
+    ``(B, K, H, L, G, G)`` of the group's product, pulled back to the weights of its bits, each
+    added into ``grads[k - 1 - t]`` (shaped like ``stage_weights``, or ``None`` to be set).
+
+    Walks the doubling in reverse: for ``new[(u, r), (v, q)] = old_u[r, q] * coef[u, v, q]``,
+    ``d old_u[r, q] = sum_v dnew[(u, r), (v, q)] coef[u, v, q]`` and
+    ``d coef[u, v, q] = sum_r dnew[(u, r), (v, q)] old_u[r, q]``; the weight ``s`` of column ``q``
+    gets ``d coef[0, 1] + d coef[1, 0] - d coef[0, 0] - d coef[1, 1]``. ``olds``: the products
+    before every bit (from :func:`_group_matrix`), recomputed when ``None``.
+    """
+    if olds is None:
+        olds = []
+        with torch.no_grad():
+            _group_matrix(stage_weights, k, lo, hi, batch, size, olds)
+    d = dmat
+    for t in reversed(range(lo, hi)):
+        above, c = 1 << (hi - t - 1), 1 << (t - lo)
+        shape = (batch, size >> k, 1 << (k - hi), above, 1 << lo, 2, c, 2, c)
+        dnew = d.reshape(shape)  # (B, K, H, a, L, u, r, v, q)
+        if olds[t - lo] is None:  # c = 1: the coefficients themselves
+            dcoef = dnew.squeeze(-1).squeeze(-2).unsqueeze(-1)  # (B, K, H, a, L, 2, 2, 1)
+        else:
+            coef = _bit_coef(stage_weights, k, lo, hi, t, batch, size)
+            old = _halves(olds[t - lo], k, lo, hi, t, batch, size)
+            dcoef = (dnew * old.unsqueeze(-2)).sum(-3)  # (B, K, H, a, L, 2, 2, c)
+            dold = (dnew * coef.unsqueeze(-3)).sum(-2)  # (B, K, H, a, L, 2, c, c)
+            d = dold.transpose(4, 5)  # back to the layout of the previous product
+        ds = dcoef[..., 0, 1, :] + dcoef[..., 1, 0, :] - dcoef[..., 0, 0, :] - dcoef[..., 1, 1, :]
+        target = stage_weights[k - 1 - t]
+        ds = ds.transpose(-2, -1).reshape(target.shape)
+        i = k - 1 - t
+        grads[i] = ds if grads[i] is None else grads[i] + ds
 
 
 def _stage_weights(stacked, k: int):
@@ -578,23 +633,44 @@ def _first_stages(weights, k0: int) -> torch.Tensor:
     return perm
 
 
-def _top_matrices(stage_weights, k, low, rows, size):
+def _top_matrices(stage_weights, k, low, rows, size, olds=None):
     """The top group of stage ``k`` split by the half block its columns read: ``(L, 2, R K, G, G/2)``.
 
     ``G = 2^(k - low)``, ``L = 2^low``; item ``(l, t, (r, K))`` maps the ``G / 2`` wires
     ``(j', l)`` of half ``t`` of block ``K`` to the ``G`` wires ``(j, l)`` of the block.
     """
-    mat = _group_matrix(stage_weights, k, low, k, rows, size)  # (R, K, 1, L, G, G)
+    mat = _group_matrix(stage_weights, k, low, k, rows, size, olds)  # (R, K, 1, L, G, G)
     blocks, lanes, g = size >> k, 1 << low, 1 << (k - low)
     mat = mat.view(rows, blocks, lanes, g, 2, g // 2).permute(2, 4, 0, 1, 3, 5)
     return mat.reshape(lanes, 2, rows * blocks, g, g // 2)
 
 
-def _low_matrices(stage_weights, k, low, rows, size):
+def _low_matrices(stage_weights, k, low, rows, size, olds=None):
     """The low group of stage ``k``: ``(R K G, L, L)``, one per ``(block, j)``."""
-    mat = _group_matrix(stage_weights, k, 0, low, rows, size)  # (R, K, G, 1, L, L)
+    mat = _group_matrix(stage_weights, k, 0, low, rows, size, olds)  # (R, K, G, 1, L, L)
     lanes = 1 << low
     return mat.reshape(-1, lanes, lanes)
+
+
+def _groups_vjp(weights, size: int, cot_groups, grads, olds) -> None:
+    """The cotangents of every stage's top and low group matrices (as :func:`_chunk_matrices`
+    lays them out) pulled back to the layers' weights, added into ``grads`` (one per layer);
+    ``olds`` are the doubling products that :func:`_chunk_matrices` kept."""
+    rows = weights.shape[0]
+    for k, (dtop, dlow), (top_olds, low_olds) in zip(range(_FIRST_BITS + 1, size.bit_length()), cot_groups, olds):
+        stage_weights = _stage_weights(weights, k)
+        low, blocks = _low_bits(k), size >> k
+        lanes, g = 1 << low, 1 << (k - low)
+        stage_grads = [None] * k
+        dtop = dtop.view(lanes, 2, rows, blocks, g, g // 2).permute(2, 3, 0, 4, 1, 5)
+        dtop = dtop.reshape(rows, blocks, 1, lanes, g, g)
+        _group_vjp(stage_weights, k, low, k, rows, size, dtop, stage_grads, top_olds)
+        if dlow is not None:
+            dlow = dlow.view(rows, blocks, g, 1, lanes, lanes)
+            _group_vjp(stage_weights, k, 0, low, rows, size, dlow, stage_grads, low_olds)
+        first = k * (k - 1) // 2
+        for i, grad in enumerate(stage_grads):
+            grads[first + i] = grad.reshape(rows, size // 2)
 
 
 def _half_slab(q, low, t, lane):
@@ -620,18 +696,23 @@ class _Workspace:
         return buffer[:numel].view(shape)
 
 
-def _chunk_matrices(weights, size: int):
+def _chunk_matrices(weights, size: int, olds=None):
     """The first stages' blocks (:func:`_first_stages`) and, for every later stage, its top and
     low group matrices (:func:`_top_matrices`, :func:`_low_matrices`), from ``(R, T, N / 2)``
-    (or the list of the layers' ``(R, N / 2)``)."""
+    (or the list of the layers' ``(R, N / 2)``). With ``olds`` (a list), every stage appends
+    the doubling products of its two groups (for :func:`_groups_vjp`)."""
     rows, m = (weights[0] if isinstance(weights, list) else weights).shape[0], size.bit_length() - 1
     first = _first_stages(weights, min(m, _FIRST_BITS))
     groups = []
     for k in range(_FIRST_BITS + 1, m + 1):
         stage_weights = _stage_weights(weights, k)
         low = _low_bits(k)
-        top = _top_matrices(stage_weights, k, low, rows, size)
-        groups.append((top, _low_matrices(stage_weights, k, low, rows, size) if low else None))
+        kept = None if olds is None else ([], [])
+        top = _top_matrices(stage_weights, k, low, rows, size, None if kept is None else kept[0])
+        low_mats = _low_matrices(stage_weights, k, low, rows, size, None if kept is None else kept[1]) if low else None
+        groups.append((top, low_mats))
+        if olds is not None:
+            olds.append(kept)
     return first, groups
 
 
@@ -778,21 +859,19 @@ class _BitonicPermutation(torch.autograd.Function):
     ``(B, T, N / 2)`` (every layer's, in order), chunk by chunk (see the module docstring)."""
 
     @staticmethod
-    def forward(weights, size, offset, n):
+    def forward(ctx, weights, size, offset, n):
         batch = weights.shape[0]
         out = weights.new_empty(batch, size, size)
         step = max(1, CHUNK_ELEMENTS // (size * size))
         space = _Workspace(weights)
-        matrices = _chunk_matrices(weights, size)  # small: about 2 N G entries per row and stage
+        olds = []  # kept for the backward, with the matrices: about 3 N G entries per row and stage
+        matrices = _chunk_matrices(weights, size, olds)
         for start in range(0, batch, step):
             first, groups = _rows_of(*matrices, size, start, start + step)
             _chunk_forward(first, groups, size, out[start : start + step], space)
-        return out[:, offset : offset + n, offset : offset + n]
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        weights, ctx.size, ctx.offset, ctx.n = inputs
+        ctx.size, ctx.offset, ctx.n, ctx.groups, ctx.olds = size, offset, n, matrices[1], olds
         ctx.save_for_backward(weights)
+        return out[:, offset : offset + n, offset : offset + n]
 
     @staticmethod
     def backward(ctx, grad):
@@ -802,15 +881,17 @@ class _BitonicPermutation(torch.autograd.Function):
         if torch.is_grad_enabled():  # double backward: the same products in plain autograd
             perm = _staged_permutation(weights, size)[:, real, real]
             return torch.autograd.grad(perm, weights, grad, create_graph=True)[0], None, None, None
-        # One leaf per layer: slices of one leaf would each scatter into a zero copy of all weights.
-        leaves = [layer.detach().requires_grad_() for layer in weights.unbind(1)]
+        # The first stages in autograd (small blocks), one leaf per layer; the groups in closed form.
+        layers = list(weights.unbind(1))
+        first_layers = min(m := size.bit_length() - 1, _FIRST_BITS) * (min(m, _FIRST_BITS) + 1) // 2
+        leaves = [layer.detach().requires_grad_() for layer in layers[:first_layers]]
         with torch.enable_grad():
-            first, groups = _chunk_matrices(leaves, size)
-        mats = [first] + [m for pair in groups for m in pair if m is not None]
-        cots = [m.new_empty(m.shape) for m in mats]  # contiguous: bmm writes MKL's batched way
-        detached = (first.detach(), [tuple(m if m is None else m.detach() for m in pair) for pair in groups])
-        pending = iter(cots[1:])
-        cot_groups = (cots[0], [tuple(m if m is None else next(pending) for m in pair) for pair in groups])
+            first = _first_stages(leaves + layers[first_layers:], min(m, _FIRST_BITS))
+        groups = ctx.groups
+        cot_first = first.new_empty(first.shape)
+        cot_groups = [tuple(None if mat is None else mat.new_empty(mat.shape) for mat in pair) for pair in groups]
+        detached = (first.detach(), groups)
+        cot_all = (cot_first, cot_groups)
         step = max(1, CHUNK_ELEMENTS // (size * size))
         space = _Workspace(weights)
         for start in range(0, weights.shape[0], step):
@@ -825,9 +906,11 @@ class _BitonicPermutation(torch.autograd.Function):
                 padded[:, real, :offset].zero_()
                 padded[:, real, offset + n :].zero_()
             views = _rows_of(*detached, size, start, start + step)
-            cot_views = _rows_of(*cot_groups, size, start, start + step)
+            cot_views = _rows_of(*cot_all, size, start, start + step)
             _chunk_backward(*views, cot_views, size, padded, space)
-        return torch.stack(torch.autograd.grad(mats, leaves, cots), dim=1), None, None, None
+        grads = list(torch.autograd.grad(first, leaves, cot_first)) + [None] * (len(layers) - first_layers)
+        _groups_vjp(weights, size, cot_groups, grads, ctx.olds)
+        return torch.stack(grads, dim=1), None, None, None
 
 
 def _stacked(weights, batch: int) -> torch.Tensor:
