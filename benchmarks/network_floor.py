@@ -29,7 +29,11 @@ import time
 
 import torch
 
-BATCH, SIZE, FIRST_BITS, TOP_BITS, CHUNK = 64, 1024, 3, 5, 4
+from softtorch._core.sorting_networks import _FIRST_BITS as FIRST_BITS
+from softtorch._core.sorting_networks import CHUNK_ELEMENTS, _low_bits
+
+BATCH, SIZE = 64, 1024
+CHUNK = CHUNK_ELEMENTS // (SIZE * SIZE)  # rows per chunk, as the kernel runs them
 
 
 def best_ms(f, reps: int = 5) -> float:
@@ -50,7 +54,7 @@ def products(rows: int = CHUNK):
     m_bits = SIZE.bit_length() - 1
     stages = []
     for k in range(FIRST_BITS + 1, m_bits + 1):
-        low = max(0, k - TOP_BITS)
+        low = _low_bits(k)
         blocks, lanes, g, block = SIZE >> k, 1 << low, 1 << (k - low), 1 << k
         shapes = [(rows * blocks * lanes * 2, g, g // 2, block // 2)]  # top: reads the half blocks
         if low:
@@ -88,6 +92,12 @@ def time_products(stages) -> tuple[float, float, float]:
     return run(0), run(1), run(2)
 
 
+def layer_pair_ms() -> float:
+    """One layer of the layer-by-layer form over all of ``P``: a pair of ``lerp`` per chunk."""
+    lo, hi, s = (torch.rand(CHUNK * SIZE * SIZE // 2) for _ in range(3))
+    return best_ms(lambda: (torch.lerp(lo, hi, s), torch.lerp(hi, lo, s)), 5) * BATCH / CHUNK
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reference-ms", default="784,723", help="reference values-only ms at 1,2 threads")
@@ -97,15 +107,18 @@ def main() -> None:
     fwd = flops(stages, CHUNK)
     m_bits = SIZE.bit_length() - 1
     entries = sum(k * SIZE * (1 << k) for k in range(1, m_bits + 1)) * BATCH  # layer by layer
-    print(f"{BATCH} x {SIZE} wires (n = 1000 padded), {m_bits * (m_bits + 1) // 2} layers, stages {FIRST_BITS + 1}..{m_bits}")
-    print(f"grouped products: forward {fwd / 1e9:.1f} GFLOP, backward {2 * fwd / 1e9:.1f} GFLOP (+{fwd / 1e9:.1f} recomputed)")
+    layers = m_bits * (m_bits + 1) // 2
+    print(f"{BATCH} x {SIZE} wires (n = 1000 padded), {layers} layers, grouped stages {FIRST_BITS + 1}..{m_bits}")
+    print(
+        f"grouped products: forward {fwd / 1e9:.1f} GFLOP, "
+        f"backward {2 * fwd / 1e9:.1f} GFLOP (+{fwd / 1e9:.1f} recomputed)"
+    )
     print(f"layer by layer: {entries / 1e9:.2f} G entry updates ({1.5 * entries / 1e9:.1f} GFLOP) forward")
     for threads, ref in zip((1, 2), reference):
         torch.set_num_threads(threads)
         f_ms, dx_ms, dm_ms = time_products(stages)
         touch = best_ms(lambda: torch.empty(BATCH, SIZE, SIZE).fill_(0.0), 3)
-        lo, hi, s = (torch.rand(CHUNK * SIZE * SIZE // 2) for _ in range(3))
-        pair = best_ms(lambda: (torch.lerp(lo, hi, s), torch.lerp(hi, lo, s)), 5) * BATCH / CHUNK
+        pair = layer_pair_ms()
         floor = f_ms + dx_ms + dm_ms + touch
         print(
             f"threads {threads}: products fwd {f_ms:.0f} ms ({fwd / f_ms / 1e6:.0f} GFLOP/s), "
