@@ -450,19 +450,32 @@ def _group_matrix(stage_weights, k: int, lo: int, hi: int, batch: int, size: int
     the layers of bits ``lo, ..., t - 1`` (applied after bit ``t``) act within the two halves of
     bit ``t``, so with bit ``t`` the product becomes ``[[A (1 - s), A s], [B s, B (1 - s)]]``, the
     halves' products ``A``, ``B`` scaled column by column with the weights ``s`` of bit ``t``:
-    one broadcast product per bit, about ``2 G^2`` entries written per matrix in all. With
+    two products per half and bit, about ``2 G^2`` entries written per matrix in all. With
     ``olds`` (a list), the product before every bit is appended to it (for :func:`_group_vjp`).
     """
-    mat = None  # (B, K, H, a, 2, L, c, c): the product of bits lo .. t - 1, by the value of bit t
+    mat = None  # (B, K, H, 2a, L, c, c): the product of bits lo .. t - 1
     for t in range(lo, hi):
-        coef = _bit_coef(stage_weights, k, lo, hi, t, batch, size)  # (B, K, H, a, L, 2, 2, c)
+        s = _bit_weights(stage_weights, k, lo, hi, t, batch, size)  # (B, K, H, a, L, c)
         if olds is not None:
             olds.append(mat)
-        if mat is None:  # c = 1: the bit's units themselves
-            mat = coef.squeeze(-1)  # (B, K, H, a, L, 2, 2)
-        else:
-            old = _halves(mat, k, lo, hi, t, batch, size)  # (B, K, H, a, L, 2, c, c)
-            mat = (old.unsqueeze(-2) * coef.unsqueeze(-3)).flatten(-4, -3).flatten(-2)  # (..., L, 2c, 2c)
+        if mat is None:  # c = 1: the bit's units themselves, (B, K, H, a, L, 2, 2)
+            s = s.squeeze(-1)
+            mat = torch.stack((torch.stack((1 - s, s), -1), torch.stack((s, 1 - s), -1)), -2)
+            continue
+        above, c = s.shape[-3], s.shape[-1]
+        old = mat.view(s.shape[:-3] + (above, 2) + s.shape[-2:-1] + (c, c))
+        halves, s = old.unbind(4), s.unsqueeze(-2)  # each (B, K, H, a, L, r, q)
+        if plain_eager(s) and not (torch.is_grad_enabled() and (s.requires_grad or mat.requires_grad)):
+            new = mat.new_empty(s.shape[:-2] + (2, c, 2, c))  # (B, K, H, a, L, u, r, v, q)
+            for u in range(2):
+                torch.mul(halves[u], s, out=new[..., u, :, 1 - u, :])
+                torch.sub(halves[u], new[..., u, :, 1 - u, :], out=new[..., u, :, u, :])
+        else:  # the same entries without out= (autograd, transforms)
+            cross = [half * s for half in halves]
+            stay = [half - x for half, x in zip(halves, cross)]
+            rows = (torch.stack((stay[0], cross[0]), -2), torch.stack((cross[1], stay[1]), -2))
+            new = torch.stack(rows, -4)
+        mat = new
     g = 1 << (hi - lo)
     return mat.reshape(batch, size >> k, 1 << (k - hi), 1 << lo, g, g)
 
@@ -474,28 +487,16 @@ def _bit_weights(stage_weights, k, lo, hi, t, batch, size) -> torch.Tensor:
     return s.transpose(-2, -1)
 
 
-def _bit_coef(stage_weights, k, lo, hi, t, batch, size) -> torch.Tensor:
-    """``[[1 - s, s], [s, 1 - s]]`` of bit ``t``, ``(B, K, H, a, L, 2, 2, c)``."""
-    s = _bit_weights(stage_weights, k, lo, hi, t, batch, size)
-    return torch.stack((torch.stack((1 - s, s), -2), torch.stack((s, 1 - s), -2)), -3)
-
-
-def _halves(mat, k, lo, hi, t, batch, size) -> torch.Tensor:
-    """The product of bits ``lo .. t - 1`` split by the value of bit ``t``: ``(B, K, H, a, L, 2, c, c)``."""
-    above, c = 1 << (hi - t - 1), 1 << (t - lo)
-    return mat.view(batch, size >> k, 1 << (k - hi), above, 2, 1 << lo, c, c).transpose(4, 5)
-
-
 def _group_vjp(stage_weights, k: int, lo: int, hi: int, batch: int, size: int, dmat, grads, olds=None) -> None:
     r"""The vector-Jacobian product of :func:`_group_matrix` in closed form: the cotangent ``dmat``
     ``(B, K, H, L, G, G)`` of the group's product, pulled back to the weights of its bits, each
     added into ``grads[k - 1 - t]`` (shaped like ``stage_weights``, or ``None`` to be set).
 
-    Walks the doubling in reverse: for ``new[(u, r), (v, q)] = old_u[r, q] * coef[u, v, q]``,
-    ``d old_u[r, q] = sum_v dnew[(u, r), (v, q)] coef[u, v, q]`` and
-    ``d coef[u, v, q] = sum_r dnew[(u, r), (v, q)] old_u[r, q]``; the weight ``s`` of column ``q``
-    gets ``d coef[0, 1] + d coef[1, 0] - d coef[0, 0] - d coef[1, 1]``. ``olds``: the products
-    before every bit (from :func:`_group_matrix`), recomputed when ``None``.
+    Walks the doubling in reverse. Bit ``t`` made ``new[(u, r), (u, q)] = old_u[r, q] (1 - s_q)``
+    and ``new[(u, r), (1 - u, q)] = old_u[r, q] s_q``; with ``D_u = d new[(u, .), (1 - u, .)] -
+    d new[(u, .), (u, .)]``: ``d old_u = d new[(u, .), (u, .)] + s D_u`` and
+    ``d s_q = sum_{u, r} old_u[r, q] D_u[r, q]``. ``olds``: the products before every bit (from
+    :func:`_group_matrix`), recomputed when ``None``.
     """
     if olds is None:
         olds = []
@@ -503,18 +504,24 @@ def _group_vjp(stage_weights, k: int, lo: int, hi: int, batch: int, size: int, d
             _group_matrix(stage_weights, k, lo, hi, batch, size, olds)
     d = dmat
     for t in reversed(range(lo, hi)):
-        above, c = 1 << (hi - t - 1), 1 << (t - lo)
-        shape = (batch, size >> k, 1 << (k - hi), above, 1 << lo, 2, c, 2, c)
-        dnew = d.reshape(shape)  # (B, K, H, a, L, u, r, v, q)
-        if olds[t - lo] is None:  # c = 1: the coefficients themselves
-            dcoef = dnew.squeeze(-1).squeeze(-2).unsqueeze(-1)  # (B, K, H, a, L, 2, 2, 1)
+        s = _bit_weights(stage_weights, k, lo, hi, t, batch, size)  # (B, K, H, a, L, c)
+        above, c = s.shape[-3], s.shape[-1]
+        dnew = d.reshape(s.shape[:-1] + (2, c, 2, c))  # (B, K, H, a, L, u, r, v, q)
+        if olds[t - lo] is None:  # c = 1: old is 1
+            pair = dnew[..., 0, :, 1, :] + dnew[..., 1, :, 0, :]
+            ds = (pair - dnew[..., 0, :, 0, :] - dnew[..., 1, :, 1, :]).squeeze(-2)
         else:
-            coef = _bit_coef(stage_weights, k, lo, hi, t, batch, size)
-            old = _halves(olds[t - lo], k, lo, hi, t, batch, size)
-            dcoef = (dnew * old.unsqueeze(-2)).sum(-3)  # (B, K, H, a, L, 2, 2, c)
-            dold = (dnew * coef.unsqueeze(-3)).sum(-2)  # (B, K, H, a, L, 2, c, c)
-            d = dold.transpose(4, 5)  # back to the layout of the previous product
-        ds = dcoef[..., 0, 1, :] + dcoef[..., 1, 0, :] - dcoef[..., 0, 0, :] - dcoef[..., 1, 1, :]
+            old = olds[t - lo].view(s.shape[:-3] + (above, 2) + s.shape[-2:-1] + (c, c))
+            prev = dnew.new_empty(old.shape)  # the layout of the previous product
+            s_rows = s.unsqueeze(-2)
+            ds = None
+            for u in range(2):
+                stay = dnew[..., u, :, u, :]
+                diff = dnew[..., u, :, 1 - u, :] - stay  # (B, K, H, a, L, r, q)
+                torch.addcmul(stay, diff, s_rows, out=prev[:, :, :, :, u])
+                part = diff.mul_(old[:, :, :, :, u]).sum(-2)
+                ds = part if ds is None else ds.add_(part)
+            d = prev
         target = stage_weights[k - 1 - t]
         ds = ds.transpose(-2, -1).reshape(target.shape)
         i = k - 1 - t
