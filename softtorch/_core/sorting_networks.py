@@ -44,9 +44,11 @@ from the allocator's heap and mostly stays in cache; only the returned permutati
 The backward is in closed form: it recomputes a chunk's forward (keeping the stage inputs ``X``
 and the top groups' outputs, ``O(n^2)`` per row, never one matrix per layer), then walks the
 stages in reverse with ``dM = dY X^T`` and ``dX = M^T dY`` for each product ``Y = M X``; the
-cotangents of the small group matrices reach the unit weights through autograd on
-:func:`_group_matrix`. Double backward (and ``torch.compile`` / ``torch.func`` transforms, which
-cannot see through the chunked kernel) use the plain autograd form, :func:`_staged_permutation`.
+cotangents of the small group matrices reach the unit weights in closed form (:func:`_group_vjp`,
+the doubling of :func:`_group_matrix` in reverse, from the matrices and doubling products the
+forward kept: about ``3 N G`` entries per row and stage). Double backward (and
+``torch.compile`` / ``torch.func`` transforms, which cannot see through the chunked kernel) use
+the plain autograd form, :func:`_staged_permutation`.
 
 A few rows (top-k, quantiles, argmax) are instead pulled back from the output through the
 transposed products in ``O(r N log^2 N)`` (:func:`some_rows`). The odd-even network mixes the rows
