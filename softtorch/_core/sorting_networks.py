@@ -684,12 +684,23 @@ def _groups_vjp(weights, size: int, cot_groups, grads, olds) -> None:
             grads[first + i] = grad.reshape(rows, size // 2)
 
 
-def _half_slab(q, low, t, lane):
-    """Rows ``(j', lane)`` of half ``t`` of every block of the contiguous compact ``q``
-    ``(R, 2K, h, h)``: a strided view ``(R K, G / 2, h)``."""
+def _half_slabs(q, low, t):
+    """Rows ``(j', l)`` of half ``t`` of every block of the contiguous compact ``q``
+    ``(R, 2K, h, h)``, by lane: a strided view ``(R K, L, G / 2, h)``."""
     rows, half = q.shape[0], q.shape[-1]
     lanes = 1 << low
-    return q.view(rows * (q.shape[1] // 2), 2, half // lanes, lanes, half)[:, t, :, lane, :]
+    return q.view(rows * (q.shape[1] // 2), 2, half // lanes, lanes, half)[:, t].transpose(1, 2)
+
+
+def _bmm4(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, space) -> None:
+    """``out = a @ b`` for ``(R K, L, ., .)`` strided views: one batched product per block
+    ``(r, K)`` when there are fewer blocks than lanes (the last stages), else one per lane."""
+    if a.shape[0] < a.shape[1]:
+        for i in range(a.shape[0]):
+            _bmm_into(a[i], b[i], out[i], space)
+    else:
+        for i in range(a.shape[1]):
+            _bmm_into(a[:, i], b[:, i], out[:, i], space)
 
 
 class _Workspace:
@@ -788,9 +799,8 @@ def _chunk_forward(first, groups, size, out, space, keep=None):
         if mid is None:
             break
         mid_halves = mid.view(rows * (size >> k), g, lanes, 2, half)
-        for lane in range(lanes):
-            for t in range(2):
-                _bmm_into(top[lane, t], _half_slab(q, low, t, lane), mid_halves[:, :, lane, t], space)
+        for t in range(2):  # (R K, L, G, G / 2) @ (R K, L, G / 2, h) into (R K, L, G, h)
+            _bmm4(top[:, t].transpose(0, 1), _half_slabs(q, low, t), mid_halves[:, :, :, t].transpose(1, 2), space)
         if nxt is not None and low:
             torch.bmm(low_mats, mid.view(-1, lanes, block), out=nxt.view(-1, lanes, block))
         q = nxt
@@ -825,12 +835,11 @@ def _chunk_backward(first, groups, cots, size, grad, space):
             dmid = dq
         dmid = dmid.reshape(rows * (size >> k), g, lanes, 2, half)
         dq_prev = space.empty(("dq", k % 2), rows, size >> (k - 1), half, half)
-        top_t = top.transpose(-1, -2)
-        for lane in range(lanes):
-            for t in range(2):
-                dy = dmid[:, :, lane, t]  # (R K, G, h)
-                torch.bmm(dy, _half_slab(q, low, t, lane).transpose(1, 2), out=dtop[lane, t])
-                _bmm_into(top_t[lane, t], dy, _half_slab(dq_prev, low, t, lane), space)
+        for t in range(2):
+            dy = dmid[:, :, :, t].transpose(1, 2)  # (R K, L, G, h)
+            top_t = top[:, t].transpose(0, 1)  # (R K, L, G, G / 2)
+            _bmm4(dy, _half_slabs(q, low, t).transpose(-1, -2), dtop[:, t].transpose(0, 1), space)
+            _bmm4(top_t.transpose(-1, -2), dy, _half_slabs(dq_prev, low, t), space)
         dq = dq_prev
     cots[0].copy_(dq.view(cots[0].shape))
 
