@@ -478,7 +478,7 @@ def loop_permutation(net, weights):
     return P
 
 
-@pytest.mark.parametrize("n", [2, 5, 32, 40, pytest.param(100, marks=pytest.mark.full)])
+@pytest.mark.parametrize("n", [2, 5, 32, 40, 70, pytest.param(300, marks=pytest.mark.full)])
 def test_chunked_kernel_matches_plain_loop(n, monkeypatch):
     from softtorch._core import sorting_networks as networks
 
@@ -495,7 +495,7 @@ def test_chunked_kernel_matches_plain_loop(n, monkeypatch):
     torch.testing.assert_close(grad, grad_ref, rtol=0, atol=1e-10)
 
 
-@pytest.mark.parametrize("n", [6, 40])
+@pytest.mark.parametrize("n", [6, 40, 70])
 def test_chunked_kernel_gradcheck_and_gradgradcheck(n, monkeypatch):
     from softtorch._core import sorting_networks as networks
 
@@ -507,8 +507,45 @@ def test_chunked_kernel_gradcheck_and_gradgradcheck(n, monkeypatch):
     assert torch.autograd.gradgradcheck(fn, (w,), fast_mode=True)
 
 
+@pytest.mark.parametrize(("size", "k", "lo", "hi"), [(16, 4, 0, 4), (128, 7, 2, 7), (128, 7, 0, 2), (64, 6, 1, 6)])
+def test_group_matrix_closed_form_vjp(size, k, lo, hi):
+    # The closed-form pull-back of a group's product against autograd through its own doubling,
+    # and the product itself against the layers of the group multiplied one by one.
+    from softtorch._core import sorting_networks as networks
+
+    net, w = _unit_weights(2, size, seed=k)
+    stage = networks._stage_weights(w, k)
+    leaves = [s.clone().requires_grad_() for s in stage]
+    mat = networks._group_matrix(leaves, k, lo, hi, 2, size)
+    dmat = torch.randn(mat.shape, generator=torch.Generator().manual_seed(1), dtype=mat.dtype)
+    expected = torch.autograd.grad(mat, leaves, dmat, allow_unused=True)
+    got = [None] * k
+    networks._group_vjp(stage, k, lo, hi, 2, size, dmat, got)
+    for i in range(k):
+        bit = k - 1 - i
+        if lo <= bit < hi:
+            torch.testing.assert_close(got[i], expected[i], rtol=0, atol=1e-12)
+        else:
+            assert got[i] is None and expected[i] is None
+    # Block 0, head 0, lane 0: wires j << lo for the G values j of the group's bits.
+    g = 1 << (hi - lo)
+    wires = [j << lo for j in range(g)]
+    ref = torch.eye(g, dtype=w.dtype).expand(2, g, g).clone()
+    for bit in reversed(range(lo, hi)):  # the highest bit is applied first
+        s = stage[k - 1 - bit].reshape(2, -1)
+        step = torch.eye(g, dtype=w.dtype).expand(2, g, g).clone()
+        for a in range(g):
+            b = a ^ (1 << (bit - lo))
+            if a < b:
+                unit = ((wires[a] >> (bit + 1)) << bit) + (wires[a] & ((1 << bit) - 1))
+                sa = s[:, unit]
+                step[:, a, a], step[:, a, b], step[:, b, a], step[:, b, b] = 1 - sa, sa, sa, 1 - sa
+        ref = step @ ref
+    torch.testing.assert_close(mat[:, 0, 0, 0], ref, rtol=0, atol=1e-12)
+
+
 def test_chunked_kernel_through_permutation_gradcheck():
-    # n = 40: padded to 64 wires, the sixth stage runs as two groups of batched products.
+    # n = 40: padded to 64 wires, the sixth stage is one top group of 64 x 32 products.
     x = distinct((2, 40), gap=1.0 / 120, seed=40).requires_grad_()
     tau = torch.tensor([[0.05], [0.1]], dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x, t: permutation(x, t, "smooth"), (x, tau), fast_mode=True)

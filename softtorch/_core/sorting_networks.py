@@ -37,16 +37,18 @@ top group reads the two half blocks of the previous stage directly (never the ze
 one product per lane and half) and writes ``(R, K, G, L, 2^k)``, which the low group reads as one
 contiguous batched product, writing the natural row order (small strided outputs go through a
 contiguous buffer, :func:`_bmm_into`). The first three stages mix the rows of ``8 x 8`` identity
-blocks layer by layer (:func:`_first_stages`); stages 4 and 5 are a top group alone. The batch is
+blocks layer by layer (:func:`_first_stages`); stages 4 to 6 are a top group alone. The batch is
 processed in chunks of :data:`CHUNK_ELEMENTS` per ``N x N`` buffer, so every workspace is reused
 from the allocator's heap and mostly stays in cache; only the returned permutation is large.
 
 The backward is in closed form: it recomputes a chunk's forward (keeping the stage inputs ``X``
 and the top groups' outputs, ``O(n^2)`` per row, never one matrix per layer), then walks the
 stages in reverse with ``dM = dY X^T`` and ``dX = M^T dY`` for each product ``Y = M X``; the
-cotangents of the small group matrices reach the unit weights through autograd on
-:func:`_group_matrix`. Double backward (and ``torch.compile`` / ``torch.func`` transforms, which
-cannot see through the chunked kernel) use the plain autograd form, :func:`_staged_permutation`.
+cotangents of the small group matrices reach the unit weights in closed form (:func:`_group_vjp`,
+the doubling of :func:`_group_matrix` in reverse, from the matrices and doubling products the
+forward kept: about ``3 N G`` entries per row and stage). Double backward (and
+``torch.compile`` / ``torch.func`` transforms, which cannot see through the chunked kernel) use
+the plain autograd form, :func:`_staged_permutation`.
 
 A few rows (top-k, quantiles, argmax) are instead pulled back from the output through the
 transposed products in ``O(r N log^2 N)`` (:func:`some_rows`). The odd-even network mixes the rows
@@ -442,7 +444,7 @@ def _groups(k: int):
     return runs
 
 
-def _group_matrix(stage_weights, k: int, lo: int, hi: int, batch: int, size: int) -> torch.Tensor:
+def _group_matrix(stage_weights, k: int, lo: int, hi: int, batch: int, size: int, olds=None) -> torch.Tensor:
     """The product of the layers of bits ``hi - 1, ..., lo`` of stage ``k``: ``(B, K, H, L, G, G)``.
 
     Wire ``i`` of block ``K`` of ``2^k`` wires is ``(h, j, l)`` with ``j`` the ``G = 2^(hi - lo)``
@@ -450,20 +452,82 @@ def _group_matrix(stage_weights, k: int, lo: int, hi: int, batch: int, size: int
     the layers of bits ``lo, ..., t - 1`` (applied after bit ``t``) act within the two halves of
     bit ``t``, so with bit ``t`` the product becomes ``[[A (1 - s), A s], [B s, B (1 - s)]]``, the
     halves' products ``A``, ``B`` scaled column by column with the weights ``s`` of bit ``t``:
-    one broadcast product per bit, about ``2 G^2`` entries written per matrix in all.
+    two products per half and bit, about ``2 G^2`` entries written per matrix in all. With
+    ``olds`` (a list), the product before every bit is appended to it (for :func:`_group_vjp`).
     """
-    blocks, heads, tails = size >> k, 1 << (k - hi), 1 << lo
-    mat = None  # (B, K, H, a, 2, L, c, c): the product of bits lo .. t - 1, by the value of bit t
+    mat = None  # (B, K, H, 2a, L, c, c): the product of bits lo .. t - 1
     for t in range(lo, hi):
-        above, c = 1 << (hi - t - 1), 1 << (t - lo)
-        s = stage_weights[k - 1 - t].reshape(batch, blocks, heads, above, c, tails).transpose(-2, -1)
-        coef = torch.stack((torch.stack((1 - s, s), -2), torch.stack((s, 1 - s), -2)), -3)  # (..., 2, 2, c)
-        if mat is None:  # c = 1: the bit's units themselves
-            mat = coef.squeeze(-1)  # (B, K, H, a, L, 2, 2)
+        s = _bit_weights(stage_weights, k, lo, hi, t, batch, size)  # (B, K, H, a, L, c)
+        if olds is not None:
+            olds.append(mat)
+        if mat is None:  # c = 1: the bit's units themselves, (B, K, H, a, L, 2, 2)
+            s = s.squeeze(-1)
+            mat = torch.stack((torch.stack((1 - s, s), -1), torch.stack((s, 1 - s), -1)), -2)
+            continue
+        above, c = s.shape[-3], s.shape[-1]
+        old = mat.view(s.shape[:-3] + (above, 2) + s.shape[-2:-1] + (c, c))
+        halves, s = old.unbind(4), s.unsqueeze(-2)  # each (B, K, H, a, L, r, q)
+        if plain_eager(s) and not (torch.is_grad_enabled() and (s.requires_grad or mat.requires_grad)):
+            new = mat.new_empty(s.shape[:-2] + (2, c, 2, c))  # (B, K, H, a, L, u, r, v, q)
+            for u in range(2):
+                torch.mul(halves[u], s, out=new[..., u, :, 1 - u, :])
+                torch.sub(halves[u], new[..., u, :, 1 - u, :], out=new[..., u, :, u, :])
+        else:  # the same entries without out= (autograd, transforms)
+            cross = [half * s for half in halves]
+            stay = [half - x for half, x in zip(halves, cross)]
+            rows = (torch.stack((stay[0], cross[0]), -2), torch.stack((cross[1], stay[1]), -2))
+            new = torch.stack(rows, -4)
+        mat = new
+    g = 1 << (hi - lo)
+    return mat.reshape(batch, size >> k, 1 << (k - hi), 1 << lo, g, g)
+
+
+def _bit_weights(stage_weights, k, lo, hi, t, batch, size) -> torch.Tensor:
+    """The weights of bit ``t`` of a group of stage ``k`` as ``(B, K, H, a, L, c)``."""
+    above, c = 1 << (hi - t - 1), 1 << (t - lo)
+    s = stage_weights[k - 1 - t].reshape(batch, size >> k, 1 << (k - hi), above, c, 1 << lo)
+    return s.transpose(-2, -1)
+
+
+def _group_vjp(stage_weights, k: int, lo: int, hi: int, batch: int, size: int, dmat, grads, olds=None) -> None:
+    r"""The vector-Jacobian product of :func:`_group_matrix` in closed form: the cotangent ``dmat``
+    ``(B, K, H, L, G, G)`` of the group's product, pulled back to the weights of its bits, each
+    added into ``grads[k - 1 - t]`` (shaped like ``stage_weights``, or ``None`` to be set).
+
+    Walks the doubling in reverse. Bit ``t`` made ``new[(u, r), (u, q)] = old_u[r, q] (1 - s_q)``
+    and ``new[(u, r), (1 - u, q)] = old_u[r, q] s_q``; with ``D_u = d new[(u, .), (1 - u, .)] -
+    d new[(u, .), (u, .)]``: ``d old_u = d new[(u, .), (u, .)] + s D_u`` and
+    ``d s_q = sum_{u, r} old_u[r, q] D_u[r, q]``. ``olds``: the products before every bit (from
+    :func:`_group_matrix`), recomputed when ``None``.
+    """
+    if olds is None:
+        olds = []
+        with torch.no_grad():
+            _group_matrix(stage_weights, k, lo, hi, batch, size, olds)
+    d = dmat
+    for t in reversed(range(lo, hi)):
+        s = _bit_weights(stage_weights, k, lo, hi, t, batch, size)  # (B, K, H, a, L, c)
+        above, c = s.shape[-3], s.shape[-1]
+        dnew = d.reshape(s.shape[:-1] + (2, c, 2, c))  # (B, K, H, a, L, u, r, v, q)
+        if olds[t - lo] is None:  # c = 1: old is 1
+            pair = dnew[..., 0, :, 1, :] + dnew[..., 1, :, 0, :]
+            ds = (pair - dnew[..., 0, :, 0, :] - dnew[..., 1, :, 1, :]).squeeze(-2)
         else:
-            old = mat.view(batch, blocks, heads, above, 2, tails, c, c).transpose(4, 5)  # (..., L, 2, c, c)
-            mat = (old.unsqueeze(-2) * coef.unsqueeze(-3)).flatten(-4, -3).flatten(-2)  # (..., L, 2c, 2c)
-    return mat.reshape(batch, blocks, heads, tails, 1 << (hi - lo), 1 << (hi - lo))
+            old = olds[t - lo].view(s.shape[:-3] + (above, 2) + s.shape[-2:-1] + (c, c))
+            prev = dnew.new_empty(old.shape)  # the layout of the previous product
+            s_rows = s.unsqueeze(-2)
+            ds = None
+            for u in range(2):
+                stay = dnew[..., u, :, u, :]
+                diff = dnew[..., u, :, 1 - u, :] - stay  # (B, K, H, a, L, r, q)
+                torch.addcmul(stay, diff, s_rows, out=prev[:, :, :, :, u])
+                part = diff.mul_(old[:, :, :, :, u]).sum(-2)
+                ds = part if ds is None else ds.add_(part)
+            d = prev
+        target = stage_weights[k - 1 - t]
+        ds = ds.transpose(-2, -1).reshape(target.shape)
+        i = k - 1 - t
+        grads[i] = ds if grads[i] is None else grads[i] + ds
 
 
 def _stage_weights(stacked, k: int):
@@ -547,17 +611,19 @@ def some_rows(wires: torch.Tensor, net: Network, weights, like: torch.Tensor) ->
 CHUNK_ELEMENTS = 1 << 22
 
 
-#: Bits of every stage's top group (at most ``G = 32``): each stage past the fifth then costs
+#: Bits of every stage's top group past the sixth (at most ``G = 32``): each such stage then costs
 #: ``2^(m - 4)`` matrix products per row, whatever its size.
 _TOP_BITS = 5
 #: Stages formed together by mixing the rows of the identity layer by layer (:func:`_first_stages`,
-#: blocks of ``2^3``); the next ones up to the fifth are a top group alone (no low group).
+#: blocks of ``2^3``); the next ones up to the sixth are a top group alone (no low group).
 _FIRST_BITS = 3
 
 
 def _low_bits(k: int) -> int:
-    """The bits of stage ``k``'s low group (0: the stage is its top group alone)."""
-    return max(0, k - _TOP_BITS)
+    """The bits of stage ``k``'s low group (0: the stage is its top group alone). Stage 6 is one
+    top group of ``G = 64``: a low group of one bit would be ``2 x 2`` products, which run at about
+    1 GFLOP/s in ``bmm`` (13 ms forward at 64 x 1024 against about 3 ms for the larger top)."""
+    return 0 if k <= _TOP_BITS + 1 else k - _TOP_BITS
 
 
 def _first_stages(weights, k0: int) -> torch.Tensor:
@@ -578,31 +644,63 @@ def _first_stages(weights, k0: int) -> torch.Tensor:
     return perm
 
 
-def _top_matrices(stage_weights, k, low, rows, size):
+def _top_matrices(stage_weights, k, low, rows, size, olds=None):
     """The top group of stage ``k`` split by the half block its columns read: ``(L, 2, R K, G, G/2)``.
 
     ``G = 2^(k - low)``, ``L = 2^low``; item ``(l, t, (r, K))`` maps the ``G / 2`` wires
     ``(j', l)`` of half ``t`` of block ``K`` to the ``G`` wires ``(j, l)`` of the block.
     """
-    mat = _group_matrix(stage_weights, k, low, k, rows, size)  # (R, K, 1, L, G, G)
+    mat = _group_matrix(stage_weights, k, low, k, rows, size, olds)  # (R, K, 1, L, G, G)
     blocks, lanes, g = size >> k, 1 << low, 1 << (k - low)
     mat = mat.view(rows, blocks, lanes, g, 2, g // 2).permute(2, 4, 0, 1, 3, 5)
     return mat.reshape(lanes, 2, rows * blocks, g, g // 2)
 
 
-def _low_matrices(stage_weights, k, low, rows, size):
+def _low_matrices(stage_weights, k, low, rows, size, olds=None):
     """The low group of stage ``k``: ``(R K G, L, L)``, one per ``(block, j)``."""
-    mat = _group_matrix(stage_weights, k, 0, low, rows, size)  # (R, K, G, 1, L, L)
+    mat = _group_matrix(stage_weights, k, 0, low, rows, size, olds)  # (R, K, G, 1, L, L)
     lanes = 1 << low
     return mat.reshape(-1, lanes, lanes)
 
 
-def _half_slab(q, low, t, lane):
-    """Rows ``(j', lane)`` of half ``t`` of every block of the contiguous compact ``q``
-    ``(R, 2K, h, h)``: a strided view ``(R K, G / 2, h)``."""
+def _groups_vjp(weights, size: int, cot_groups, grads, olds) -> None:
+    """The cotangents of every stage's top and low group matrices (as :func:`_chunk_matrices`
+    lays them out) pulled back to the layers' weights, added into ``grads`` (one per layer);
+    ``olds`` are the doubling products that :func:`_chunk_matrices` kept."""
+    rows = weights.shape[0]
+    for k, (dtop, dlow), (top_olds, low_olds) in zip(range(_FIRST_BITS + 1, size.bit_length()), cot_groups, olds):
+        stage_weights = _stage_weights(weights, k)
+        low, blocks = _low_bits(k), size >> k
+        lanes, g = 1 << low, 1 << (k - low)
+        stage_grads = [None] * k
+        dtop = dtop.view(lanes, 2, rows, blocks, g, g // 2).permute(2, 3, 0, 4, 1, 5)
+        dtop = dtop.reshape(rows, blocks, 1, lanes, g, g)
+        _group_vjp(stage_weights, k, low, k, rows, size, dtop, stage_grads, top_olds)
+        if dlow is not None:
+            dlow = dlow.view(rows, blocks, g, 1, lanes, lanes)
+            _group_vjp(stage_weights, k, 0, low, rows, size, dlow, stage_grads, low_olds)
+        first = k * (k - 1) // 2
+        for i, grad in enumerate(stage_grads):
+            grads[first + i] = grad.reshape(rows, size // 2)
+
+
+def _half_slabs(q, low, t):
+    """Rows ``(j', l)`` of half ``t`` of every block of the contiguous compact ``q``
+    ``(R, 2K, h, h)``, by lane: a strided view ``(R K, L, G / 2, h)``."""
     rows, half = q.shape[0], q.shape[-1]
     lanes = 1 << low
-    return q.view(rows * (q.shape[1] // 2), 2, half // lanes, lanes, half)[:, t, :, lane, :]
+    return q.view(rows * (q.shape[1] // 2), 2, half // lanes, lanes, half)[:, t].transpose(1, 2)
+
+
+def _bmm4(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, space) -> None:
+    """``out = a @ b`` for ``(R K, L, ., .)`` strided views: one batched product per block
+    ``(r, K)`` when there are fewer blocks than lanes (the last stages), else one per lane."""
+    if a.shape[0] < a.shape[1]:
+        for i in range(a.shape[0]):
+            _bmm_into(a[i], b[i], out[i], space)
+    else:
+        for i in range(a.shape[1]):
+            _bmm_into(a[:, i], b[:, i], out[:, i], space)
 
 
 class _Workspace:
@@ -620,18 +718,23 @@ class _Workspace:
         return buffer[:numel].view(shape)
 
 
-def _chunk_matrices(weights, size: int):
+def _chunk_matrices(weights, size: int, olds=None):
     """The first stages' blocks (:func:`_first_stages`) and, for every later stage, its top and
     low group matrices (:func:`_top_matrices`, :func:`_low_matrices`), from ``(R, T, N / 2)``
-    (or the list of the layers' ``(R, N / 2)``)."""
+    (or the list of the layers' ``(R, N / 2)``). With ``olds`` (a list), every stage appends
+    the doubling products of its two groups (for :func:`_groups_vjp`)."""
     rows, m = (weights[0] if isinstance(weights, list) else weights).shape[0], size.bit_length() - 1
     first = _first_stages(weights, min(m, _FIRST_BITS))
     groups = []
     for k in range(_FIRST_BITS + 1, m + 1):
         stage_weights = _stage_weights(weights, k)
         low = _low_bits(k)
-        top = _top_matrices(stage_weights, k, low, rows, size)
-        groups.append((top, _low_matrices(stage_weights, k, low, rows, size) if low else None))
+        kept = None if olds is None else ([], [])
+        top = _top_matrices(stage_weights, k, low, rows, size, None if kept is None else kept[0])
+        low_mats = _low_matrices(stage_weights, k, low, rows, size, None if kept is None else kept[1]) if low else None
+        groups.append((top, low_mats))
+        if olds is not None:
+            olds.append(kept)
     return first, groups
 
 
@@ -696,9 +799,8 @@ def _chunk_forward(first, groups, size, out, space, keep=None):
         if mid is None:
             break
         mid_halves = mid.view(rows * (size >> k), g, lanes, 2, half)
-        for lane in range(lanes):
-            for t in range(2):
-                _bmm_into(top[lane, t], _half_slab(q, low, t, lane), mid_halves[:, :, lane, t], space)
+        for t in range(2):  # (R K, L, G, G / 2) @ (R K, L, G / 2, h) into (R K, L, G, h)
+            _bmm4(top[:, t].transpose(0, 1), _half_slabs(q, low, t), mid_halves[:, :, :, t].transpose(1, 2), space)
         if nxt is not None and low:
             torch.bmm(low_mats, mid.view(-1, lanes, block), out=nxt.view(-1, lanes, block))
         q = nxt
@@ -733,12 +835,11 @@ def _chunk_backward(first, groups, cots, size, grad, space):
             dmid = dq
         dmid = dmid.reshape(rows * (size >> k), g, lanes, 2, half)
         dq_prev = space.empty(("dq", k % 2), rows, size >> (k - 1), half, half)
-        top_t = top.transpose(-1, -2)
-        for lane in range(lanes):
-            for t in range(2):
-                dy = dmid[:, :, lane, t]  # (R K, G, h)
-                torch.bmm(dy, _half_slab(q, low, t, lane).transpose(1, 2), out=dtop[lane, t])
-                _bmm_into(top_t[lane, t], dy, _half_slab(dq_prev, low, t, lane), space)
+        for t in range(2):
+            dy = dmid[:, :, :, t].transpose(1, 2)  # (R K, L, G, h)
+            top_t = top[:, t].transpose(0, 1)  # (R K, L, G, G / 2)
+            _bmm4(dy, _half_slabs(q, low, t).transpose(-1, -2), dtop[:, t].transpose(0, 1), space)
+            _bmm4(top_t.transpose(-1, -2), dy, _half_slabs(dq_prev, low, t), space)
         dq = dq_prev
     cots[0].copy_(dq.view(cots[0].shape))
 
@@ -778,21 +879,19 @@ class _BitonicPermutation(torch.autograd.Function):
     ``(B, T, N / 2)`` (every layer's, in order), chunk by chunk (see the module docstring)."""
 
     @staticmethod
-    def forward(weights, size, offset, n):
+    def forward(ctx, weights, size, offset, n):
         batch = weights.shape[0]
         out = weights.new_empty(batch, size, size)
         step = max(1, CHUNK_ELEMENTS // (size * size))
         space = _Workspace(weights)
-        matrices = _chunk_matrices(weights, size)  # small: about 2 N G entries per row and stage
+        olds = []  # kept for the backward, with the matrices: about 3 N G entries per row and stage
+        matrices = _chunk_matrices(weights, size, olds)
         for start in range(0, batch, step):
             first, groups = _rows_of(*matrices, size, start, start + step)
             _chunk_forward(first, groups, size, out[start : start + step], space)
-        return out[:, offset : offset + n, offset : offset + n]
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        weights, ctx.size, ctx.offset, ctx.n = inputs
+        ctx.size, ctx.offset, ctx.n, ctx.groups, ctx.olds = size, offset, n, matrices[1], olds
         ctx.save_for_backward(weights)
+        return out[:, offset : offset + n, offset : offset + n]
 
     @staticmethod
     def backward(ctx, grad):
@@ -802,15 +901,17 @@ class _BitonicPermutation(torch.autograd.Function):
         if torch.is_grad_enabled():  # double backward: the same products in plain autograd
             perm = _staged_permutation(weights, size)[:, real, real]
             return torch.autograd.grad(perm, weights, grad, create_graph=True)[0], None, None, None
-        # One leaf per layer: slices of one leaf would each scatter into a zero copy of all weights.
-        leaves = [layer.detach().requires_grad_() for layer in weights.unbind(1)]
+        # The first stages in autograd (small blocks), one leaf per layer; the groups in closed form.
+        layers = list(weights.unbind(1))
+        first_layers = min(m := size.bit_length() - 1, _FIRST_BITS) * (min(m, _FIRST_BITS) + 1) // 2
+        leaves = [layer.detach().requires_grad_() for layer in layers[:first_layers]]
         with torch.enable_grad():
-            first, groups = _chunk_matrices(leaves, size)
-        mats = [first] + [m for pair in groups for m in pair if m is not None]
-        cots = [m.new_empty(m.shape) for m in mats]  # contiguous: bmm writes MKL's batched way
-        detached = (first.detach(), [tuple(m if m is None else m.detach() for m in pair) for pair in groups])
-        pending = iter(cots[1:])
-        cot_groups = (cots[0], [tuple(m if m is None else next(pending) for m in pair) for pair in groups])
+            first = _first_stages(leaves + layers[first_layers:], min(m, _FIRST_BITS))
+        groups = ctx.groups
+        cot_first = first.new_empty(first.shape)
+        cot_groups = [tuple(None if mat is None else mat.new_empty(mat.shape) for mat in pair) for pair in groups]
+        detached = (first.detach(), groups)
+        cot_all = (cot_first, cot_groups)
         step = max(1, CHUNK_ELEMENTS // (size * size))
         space = _Workspace(weights)
         for start in range(0, weights.shape[0], step):
@@ -825,9 +926,11 @@ class _BitonicPermutation(torch.autograd.Function):
                 padded[:, real, :offset].zero_()
                 padded[:, real, offset + n :].zero_()
             views = _rows_of(*detached, size, start, start + step)
-            cot_views = _rows_of(*cot_groups, size, start, start + step)
+            cot_views = _rows_of(*cot_all, size, start, start + step)
             _chunk_backward(*views, cot_views, size, padded, space)
-        return torch.stack(torch.autograd.grad(mats, leaves, cots), dim=1), None, None, None
+        grads = list(torch.autograd.grad(first, leaves, cot_first)) + [None] * (len(layers) - first_layers)
+        _groups_vjp(weights, size, cot_groups, grads, ctx.olds)
+        return torch.stack(grads, dim=1), None, None, None
 
 
 def _stacked(weights, batch: int) -> torch.Tensor:
