@@ -64,6 +64,7 @@ import torch
 
 from .forward_mode import plain_eager
 from .kernels import sigmoidal_kernel
+from .memory import empty_paged
 
 __all__ = [
     "Layer",
@@ -881,7 +882,7 @@ class _BitonicPermutation(torch.autograd.Function):
     @staticmethod
     def forward(ctx, weights, size, offset, n):
         batch = weights.shape[0]
-        out = weights.new_empty(batch, size, size)
+        out = empty_paged(weights, (batch, size, size))  # 2 MiB pages: see _core/memory.py
         step = max(1, CHUNK_ELEMENTS // (size * size))
         space = _Workspace(weights)
         olds = []  # kept for the backward, with the matrices: about 3 N G entries per row and stage
