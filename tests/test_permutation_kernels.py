@@ -251,3 +251,25 @@ def test_expect_of_few_rows_is_the_plain_sum(rows):
     ).view(4, 3, rows)
     torch.testing.assert_close(out, plain)
     assert torch.autograd.gradcheck(expect, (p, v))
+
+
+@pytest.mark.parametrize("kind", [fp.SOFTSORT, fp.NEURALSORT])
+@pytest.mark.parametrize("mode", ["c0", "c1", "c2"])
+def test_sparse_rows_not_kept_are_rebuilt_without_a_threshold_search(kind, mode, monkeypatch):
+    """Values without P in a sparse mode: the backward rebuilds the rows from the forward's row
+    constants (no threshold search runs in it), and the gradient equals the generic block code's."""
+    y, row_par, col_par = _args(kind)
+    v = torch.linspace(-1.0, 2.0, y.shape[-1], dtype=F64)
+    fast = _outputs_and_vjp(kind, mode, y, row_par, col_par, v, None, False)
+    searches = []
+    real = fp.project_sparse_
+    monkeypatch.setattr(fp, "project_sparse_", lambda *args: searches.append(1) or real(*args))
+    y_ = y.detach().requires_grad_()
+    (expected,) = fp.soft_rows(kind, y_, row_par, col_par, mode, keep=False, values=v)
+    forward_searches = len(searches)
+    expected.sum().backward()
+    assert forward_searches > 0 and len(searches) == forward_searches
+    monkeypatch.setattr(fp, "_eager", lambda *tensors: False)
+    generic = _outputs_and_vjp(kind, mode, y, row_par, col_par, v, None, False)
+    for a, b in zip(fast, generic):
+        torch.testing.assert_close(a, b)

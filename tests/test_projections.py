@@ -434,3 +434,23 @@ def test_compile_fullgraph_matches_eager():
 @pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")  # inductor import
 def test_compile_inductor_matches_eager():
     _check_compiled(torch.compile(_all_modes, fullgraph=True))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("mode", ["c0", "c1", "c2"])
+def test_in_place_projection_and_its_rebuild_are_the_projection(mode, dtype):
+    """project_sparse_ gives project_simplex's rows bit for bit (ties, a row far below its maximum,
+    -inf entries), and reproject_ rebuilds them from the row constants alone, bit for bit; the
+    threshold it returns is the bisection's."""
+    z = randn(6, 40, seed=3, scale=2.0, dtype=dtype)
+    z[1, :20] = z[1, 20:]  # ties
+    z[2, 5:] = -30.0  # far below the maximum (clamped at the floor)
+    z[3, ::3] = -float("inf")
+    expected = project_simplex(z, mode)
+    p, constants = projections.project_sparse_(z.clone(), POLY[mode])
+    assert torch.equal(p, expected) and constants.shape == (6, 3)
+    assert torch.equal(projections.reproject_(z.clone(), POLY[mode], constants), expected)
+    top, tau, delta = constants.double().unbind(-1)
+    reference = bisection_tau(z.double().masked_fill(torch.isinf(z), -1e3), POLY[mode]).squeeze(-1)
+    torch.testing.assert_close(tau + delta, reference, atol=1e-5 if dtype == torch.float32 else 1e-12, rtol=0)
+    assert torch.equal(top, z.double().amax(-1))

@@ -206,6 +206,28 @@ def simplex_vjp(p: torch.Tensor, grad: torch.Tensor, mode: str) -> torch.Tensor:
     return _weighted_vjp(_support_weights(p, _EXPONENT[_check_mode(mode)]), grad)
 
 
+def project_sparse_(scores: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The forward of :class:`_SimplexProjection` in place, without autograd: ``scores`` ``(..., n)``
+    become :math:`[z - \tau]_+^m` (``m`` 1, 2, 3 for c0, c1, c2), bit for bit, and the row constants
+    ``(..., 3)`` (maximum, threshold, Newton correction) from which :func:`reproject_` rebuilds
+    them without the sort the threshold search takes."""
+    top = scores.amax(dim=-1, keepdim=True)
+    y = scores.sub_(top).clamp_min_(_FLOOR)
+    tau, k = _closed_form_threshold(y, m)
+    u = y.sub_(tau)
+    delta = _newton_step(u, m, k)
+    p = u.sub_(delta).clamp_min_(0.0)
+    return (p if m == 1 else p.pow_(m)), torch.cat((top, tau, delta), dim=-1)
+
+
+def reproject_(scores: torch.Tensor, m: int, constants: torch.Tensor) -> torch.Tensor:
+    """``scores`` replaced in place by the projection that :func:`project_sparse_` gave them, from
+    its row ``constants``: the same operations, without the threshold search."""
+    top, tau, delta = constants.split(1, dim=-1)
+    p = scores.sub_(top).clamp_min_(_FLOOR).sub_(tau).sub_(delta).clamp_min_(0.0)
+    return p if m == 1 else p.pow_(m)
+
+
 class _SimplexProjection(torch.autograd.Function):
     r""":math:`p = [z - \tau]_+^m` with the closed-form VJP
     :math:`g_z = w \odot (g - \langle w, g \rangle / \textstyle\sum w)`."""
