@@ -24,7 +24,8 @@ __all__ = ["empty_paged"]
 
 _HUGE_PAGE = 1 << 21
 _MADV_HUGEPAGE = 14  # Linux's value; other systems give 14 other meanings, hence the platform check
-#: Buffers below this many bytes keep ordinary pages (at most two huge pages would be whole).
+#: Buffers under this many bytes (16 MiB) keep ordinary pages: the C library serves them from its
+#: heap after the first, already paged in (top-k's 26 MB rows gained nothing).
 MIN_BYTES = 8 * _HUGE_PAGE
 
 

@@ -207,7 +207,7 @@ def simplex_vjp(p: torch.Tensor, grad: torch.Tensor, mode: str) -> torch.Tensor:
 
 
 def project_sparse_(scores: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The forward of :class:`_SimplexProjection` in place, without autograd: ``scores`` ``(..., n)``
+    r"""The forward of :class:`_SimplexProjection` in place, without autograd: ``scores`` ``(..., n)``
     become :math:`[z - \tau]_+^m` (``m`` 1, 2, 3 for c0, c1, c2), bit for bit, and the row constants
     ``(..., 3)`` (maximum, threshold, Newton correction) from which :func:`reproject_` rebuilds
     them without the sort the threshold search takes."""
