@@ -226,6 +226,19 @@ def _step(fn, x: torch.Tensor, backward: bool, cots: list | None = None) -> list
     return cots
 
 
+def call_times(f, reps: int, warmup: int = 1) -> list:
+    """Sorted wall times in ms of ``reps`` calls of ``f()`` after ``warmup`` untimed ones (CPU: no
+    device sync), for the floor scripts that time a bare operation rather than a cell."""
+    for _ in range(warmup):
+        f()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        f()
+        times.append((time.perf_counter() - start) * 1e3)
+    return sorted(times)
+
+
 def measure(
     fn,
     x: torch.Tensor,

@@ -26,9 +26,9 @@ default: the acceptance run of 2026-12-02 08:46 UTC on an idle machine, 680 and 
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
+from _worker import call_times  # this directory is on sys.path when run as a script
 
 from softtorch._core.memory import empty_paged
 from softtorch._core.sorting_networks import _FIRST_BITS as FIRST_BITS
@@ -40,13 +40,7 @@ CHUNK = CHUNK_ELEMENTS // (SIZE * SIZE)  # rows per chunk, as the kernel runs th
 
 def best_ms(f, reps: int = 5) -> float:
     """The fastest of ``reps`` calls after one warm-up, in ms (a floor: the least loaded run)."""
-    f()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - start)
-    return min(times) * 1e3
+    return call_times(f, reps)[0]
 
 
 def products(rows: int = CHUNK):

@@ -8,23 +8,15 @@ medians of 400 calls, at 1 and 2 threads.
     python benchmarks/sort_floor.py
 """
 
-import time
-
 import torch
+from _worker import call_times  # this directory is on sys.path when run as a script
 
 from softtorch._core.isotonic import sort_descending
 
 
 def median_ms(f, reps: int = 400) -> float:
-    for _ in range(30):
-        f()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - start)
-    times.sort()
-    return times[len(times) // 2] * 1e3
+    times = call_times(f, reps, warmup=30)
+    return times[len(times) // 2]
 
 
 def row(n: int) -> str:
