@@ -650,7 +650,9 @@ class _Flat:
             s = self.differences(out, b0, b1, a0, a1).abs_().neg_()  # -|a_i - y_j|
         else:
             s = torch.addcmul(self.neg_col[b0:b1], self.row_rows[a0:a1], self.y_cols[b0:b1], out=out)
-        if mode != "smooth" and s.shape[-1] > 0:
+        if mode != "smooth":
+            if s.shape[-1] == 0:
+                return s
             if known is not None:
                 return reproject_(s, SPARSE_EXPONENT[mode], known)
             p, found = project_sparse_(s, SPARSE_EXPONENT[mode])

@@ -48,7 +48,7 @@ def empty_paged(like: torch.Tensor, shape) -> torch.Tensor:
     be huge pages before anything is written to them (see the module docstring)."""
     out = like.new_empty(shape)
     size = math.prod(shape) * out.element_size()
-    if out.device.type != "cpu" or size < MIN_BYTES or out.is_meta:
+    if out.device.type != "cpu" or size < MIN_BYTES:
         return out
     madvise = _madvise()
     if madvise is not None:

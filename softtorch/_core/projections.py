@@ -212,12 +212,18 @@ def project_sparse_(scores: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.T
     ``(..., 3)`` (maximum, threshold, Newton correction) from which :func:`reproject_` rebuilds
     them without the sort the threshold search takes."""
     top = scores.amax(dim=-1, keepdim=True)
-    y = scores.sub_(top).clamp_min_(_FLOOR)
+    p, tau, delta = _project_shifted_(scores.sub_(top).clamp_min_(_FLOOR), m)
+    return p, torch.cat((top, tau, delta), dim=-1)
+
+
+def _project_shifted_(y: torch.Tensor, m: int):
+    r"""``[y - \tau]_+^m`` of rows shifted by :func:`_shift`, in ``y``'s memory, with the threshold
+    and its Newton correction ``(..., 1)``: the forward of :class:`_SimplexProjection`."""
     tau, k = _closed_form_threshold(y, m)
     u = y.sub_(tau)
     delta = _newton_step(u, m, k)
     p = u.sub_(delta).clamp_min_(0.0)
-    return (p if m == 1 else p.pow_(m)), torch.cat((top, tau, delta), dim=-1)
+    return (p if m == 1 else p.pow_(m)), tau, delta
 
 
 def reproject_(scores: torch.Tensor, m: int, constants: torch.Tensor) -> torch.Tensor:
@@ -236,11 +242,7 @@ class _SimplexProjection(torch.autograd.Function):
 
     @staticmethod
     def forward(z: torch.Tensor, m: int) -> torch.Tensor:
-        y = _shift(z)
-        tau, k = _closed_form_threshold(y, m)
-        u = y.sub_(tau)  # y - tau, in place (y is a temporary)
-        p = u.sub_(_newton_step(u, m, k)).clamp_min_(0.0)
-        return p if m == 1 else p.pow_(m)
+        return _project_shifted_(_shift(z), m)[0]  # in _shift's temporary
 
     @staticmethod
     def setup_context(ctx, inputs, output):
